@@ -1,0 +1,91 @@
+"""The ``labctl`` command line: parses, picks the backend, runs, prints, exits with a code.
+
+Exit codes: 0 success; 1 a replay found inconsistent results or an unexpected internal
+error; 2 bad input (one line on stderr, nothing written that claims to be complete);
+3 an instrument fault; 130 interrupted (Ctrl-C / SIGTERM).  Heavy imports happen inside
+the commands so that ``labctl --help`` is instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import logging
+import os
+import signal
+import sys
+from collections.abc import Sequence
+
+from labctl import __version__
+from labctl.errors import InstrumentError, LabctlError
+
+# Each module in labctl/commands registers one sub-command (or a group) with register().
+COMMAND_MODULES = (
+    "run", "program", "pipeline", "replay", "report", "watch", "demo", "emulate", "instruments",
+)
+
+EXIT_BAD_INPUT = 2
+EXIT_INSTRUMENT = 3
+EXIT_INTERRUPTED = 130
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports usage errors as one line and exit code 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        sys.stderr.write(f"labctl: {message}\n")
+        raise SystemExit(EXIT_BAD_INPUT)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="labctl", description="Hardware-in-the-loop lab suite for analog "
+                     "in-memory-computing chips (1T1R ReRAM, two-FeFET). Every command runs on "
+                     "the simulated chip (--backend sim, the default) or on a probe station "
+                     "(--backend STATION.toml).")
+    parser.add_argument("--version", action="version", version=f"labctl {__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0,
+                        help="log more (-vv: every instrument command)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for name in COMMAND_MODULES:
+        if importlib.util.find_spec(f"labctl.commands.{name}") is not None:
+            importlib.import_module(f"labctl.commands.{name}").register(sub)
+    return parser
+
+
+def _sigterm(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt("SIGTERM")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return EXIT_BAD_INPUT
+    logging.basicConfig(level=logging.WARNING - 10 * min(args.verbose, 2),
+                        format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    signal.signal(signal.SIGTERM, _sigterm)
+    try:
+        return int(args.handler(args) or 0)
+    except InstrumentError as e:
+        sys.stderr.write(f"labctl: instrument fault: {e}\n")
+        return EXIT_INSTRUMENT
+    except LabctlError as e:
+        sys.stderr.write(f"labctl: {e}\n")
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        sys.stderr.write("labctl: interrupted; outputs off, run file marked aborted\n")
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        return 0
+    except Exception as e:  # noqa: BLE001 - the CLI never shows a traceback unless asked
+        if os.environ.get("LABCTL_DEBUG"):
+            raise
+        sys.stderr.write(f"labctl: internal error: {e.__class__.__name__}: {e} "
+                         "(set LABCTL_DEBUG=1 for the traceback)\n")
+        return 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,135 @@
+"""What the sub-commands share: common options, the run flow, the JSON summary line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from labctl.errors import ConfigError, LabctlError
+
+
+def add_common(p: argparse.ArgumentParser, *, preset_default: str = "cmo-hfox-1t1r",
+               out_default: str | None = None) -> None:
+    """--backend, --preset, --rows/--cols, --seed, --out, --resume, --json."""
+    g = p.add_argument_group("common options")
+    g.add_argument("--backend", default="sim",
+                   help="'sim' (default: the simulated chip) or a station file STATION.toml")
+    g.add_argument("--preset", default=None,
+                   help=f"simulated device preset name or preset FILE.toml (default {preset_default})")
+    g.add_argument("--rows", type=int, default=None, help="array rows (default: the preset's)")
+    g.add_argument("--cols", type=int, default=None, help="array columns (default: the preset's)")
+    g.add_argument("--seed", type=int, default=0, help="seed of the simulator's RNG (default 0)")
+    g.add_argument("--out", default=out_default, help="run file to write (RUN.h5)")
+    g.add_argument("--resume", default=None, metavar="RUN.h5",
+                   help="carry on an interrupted run file (same command and options)")
+    g.add_argument("--json", action="store_true",
+                   help="print a one-line JSON summary as the last line of stdout")
+    g.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def default_out(command: str) -> str:
+    return f"{command.replace(' ', '-')}-{time.strftime('%Y%m%d-%H%M%S')}.h5"
+
+
+def jsonable(x: Any) -> Any:
+    """Summaries to plain JSON: numpy scalars/arrays to Python, non-finite floats to null."""
+    if isinstance(x, dict):
+        return {str(k): jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [jsonable(v) for v in x]
+    if isinstance(x, np.ndarray):
+        return jsonable(x.tolist())
+    if isinstance(x, np.generic):
+        return jsonable(x.item())
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    return x
+
+
+def emit(summary: dict[str, Any], *, as_json: bool, human: Callable[[dict[str, Any]], str] | None
+         = None) -> None:
+    """Print the human summary, then (with --json) one JSON object as the last stdout line."""
+    if human is not None:
+        text = human(summary)
+        if text:
+            print(text)
+    else:
+        for k, v in summary.items():
+            if not isinstance(v, (dict, list)):
+                print(f"{k:>24}: {v}")
+    if as_json:
+        print(json.dumps(jsonable(summary)))
+    sys.stdout.flush()
+
+
+def execute_protocol(args: argparse.Namespace, command: str, protocol: Any, *,
+                     default_preset: str = "cmo-hfox-1t1r", wire_resistance_ohm: float = 0.0,
+                     provenance: dict[str, Any] | None = None,
+                     array_factory: Callable[[], Any] | None = None) -> dict[str, Any]:
+    """Open the backend, write the run file, drain the protocol, mark the file; return summary.
+
+    Bad options fail before the backend opens and before any file is created.  On any
+    error or interrupt the outputs go off (``array.close()``) and the file says ``aborted``.
+    """
+    from labctl.commands.backend import backend_from_description, open_backend
+    from labctl.commands.progress import ProgressBar
+    from labctl.data.runfile import RunReader, RunWriter, check_writable
+    from labctl.protocols.base import run
+
+    config = protocol.config_dict()
+    resume_ckpt = None
+    if args.resume:
+        with RunReader(args.resume) as rr:
+            if rr.command != command:
+                raise ConfigError(f"--resume {args.resume} is a '{rr.command}' run, not '{command}'",
+                                  key="resume")
+            if jsonable(rr.config) != jsonable(json.loads(json.dumps(jsonable(config)))):
+                diff = sorted(k for k in set(rr.config) | set(config)
+                              if jsonable(rr.config.get(k)) != jsonable(config.get(k)))
+                raise ConfigError(f"--resume {args.resume}: its config differs from this command "
+                                  f"in {', '.join(diff)}", key="resume")
+            if rr.status == "complete":
+                raise ConfigError(f"--resume {args.resume}: the run is already complete",
+                                  key="resume")
+            resume_ckpt = rr.checkpoint()
+            backend_desc = rr.backend
+        out = Path(args.resume)
+        array = backend_from_description(backend_desc) if array_factory is None else array_factory()
+    else:
+        out = check_writable(args.out or default_out(command))
+        array = open_backend(args, default_preset=default_preset,
+                             wire_resistance_ohm=wire_resistance_ohm) \
+            if array_factory is None else array_factory()
+    bar = ProgressBar(command, enabled=not getattr(args, "quiet", False))
+    writer = None
+    try:
+        with array:
+            desc = array.describe()
+            if wire_resistance_ohm:
+                desc["wire_resistance_ohm"] = wire_resistance_ohm
+            writer = RunWriter(out, command=command, config=config, backend=desc,
+                               provenance=provenance, resume=resume_ckpt is not None or
+                               bool(args.resume))
+            summary = run(protocol, array, writer, progress=bar, resume=resume_ckpt)
+            if hasattr(array, "round_trips"):
+                writer.set_attrs("/", round_trips=int(array.round_trips))
+            bar.close()
+            writer.finish("complete")
+    except BaseException as e:
+        bar.close()
+        if writer is not None:
+            reason = "interrupted" if isinstance(e, KeyboardInterrupt) else f"{e}"
+            writer.finish("aborted", error=f"{e.__class__.__name__}: {reason}")
+        if isinstance(e, LabctlError) or isinstance(e, (KeyboardInterrupt, SystemExit)):
+            raise
+        raise
+    summary = {"run_file": str(out), "status": "complete", **summary}
+    return summary

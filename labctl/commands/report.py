@@ -1,0 +1,53 @@
+"""``labctl report RUN.h5 [--out DIR]``: PNG figures of whatever the run file holds."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+from pathlib import Path
+from typing import Any
+
+from labctl.errors import ConfigError, DataFormatError
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("report", help="draw PNG figures of a run file",
+                       description="Draw the figures of a run file into a directory.")
+    p.add_argument("run_file", metavar="RUN.h5")
+    p.add_argument("--out", default=None, help="directory for the figures (default RUN-report/)")
+    p.add_argument("--json", action="store_true", help="print a JSON summary line")
+    p.set_defaults(handler=handle)
+
+
+def render_report(run_file: Path, out_dir: Path) -> list[Path]:
+    """Render every figure the run's kind has; returns the written paths."""
+    from labctl.data.runfile import RunReader
+    from labctl.plots import RENDERERS
+
+    with RunReader(run_file) as reader:
+        module = RENDERERS.get(reader.command)
+        if module is None:
+            raise DataFormatError(f"{run_file}: no report for runs of kind '{reader.command}'")
+        try:
+            out_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise ConfigError(f"--out {out_dir}: {e.strerror}", key="out") from None
+        try:
+            return importlib.import_module(f"labctl.plots.{module}").render(reader, out_dir)
+        except KeyError as e:
+            raise DataFormatError(f"{run_file} lacks data the '{reader.command}' report needs "
+                                  f"({e}); status is {reader.status}") from None
+
+
+def handle(args: argparse.Namespace) -> int:
+    import json
+
+    run_file = Path(args.run_file)
+    out = Path(args.out) if args.out else run_file.with_name(run_file.stem + "-report")
+    paths = render_report(run_file, out)
+    for p in paths:
+        print(p)
+    if args.json:
+        print(json.dumps({"run_file": str(run_file), "status": "complete",
+                          "figures": [str(p) for p in paths]}))
+    return 0

@@ -1,0 +1,266 @@
+"""The run-file writer and reader.
+
+Layout: root attributes ``format``, ``command``, ``config`` (JSON), ``backend`` (JSON),
+``provenance`` (JSON), ``labctl_version``, ``start_time``, ``end_time``, ``status``
+(``running`` | ``complete`` | ``aborted``), ``error`` and ``summary`` (JSON).  One group
+per step kind below ``/steps``-free paths chosen by the protocol (``forming/iv``...);
+every dataset carries a ``units`` attribute.  Growable datasets are appended along
+axis 0 and the file is flushed after every append, so a crash loses at most the
+cell in flight.  ``/checkpoint_a`` and ``/checkpoint_b`` alternate; the root attribute
+``checkpoint`` names the last complete one, so a kill while a checkpoint is written
+leaves the previous one intact.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from labctl import __version__
+from labctl.data.h5tree import read_tree, write_tree
+from labctl.errors import ConfigError, DataFormatError
+
+FORMAT = "labctl-run/1"
+STATUSES = ("running", "complete", "aborted")
+
+
+def _now_iso() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z")
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, default=_json_default, sort_keys=True)
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"not JSON-serialisable: {type(o).__name__}")
+
+
+def check_writable(path: str | os.PathLike[str]) -> Path:
+    """Refuse (ConfigError) an --out path that cannot be written, before anything runs."""
+    p = Path(path)
+    parent = p.parent if str(p.parent) else Path(".")
+    if p.is_dir():
+        raise ConfigError(f"--out {p} is a directory, expected a file name", key="out")
+    if not parent.is_dir():
+        raise ConfigError(f"--out {p}: directory {parent} does not exist", key="out")
+    if not os.access(parent, os.W_OK):
+        raise ConfigError(f"--out {p}: directory {parent} is not writable", key="out")
+    if p.exists() and not os.access(p, os.W_OK):
+        raise ConfigError(f"--out {p} exists and is not writable", key="out")
+    return p
+
+
+class RunWriter:
+    """Writes one run file; use as a context manager or call :meth:`finish`."""
+
+    def __init__(self, path: str | os.PathLike[str], *, command: str, config: dict[str, Any],
+                 backend: dict[str, Any], provenance: dict[str, Any] | None = None,
+                 resume: bool = False) -> None:
+        self.path = Path(path)
+        if resume:
+            self.h5 = h5py.File(self.path, "a", locking=False)
+            if self.h5.attrs.get("format") != FORMAT:
+                self.h5.close()
+                raise DataFormatError(f"{self.path} is not a labctl run file")
+            self.h5.attrs["status"] = "running"
+            self.h5.attrs["resumed"] = int(self.h5.attrs.get("resumed", 0)) + 1
+        else:
+            self.h5 = h5py.File(self.path, "w", libver="latest", locking=False)
+            a = self.h5.attrs
+            a["format"] = FORMAT
+            a["command"] = command
+            a["config"] = _json(config)
+            a["backend"] = _json(backend)
+            a["provenance"] = _json(provenance or {})
+            a["labctl_version"] = __version__
+            a["start_time"] = _now_iso()
+            a["status"] = "running"
+            a["summary"] = "{}"
+        self.h5.flush()
+
+    # --- data -------------------------------------------------------------------------------
+    def append(self, name: str, values: Any, units: str) -> None:
+        """Append ``values`` (one record or a stack along axis 0) to a growable dataset."""
+        arr = np.asarray(values)
+        if arr.dtype.kind == "U":
+            arr = arr.astype(h5py.string_dtype())
+        if name not in self.h5:
+            shape = arr.shape if arr.ndim else (1,)
+            arr = arr.reshape(shape) if arr.ndim else arr.reshape(1)
+            ds = self.h5.create_dataset(name, data=arr, maxshape=(None, *arr.shape[1:]),
+                                        chunks=True)
+            ds.attrs["units"] = units
+        else:
+            ds = self.h5[name]
+            if arr.ndim == 0 or arr.shape == ds.shape[1:]:
+                arr = arr.reshape(1, *ds.shape[1:])
+            n = ds.shape[0]
+            ds.resize(n + arr.shape[0], axis=0)
+            ds[n:] = arr
+        self.h5.flush()
+
+    def write(self, name: str, values: Any, units: str, **attrs: Any) -> None:
+        """Write (or overwrite) a whole dataset."""
+        if name in self.h5:
+            del self.h5[name]
+        arr = np.asarray(values)
+        if arr.dtype.kind == "U":
+            arr = arr.astype(h5py.string_dtype())
+        ds = self.h5.create_dataset(name, data=arr)
+        ds.attrs["units"] = units
+        for k, v in attrs.items():
+            ds.attrs[k] = v if isinstance(v, (int, float, str)) else _json(v)
+        self.h5.flush()
+
+    def set_attrs(self, name: str, **attrs: Any) -> None:
+        obj = self.h5.require_group(name) if name not in self.h5 else self.h5[name]
+        for k, v in attrs.items():
+            obj.attrs[k] = v if isinstance(v, (int, float, str)) else _json(v)
+        self.h5.flush()
+
+    def length(self, name: str) -> int:
+        return int(self.h5[name].shape[0]) if name in self.h5 else 0
+
+    def read(self, name: str) -> np.ndarray:
+        return np.array(self.h5[name][()])
+
+    data = read
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.h5
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return json.loads(self.h5.attrs["config"])
+
+    def set_summary(self, summary: dict[str, Any]) -> None:
+        self.h5.attrs["summary"] = _json(summary)
+        self.h5.flush()
+
+    # --- checkpoints (resume) ----------------------------------------------------------------
+    def checkpoint(self, state: dict[str, Any]) -> None:
+        """Store ``state`` (protocol state, backend snapshot, dataset lengths) crash-safely."""
+        current = self.h5.attrs.get("checkpoint", "")
+        slot = "checkpoint_b" if current == "checkpoint_a" else "checkpoint_a"
+        if slot in self.h5:
+            del self.h5[slot]
+        write_tree(self.h5.create_group(slot), state)
+        self.h5.flush()
+        self.h5.attrs["checkpoint"] = slot
+        self.h5.flush()
+
+    def truncate(self, lengths: dict[str, int]) -> None:
+        """Cut growable datasets back to ``lengths`` (data after the last checkpoint)."""
+        for name, n in lengths.items():
+            if name in self.h5 and self.h5[name].shape[0] > n:
+                self.h5[name].resize(n, axis=0)
+        self.h5.flush()
+
+    def finish(self, status: str = "complete", error: str | None = None) -> None:
+        if status not in STATUSES:
+            raise ValueError(f"unknown status {status!r}")
+        if not self.h5.id.valid:
+            return
+        self.h5.attrs["status"] = status
+        self.h5.attrs["end_time"] = _now_iso()
+        if error:
+            self.h5.attrs["error"] = error
+        self.h5.flush()
+        self.h5.close()
+
+    def __enter__(self) -> RunWriter:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: object) -> None:
+        if self.h5.id.valid:
+            self.finish("aborted" if exc_type else "complete",
+                        error=f"{exc_type.__name__}: {exc}" if exc_type else None)
+
+
+class RunReader:
+    """Opens a run file read-only and validates that it is one."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise DataFormatError(f"{self.path}: no such run file")
+        try:
+            self.h5 = h5py.File(self.path, "r", locking=False)
+        except OSError as e:
+            raise DataFormatError(f"{self.path} is not an HDF5 run file ({e.__class__.__name__})") \
+                from None
+        if self.h5.attrs.get("format") != FORMAT:
+            self.h5.close()
+            raise DataFormatError(f"{self.path} is not a labctl run file (no format={FORMAT})")
+
+    def _attr_json(self, key: str) -> Any:
+        return json.loads(self.h5.attrs.get(key, "{}"))
+
+    @property
+    def command(self) -> str:
+        return str(self.h5.attrs["command"])
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return self._attr_json("config")
+
+    @property
+    def backend(self) -> dict[str, Any]:
+        return self._attr_json("backend")
+
+    @property
+    def provenance(self) -> dict[str, Any]:
+        return self._attr_json("provenance")
+
+    @property
+    def status(self) -> str:
+        return str(self.h5.attrs["status"])
+
+    @property
+    def summary(self) -> dict[str, Any]:
+        return self._attr_json("summary")
+
+    def attrs(self, name: str = "/") -> dict[str, Any]:
+        return dict(self.h5[name].attrs)
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.h5
+
+    def data(self, name: str) -> np.ndarray:
+        return np.array(self.h5[name][()])
+
+    def units(self, name: str) -> str:
+        return str(self.h5[name].attrs.get("units", ""))
+
+    def datasets(self) -> Iterator[str]:
+        names: list[str] = []
+        self.h5.visititems(lambda n, o: names.append(n) if isinstance(o, h5py.Dataset) else None)
+        return iter(n for n in names if not n.startswith("checkpoint_"))
+
+    def checkpoint(self) -> dict[str, Any] | None:
+        slot = self.h5.attrs.get("checkpoint", "")
+        return read_tree(self.h5[slot]) if slot and slot in self.h5 else None
+
+    def close(self) -> None:
+        self.h5.close()
+
+    def __enter__(self) -> RunReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,1 @@
+"""Instrument drivers (SMU, pulse generator, switching matrix) and the HardwareArray."""

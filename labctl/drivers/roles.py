@@ -1,0 +1,91 @@
+"""The three instrument roles of a probe station, as small interfaces.
+
+HardwareArray talks only to these; each driver implements one role in the
+instrument's own command set.  Every role object is a context manager whose exit
+leaves it safe (outputs off, sources at zero / matrix open).  Setters validate
+strictly and raise ``LimitError``; nothing is clipped.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+
+import numpy as np
+
+
+class Instrument(ABC):
+    """What every role shares: identity, error queue, safe shutdown, round-trip count."""
+
+    #: VISA (or serial) round trips made so far: writes and queries each count one
+    round_trips: int = 0
+
+    @abstractmethod
+    def identify(self) -> str:
+        """The instrument's identity string (``*IDN?`` or equivalent)."""
+
+    @abstractmethod
+    def errors(self) -> list[tuple[int, str]]:
+        """Drain the instrument's error queue: (code, message) pairs, empty when clean."""
+
+    @abstractmethod
+    def safe(self) -> None:
+        """Outputs off, sources to zero / all routes open.  Must not raise on a dead link."""
+
+    def close(self) -> None:
+        self.safe()
+
+    def __enter__(self) -> Instrument:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class SourceMeter(Instrument):
+    """DC source-measure unit: compliance first, then output on, sweeps run by the instrument."""
+
+    @abstractmethod
+    def configure(self, *, compliance_A: float, nplc: float = 0.01) -> None:
+        """Set current compliance (and integration) before any output goes on."""
+
+    @abstractmethod
+    def output(self, on: bool) -> None: ...
+
+    @abstractmethod
+    def measure_current(self, voltage_V: float) -> float:
+        """Source ``voltage_V`` (output must be on), measure one current in A."""
+
+    @abstractmethod
+    def sweep(self, voltages_V: Sequence[float]) -> np.ndarray:
+        """Run a staircase inside the instrument and read the buffer back: current per step."""
+
+
+class PulseGenerator(Instrument):
+    """Fires identical voltage pulses of a set width (2.5 us is below every SMU's minimum)."""
+
+    @abstractmethod
+    def configure_pulse(self, *, amplitude_V: float, width_s: float, count: int = 1) -> None:
+        """Levels, width, burst count; negative amplitudes pulse below zero."""
+
+    @abstractmethod
+    def output(self, on: bool) -> None: ...
+
+    @abstractmethod
+    def fire(self) -> None:
+        """One trigger: emit the configured burst and wait for it to finish."""
+
+
+class SwitchMatrix(Instrument):
+    """Routes instrument inputs to device lines.  A route is (input_port, output_port)."""
+
+    @abstractmethod
+    def connect(self, routes: Sequence[tuple[int, int]], *, exclusive: bool = True) -> None:
+        """Close ``routes`` (opening everything else first when ``exclusive``)."""
+
+    @abstractmethod
+    def open_all(self) -> None: ...
+
+    @abstractmethod
+    def closed(self) -> list[tuple[int, int]]:
+        """Routes closed now, as the instrument reports them."""

@@ -1,0 +1,152 @@
+"""Electro-forming: ramp each cell under gate-limited compliance until it forms, then condition.
+
+Algorithm (seed 004, Falcone et al., arXiv 2502.04524, section on forming; numbers in
+reference/devices.md section 1): a quasi-static staircase on the bit line with the
+source grounded and the gate at a constant voltage, so the series transistor limits the
+current.  The forming voltage of a cell is where the current jumps most during the ramp;
+the forming current is the current at that point.  The voltage across the ReRAM alone is
+``V_1T1R - I_form * R_triode``.  After forming, a sweep in the set direction
+redistributes defects and raises the conductance, then ``conditioning_cycles``
+reset/set sweep pairs condition the cell to eight-wise switching.
+
+Cells are formed a row at a time: each row is one step, appended and flushed before the
+next, so a crash loses at most the row in flight.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+
+from labctl.array import Array, Cells
+from labctl.errors import ConfigError
+from labctl.protocols.base import BaseProtocol, RunData, Step
+
+
+@dataclass(frozen=True)
+class FormingConfig:
+    """Ramp and conditioning settings; defaults follow devices.md section 1 (C = placeholder)."""
+
+    v_stop_V: float = 4.0          # sweep maximum <= 4 V [C]
+    v_step_V: float = 0.01         # staircase step [C]
+    gate_V: float = 1.2            # forming gate voltage [C]
+    compliance_A: float = 1e-3     # SMU compliance above the transistor limit [C]
+    post_sweep_V: float = 1.5      # set-direction sweep after forming (|V| < 1.5 V switching) [A]
+    conditioning_cycles: int = 2   # reset/set sweep pairs for 8W conditioning [C]
+    condition_step_V: float = 0.02
+    jump_ratio: float = 5.0        # a ramp counts as formed when the current jumps this much
+    read_voltage_V: float | None = None
+
+    def validate(self) -> None:
+        if not (0 < self.v_step_V < self.v_stop_V):
+            raise ConfigError("forming needs 0 < v_step_V < v_stop_V", key="v_step_V")
+        if self.compliance_A <= 0:
+            raise ConfigError("compliance must be > 0 A", key="compliance_A")
+        if self.conditioning_cycles < 0:
+            raise ConfigError("conditioning_cycles must be >= 0", key="conditioning_cycles")
+
+
+def _staircase(v_from: float, v_to: float, step: float) -> np.ndarray:
+    n = max(2, int(round(abs(v_to - v_from) / step)) + 1)
+    return np.linspace(v_from, v_to, n)
+
+
+def forming_point(voltage_V: np.ndarray, current_A: np.ndarray) -> tuple[np.ndarray, np.ndarray,
+                                                                          np.ndarray]:
+    """Per trace: index, voltage and current of the largest current jump (the forming point)."""
+    jumps = np.diff(current_A, axis=1)
+    k = np.argmax(jumps, axis=1) + 1
+    rows = np.arange(current_A.shape[0])
+    return k, voltage_V[k], current_A[rows, k]
+
+
+def formed(current_A: np.ndarray, k: np.ndarray, ratio: float) -> np.ndarray:
+    """A cell formed when the current after the jump exceeds ``ratio`` times the one before."""
+    rows = np.arange(current_A.shape[0])
+    before = np.abs(current_A[rows, k - 1])
+    after = np.abs(current_A[rows, k])
+    return after > ratio * np.maximum(before, 1e-15)
+
+
+class Forming(BaseProtocol):
+    name: ClassVar[str] = "forming"
+
+    def __init__(self, config: FormingConfig) -> None:
+        config.validate()
+        super().__init__(config)
+
+    def initial_state(self, array: Array) -> dict[str, Any]:
+        return {"row": 0}
+
+    def steps(self, array: Array, state: dict[str, Any]) -> Iterator[Step]:
+        cfg: FormingConfig = self.config
+        info = array.info
+        ramp = _staircase(0.0, cfg.v_stop_V, cfg.v_step_V)
+        pol = info.set_polarity
+        post = pol * _staircase(0.0, cfg.post_sweep_V, cfg.condition_step_V)
+        post = np.concatenate([post, post[::-1][1:]])
+        cycle = np.concatenate([-post, post])  # reset then set
+        r_sel = info.selector_resistance_ohm
+        while state["row"] < info.rows:
+            row = int(state["row"])
+            cells = Cells.rect(row, row + 1, 0, info.cols)
+            form = array.sweep(cells, ramp, gate_V=cfg.gate_V, compliance_A=cfg.compliance_A)
+            k, v_form, i_form = forming_point(form.voltage_V, form.current_A)
+            ok = formed(form.current_A, k, cfg.jump_ratio)
+            post_iv = array.sweep(cells, post, gate_V=cfg.gate_V, compliance_A=cfg.compliance_A)
+            cond = [array.sweep(cells, cycle, gate_V=cfg.gate_V, compliance_A=cfg.compliance_A)
+                    for _ in range(cfg.conditioning_cycles)]
+            g_after = array.read(cells, voltage_V=cfg.read_voltage_V)
+            state["row"] = row + 1
+            rec: dict[str, tuple[Any, str]] = {
+                "forming/row": (np.full(info.cols, row), ""),
+                "forming/col": (np.arange(info.cols), ""),
+                "forming/iv_current_A": (form.current_A, "A"),
+                "forming/v_form_V": (np.where(ok, v_form, np.nan), "V"),
+                "forming/i_form_A": (np.where(ok, i_form, np.nan), "A"),
+                "forming/v_form_reram_V": (np.where(ok, v_form - i_form * r_sel, np.nan), "V"),
+                "forming/formed": (ok, ""),
+                "forming/post_current_A": (post_iv.current_A, "A"),
+                "forming/g_after_S": (g_after, "S"),
+            }
+            if cond:
+                rec["forming/conditioning_current_A"] = (
+                    np.stack([c.current_A for c in cond], axis=1), "A")
+            write = {}
+            if row == 0:
+                write = {"forming/ramp_V": (ramp, "V"), "forming/post_V": (post, "V"),
+                         "forming/conditioning_V": (cycle, "V")}
+            yield Step(done=(row + 1) * info.cols, total=info.rows * info.cols,
+                       label=f"row {row}", append=rec, write=write)
+
+    def analyse(self, data: RunData) -> dict[str, Any]:
+        return analyse_forming(data)
+
+
+def analyse_forming(data: RunData) -> dict[str, Any]:
+    """Yield, forming voltage/current statistics and post-forming conductance from a file."""
+    ok = data.data("forming/formed").astype(bool)
+    v = data.data("forming/v_form_V")[ok]
+    i = data.data("forming/i_form_A")[ok]
+    v_r = data.data("forming/v_form_reram_V")[ok]
+    g = data.data("forming/g_after_S")[ok]
+    n = int(ok.size)
+
+    def stat(x: np.ndarray, f: Any) -> float | None:
+        return float(f(x)) if x.size else None
+
+    return {
+        "cells": n,
+        "formed": int(ok.sum()),
+        "yield": float(ok.mean()) if n else 0.0,
+        "v_form_mean_V": stat(v, np.mean),
+        "v_form_std_V": stat(v, np.std),
+        "i_form_mean_A": stat(i, np.mean),
+        "i_form_std_A": stat(i, np.std),
+        "v_form_reram_mean_V": stat(v_r, np.mean),
+        "g_after_mean_S": stat(g, np.mean),
+        "g_after_std_S": stat(g, np.std),
+    }

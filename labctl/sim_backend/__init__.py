@@ -1,0 +1,1 @@
+"""The simulated backend: SimulatedArray, device models and presets, the emulated bench."""

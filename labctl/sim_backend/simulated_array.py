@@ -1,0 +1,183 @@
+"""SimulatedArray: the Array interface over a vectorised device model and a virtual clock."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from labctl.array import ArrayInfo, Cells, FloatArray, SweepResult
+from labctl.errors import ConfigError
+from labctl.sim_backend.device_model import DeviceModel, State
+
+log = logging.getLogger(__name__)
+
+MAX_SIDE = 1024
+
+
+class SimulatedArray:
+    """A simulated die: per-cell state arrays, an explicit seeded RNG and a virtual clock.
+
+    Every call validates its voltages against the preset's limits exactly as the
+    hardware backend does, so a protocol that would be refused on a bench is
+    refused here too.
+    """
+
+    def __init__(self, model: DeviceModel, rows: int, cols: int, seed: int = 0,
+                 preset_name: str | None = None, preset_source: str | None = None,
+                 wire_resistance_ohm: float = 0.0) -> None:
+        if not (0 < rows <= MAX_SIDE and 0 < cols <= MAX_SIDE):
+            raise ConfigError(f"array size {rows}x{cols} is outside 1..{MAX_SIDE} per side",
+                              key="rows/cols")
+        self.model = model
+        self.seed = int(seed)
+        self.rng = np.random.default_rng(self.seed)
+        self.state: State = model.initial_state((rows, cols), self.rng)
+        self._t_s = 0.0
+        self._preset_name = preset_name or model.name
+        self._preset_source = preset_source
+        self.wire_resistance_ohm = float(wire_resistance_ohm)
+        self.operations = 0  # cell-operations performed (one pulse or read on one cell)
+        self._info = ArrayInfo(rows=rows, cols=cols, technology=model.technology,
+                               limits=model.limits, g_min_S=model.g_min_S,
+                               g_max_S=model.g_max_S, read_voltage_V=model.read_voltage_V,
+                               gate_voltage_V=model.gate_voltage_V,
+                               set_polarity=model.set_polarity,
+                               selector_resistance_ohm=model.selector_resistance_ohm,
+                               description=f"simulated {model.name} {rows}x{cols}")
+
+    # --- Array interface ----------------------------------------------------------------------
+    @property
+    def info(self) -> ArrayInfo:
+        return self._info
+
+    def _gate(self, gate_V: float | None) -> float:
+        g = self._info.gate_voltage_V if gate_V is None else float(gate_V)
+        self._info.limits.check_voltage(g, terminal="gate")
+        return g
+
+    def sweep(self, cells: Cells, voltages_V: npt.ArrayLike, *, gate_V: float,
+              compliance_A: float) -> SweepResult:
+        v = np.asarray(voltages_V, dtype=float).ravel()
+        self._info.limits.check_voltage(v)
+        self._info.limits.check_current(compliance_A)
+        g = self._gate(gate_V)
+        r, c = cells.indices(self._info.shape)
+        i = self.model.sweep(self.state, r, c, v, g, float(compliance_A), self.rng, self._t_s)
+        self.operations += r.size * v.size
+        return SweepResult(voltage_V=v, current_A=i)
+
+    def pulse(self, cells: Cells, amplitude_V: float | npt.ArrayLike, width_s: float, *,
+              gate_V: float | None = None, count: int | npt.ArrayLike = 1) -> None:
+        r, c = cells.indices(self._info.shape)
+        amp = np.broadcast_to(np.asarray(amplitude_V, dtype=float), r.shape)
+        n = np.broadcast_to(np.asarray(count, dtype=np.int64), r.shape)
+        if np.any(n < 0):
+            raise ValueError("pulse count must be >= 0")
+        self._info.limits.check_voltage(amp)
+        self._info.limits.check_width(float(width_s))
+        g = self._gate(gate_V)
+        active = (n > 0) & (amp != 0)
+        if not np.any(active):
+            return
+        if not np.all(active):
+            r, c, amp, n = r[active], c[active], amp[active], n[active]
+        self.model.pulse(self.state, r, c, np.ascontiguousarray(amp), float(width_s), g,
+                         np.ascontiguousarray(n), self.rng, self._t_s)
+        self.operations += int(n.sum())
+
+    def read(self, cells: Cells, *, voltage_V: float | None = None,
+             gate_V: float | None = None) -> FloatArray:
+        v = self._info.read_voltage_V if voltage_V is None else float(voltage_V)
+        self._info.limits.check_voltage(v)
+        g = self._gate(gate_V)
+        r, c = cells.indices(self._info.shape)
+        self.operations += r.size
+        return self.model.conductance(self.state, r, c, self.rng, self._t_s, v, g)
+
+    def mask(self, cells: Cells, enabled: bool | npt.ArrayLike) -> None:
+        r, c = cells.indices(self._info.shape)
+        en = np.broadcast_to(np.asarray(enabled, dtype=bool), r.shape)
+        self.model.mask(self.state, r, c, np.ascontiguousarray(en), self.rng, self._t_s)
+        self.operations += r.size
+
+    def conductance_matrix(self) -> FloatArray:
+        """Whole-array conductance as one MVM would see it (read noise included)."""
+        return self.model.conductance_matrix(self.state, self.rng, self._t_s)
+
+    def mvm(self, inputs_V: npt.ArrayLike, *, transpose: bool = False) -> FloatArray:
+        x = np.asarray(inputs_V, dtype=float)
+        squeeze = x.ndim == 1
+        x2 = np.atleast_2d(x)
+        self._info.limits.check_voltage(x2)
+        g = self.conductance_matrix()
+        if self.wire_resistance_ohm > 0:
+            from labctl.sim_backend.ir_drop import mvm_with_ir_drop
+
+            out = mvm_with_ir_drop(g, x2, self.wire_resistance_ohm, transpose=transpose)
+        else:
+            out = x2 @ g.T if transpose else x2 @ g
+        self.operations += g.size * x2.shape[0]
+        return out[0] if squeeze else out
+
+    def wait(self, seconds: float) -> None:
+        if seconds < 0:
+            raise ValueError("cannot wait a negative time")
+        self._t_s += float(seconds)
+
+    def now(self) -> float:
+        return self._t_s
+
+    def close(self) -> None:
+        """Nothing to switch off on a simulated die."""
+
+    def __enter__(self) -> SimulatedArray:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def describe(self) -> dict[str, Any]:
+        return {"backend": "sim", "preset": self._preset_name, "preset_source": self._preset_source,
+                "seed": self.seed, "rows": self._info.rows, "cols": self._info.cols,
+                "technology": self._info.technology}
+
+    def pulse_outer(self, counts: npt.ArrayLike, width_s: float, *, set_V: float,
+                    reset_V: float) -> None:
+        """Signed pulse counts per cell in one parallel step (OuterProductCapable).
+
+        ``counts[row, col] > 0`` sends that many set pulses of ``|set_V|``, ``< 0`` that many
+        reset pulses of ``|reset_V|``.  On a crossbar these are the coincidences of row and
+        column pulse trains (half-select scheme); here every cell is updated at once.
+        """
+        n = np.asarray(counts)
+        if n.shape != self._info.shape:
+            raise ValueError(f"counts of shape {n.shape} for a {self._info.shape} array")
+        self._info.limits.check_voltage([set_V, reset_V])
+        self._info.limits.check_width(float(width_s))
+        g = self._gate(None)
+        flat = n.ravel()
+        for sign, amp in ((1, abs(set_V)), (-1, -abs(reset_V))):
+            sel = np.flatnonzero(flat * sign > 0)
+            if sel.size == 0:
+                continue
+            r, c = np.divmod(sel, self._info.cols)
+            cnt = np.abs(flat[sel]).astype(np.int64)
+            self.model.pulse(self.state, r, c, np.full(sel.size, amp), float(width_s), g, cnt,
+                             self.rng, self._t_s)
+            self.operations += int(cnt.sum())
+
+    # --- optional capabilities ----------------------------------------------------------------
+    def snapshot(self) -> dict[str, Any]:
+        return {"state": {k: v.copy() for k, v in self.state.items()},
+                "rng": self.rng.bit_generator.state, "t_s": self._t_s,
+                "operations": self.operations}
+
+    def restore(self, snap: dict[str, Any]) -> None:
+        self.state = {k: np.array(v) for k, v in snap["state"].items()}
+        self.rng.bit_generator.state = snap["rng"]
+        self._t_s = float(snap["t_s"])
+        self.operations = int(snap.get("operations", 0))
+
