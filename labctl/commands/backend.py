@@ -42,6 +42,10 @@ def open_backend(args: argparse.Namespace, *, default_preset: str = "cmo-hfox-1t
                         wire_resistance_ohm=wire_resistance_ohm, default_preset=default_preset)
     if backend == "transcript":
         raise ConfigError("--backend transcript is only for `labctl replay`", key="backend")
+    if backend.startswith("transcript:"):
+        from labctl.drivers.hardware_array import HardwareArray
+
+        return HardwareArray.from_transcript(Path(backend.split(":", 1)[1]))
     path = Path(backend)
     if path.suffix != ".toml":
         raise ConfigError(f"--backend must be 'sim' or a station file (.toml), got {backend!r}",

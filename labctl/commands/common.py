@@ -116,8 +116,12 @@ def execute_protocol(args: argparse.Namespace, command: str, protocol: Any, *,
             if wire_resistance_ohm:
                 desc["wire_resistance_ohm"] = wire_resistance_ohm
             writer = RunWriter(out, command=command, config=config, backend=desc,
-                               provenance=provenance, resume=resume_ckpt is not None or
-                               bool(args.resume))
+                               provenance=provenance, resume=bool(args.resume))
+            if args.resume and resume_ckpt is None:
+                writer.clear_data()  # killed before the first checkpoint: start over
+            if not args.resume:
+                # the exact command line, so `labctl replay` can re-execute it
+                writer.set_attrs("/", argv=list(getattr(args, "argv", [])))
             summary = run(protocol, array, writer, progress=bar, resume=resume_ckpt)
             if hasattr(array, "round_trips"):
                 writer.set_attrs("/", round_trips=int(array.round_trips))

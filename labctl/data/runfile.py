@@ -170,6 +170,14 @@ class RunWriter:
                 self.h5[name].resize(n, axis=0)
         self.h5.flush()
 
+    def clear_data(self) -> None:
+        """Delete every group and dataset (a resumed run that never reached a checkpoint)."""
+        for name in list(self.h5.keys()):
+            del self.h5[name]
+        if "checkpoint" in self.h5.attrs:
+            del self.h5.attrs["checkpoint"]
+        self.h5.flush()
+
     def finish(self, status: str = "complete", error: str | None = None) -> None:
         if status not in STATUSES:
             raise ValueError(f"unknown status {status!r}")

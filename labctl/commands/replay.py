@@ -1,0 +1,125 @@
+"""``labctl replay RUN.h5``: re-execute a recorded run and say whether the statistics agree.
+
+The run file stores the exact command line; replay runs it again on the chosen backend
+(the simulator by default, or ``transcript`` to drive the same drivers from a hardware
+run's recorded instrument transcript) into a new file, then compares every summary
+metric (relative difference) and every measured distribution (two-sample KS test).
+Exit 0 when consistent, 1 when not.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+from labctl.commands.common import jsonable
+from labctl.errors import ConfigError, DataFormatError
+
+#: options that replay replaces (option -> takes a value)
+_REPLACED = {"--out": True, "--resume": True, "--json": False, "--backend": True,
+             "--quiet": False}
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("replay", help="re-execute a recorded run and compare its statistics",
+                       description="Re-execute a run file's command on a backend and compare.")
+    p.add_argument("run_file", metavar="RUN.h5")
+    p.add_argument("--backend", default="sim",
+                   help="'sim' (default), a station file, or 'transcript' (replay a hardware "
+                   "run's recorded instrument transcript offline)")
+    p.add_argument("--preset", default=None, help="replay on another simulated preset")
+    p.add_argument("--seed", type=int, default=None, help="replay with another seed")
+    p.add_argument("--tolerance", type=float, default=0.1,
+                   help="relative difference allowed on scalar metrics (default 0.1)")
+    p.add_argument("--alpha", type=float, default=0.01,
+                   help="significance of the two-sample KS test on distributions (default 0.01)")
+    p.add_argument("--out", default=None, help="replayed run file (default RUN-replay.h5)")
+    p.add_argument("--json", action="store_true", help="print a JSON summary line")
+    p.set_defaults(handler=handle)
+
+
+def strip_options(argv: list[str], names: dict[str, bool]) -> list[str]:
+    out, skip = [], False
+    for tok in argv:
+        if skip:
+            skip = False
+            continue
+        key = tok.split("=", 1)[0]
+        if key in names:
+            skip = names[key] and "=" not in tok
+            continue
+        out.append(tok)
+    return out
+
+
+def replay_argv(recorded_argv: list[str], args: argparse.Namespace, out: Path) -> list[str]:
+    replaced = dict(_REPLACED)
+    extra = ["--out", str(out), "--quiet"]
+    if args.backend == "transcript":
+        extra += ["--backend", f"transcript:{Path(args.run_file).resolve()}"]
+    else:
+        extra += ["--backend", args.backend]
+    if args.preset is not None:
+        replaced["--preset"] = True
+        extra += ["--preset", args.preset]
+    if args.seed is not None:
+        replaced["--seed"] = True
+        extra += ["--seed", str(args.seed)]
+    return [*strip_options(recorded_argv, replaced), *extra]
+
+
+def handle(args: argparse.Namespace) -> int:
+    from labctl.cli import main
+    from labctl.data.compare import compare_runs
+    from labctl.data.runfile import RunReader, check_writable
+
+    src = Path(args.run_file)
+    with RunReader(src) as rec:
+        argv = json.loads(rec.attrs().get("argv", "[]"))
+        status = rec.status
+    if not argv:
+        raise DataFormatError(f"{src} does not record the command line it was made with")
+    if status != "complete":
+        raise DataFormatError(f"{src} is '{status}', not complete: resume it first (--resume)")
+    if args.tolerance <= 0:
+        raise ConfigError("--tolerance must be > 0", key="tolerance")
+    out = check_writable(args.out or src.with_name(src.stem + "-replay.h5"))
+    if out.resolve() == src.resolve():
+        raise ConfigError("--out must differ from the recorded run file", key="out")
+    new_argv = replay_argv(argv, args, out)
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        code = main(new_argv)
+    if code != 0:
+        return code
+    with RunReader(src) as rec, RunReader(out) as rep:
+        results = compare_runs(rec, rep, tolerance=args.tolerance, alpha=args.alpha)
+    consistent = all(r.passed for r in results)
+    _print_table(results, consistent, out)
+    if args.json:
+        print(json.dumps(jsonable({"run_file": str(out), "status": "complete",
+                                   "consistent": consistent,
+                                   "metrics": {r.name: r.as_dict() for r in results}})))
+    return 0 if consistent else 1
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    if isinstance(v, dict) and "mean" in v:
+        return f"n={v['n']} mean={v['mean']:.4g}"
+    return str(v)[:28]
+
+
+def _print_table(results: list[Any], consistent: bool, out: Path) -> None:
+    print(f"{'metric':<40} {'recorded':>28} {'replayed':>28} {'stat':>9}  pass")
+    for r in results:
+        print(f"{r.name[:40]:<40} {_fmt(r.recorded):>28} {_fmt(r.replayed):>28} "
+              f"{r.statistic:9.3g}  {'yes' if r.passed else 'NO'}")
+    moved = [r.name for r in results if not r.passed]
+    print(f"replay {'CONSISTENT' if consistent else 'INCONSISTENT'} ({len(results)} metrics; "
+          f"replayed run in {out})" + ("" if consistent else f"; moved: {', '.join(moved[:12])}"))

@@ -1,0 +1,84 @@
+"""``labctl watch RUN.h5``: follow a run while it is written and redraw its figures.
+
+The writer flushes after every record; the watcher opens the file read-only without
+HDF5 file locking (single writer, many readers), redraws the run's figures into a
+directory whenever the data grew, and stops when the run is no longer ``running``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("watch", help="follow a run being written and redraw its figures",
+                       description="Follow a run file being written; redraw figures as data "
+                       "arrive (PNG files in --out, refreshed in place).")
+    p.add_argument("run_file", metavar="RUN.h5")
+    p.add_argument("--out", default=None, help="figure directory (default RUN-live/)")
+    p.add_argument("--interval-s", type=float, default=1.0, help="poll interval (default 1 s)")
+    p.add_argument("--timeout-s", type=float, default=None,
+                   help="stop after this long even if the run is still running")
+    p.set_defaults(handler=handle)
+
+
+def _size(reader: Any) -> int:
+    return sum(int(reader.h5[n].size) for n in reader.datasets())
+
+
+def snapshot_once(run_file: Path, out: Path, last_size: int) -> tuple[str, int, int]:
+    """One poll: (status, data size, figures drawn now). Partial or torn reads draw nothing."""
+    import importlib
+
+    from labctl.data.runfile import RunReader
+    from labctl.plots import RENDERERS
+
+    with RunReader(run_file) as r:
+        status, size = r.status, _size(r)
+        if size == last_size:
+            return status, size, 0
+        module = RENDERERS.get(r.command)
+        if module is None:
+            return status, size, 0
+        try:
+            figs = importlib.import_module(f"labctl.plots.{module}").render(r, out)
+        except (KeyError, ValueError, IndexError, OSError):
+            return status, last_size, 0  # not enough data yet for this kind's figures
+    return status, size, len(figs)
+
+
+def handle(args: argparse.Namespace) -> int:
+    from labctl.errors import ConfigError, DataFormatError
+
+    run_file = Path(args.run_file)
+    if args.interval_s <= 0:
+        raise ConfigError("--interval-s must be > 0", key="interval_s")
+    out = Path(args.out) if args.out else run_file.with_name(run_file.stem + "-live")
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.monotonic()
+    size, redraws, status = -1, 0, "running"
+    while True:
+        try:
+            status, new_size, n = snapshot_once(run_file, out, size)
+        except DataFormatError:
+            if not run_file.exists():
+                raise
+            time.sleep(args.interval_s)  # a torn read while the writer appends: try again
+            continue
+        if n:
+            redraws += 1
+            size = new_size
+            print(f"[{time.monotonic() - t0:7.1f} s] {status}: {size} values, {n} figures "
+                  f"redrawn in {out}", flush=True)
+        if status != "running":
+            break
+        if args.timeout_s is not None and time.monotonic() - t0 > args.timeout_s:
+            break
+        time.sleep(args.interval_s)
+    print(f"run is {status}; {redraws} redraws", flush=True)
+    sys.stdout.flush()
+    return 0

@@ -1,0 +1,136 @@
+"""Compare two run files of the same command: scalars by relative difference, distributions
+by a two-sample Kolmogorov-Smirnov test (``labctl replay``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+#: summary keys that name things rather than measure them
+_SKIP_KEYS = ("run_file", "status", "preset_file", "figures")
+
+
+@dataclass(frozen=True)
+class MetricComparison:
+    name: str
+    kind: str            # "scalar", "distribution" or "label"
+    recorded: Any
+    replayed: Any
+    statistic: float     # relative difference, or the KS statistic
+    p_value: float | None
+    passed: bool
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"recorded": self.recorded, "replayed": self.replayed,
+                "statistic": self.statistic, "p_value": self.p_value, "pass": self.passed,
+                "kind": self.kind}
+
+
+def flatten(summary: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested summary -> {"a.b": value}; short numeric lists become "a[i]" entries."""
+    flat: dict[str, Any] = {}
+    for key, value in summary.items():
+        name = f"{prefix}{key}"
+        if prefix == "" and key in _SKIP_KEYS:
+            continue
+        if isinstance(value, dict):
+            flat.update(flatten(value, name + "."))
+        elif isinstance(value, (list, tuple)) and value and all(
+                isinstance(v, (int, float)) or v is None for v in value):
+            flat[name] = [np.nan if v is None else float(v) for v in value]
+        elif isinstance(value, (list, tuple)):
+            continue
+        else:
+            flat[name] = value
+    return flat
+
+
+def relative_difference(a: float, b: float, floor: float = 1e-15) -> float:
+    scale = max(abs(a), abs(b))
+    return 0.0 if scale < floor else abs(a - b) / scale
+
+
+def ks_2samp(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
+    from scipy.stats import ks_2samp as _ks
+
+    res = _ks(a, b)
+    return float(res.statistic), float(res.pvalue)
+
+
+def compare_summaries(rec: dict[str, Any], rep: dict[str, Any], tolerance: float,
+                      alpha: float) -> list[MetricComparison]:
+    out: list[MetricComparison] = []
+    fr, fp = flatten(rec), flatten(rep)
+    for name in sorted(set(fr) | set(fp)):
+        a, b = fr.get(name), fp.get(name)
+        if a is None or b is None:
+            if a is None and b is None:
+                continue
+            out.append(MetricComparison(name, "scalar", a, b, float("inf"), None, False))
+        elif isinstance(a, list) and isinstance(b, list):
+            out.extend(_compare_list(name, np.array(a), np.array(b), tolerance, alpha))
+        elif isinstance(a, (bool, str)) or isinstance(b, (bool, str)):
+            out.append(MetricComparison(name, "label", a, b, 0.0 if a == b else 1.0, None,
+                                        a == b))
+        else:
+            d = relative_difference(float(a), float(b))
+            out.append(MetricComparison(name, "scalar", a, b, d, None, d <= tolerance))
+    return out
+
+
+def _compare_list(name: str, a: np.ndarray, b: np.ndarray, tolerance: float,
+                  alpha: float) -> list[MetricComparison]:
+    if a.shape != b.shape:
+        return [MetricComparison(name, "scalar", a.tolist(), b.tolist(), float("inf"), None,
+                                 False)]
+    if a.size >= 8:
+        return [_ks_comparison(name, a, b, alpha)]
+    res = []
+    for i, (x, y) in enumerate(zip(a, b)):
+        if np.isnan(x) and np.isnan(y):
+            continue
+        d = relative_difference(float(x), float(y)) if np.isfinite(x) and np.isfinite(y) \
+            else float("inf")
+        res.append(MetricComparison(f"{name}[{i}]", "scalar", float(x), float(y), d, None,
+                                    d <= tolerance))
+    return res
+
+
+def _ks_comparison(name: str, a: np.ndarray, b: np.ndarray, alpha: float) -> MetricComparison:
+    a, b = a[np.isfinite(a)], b[np.isfinite(b)]
+    if a.size == 0 or b.size == 0:
+        ok = a.size == b.size
+        return MetricComparison(name, "distribution", int(a.size), int(b.size),
+                                0.0 if ok else 1.0, None, ok)
+    if np.array_equal(np.sort(a), np.sort(b)):
+        return MetricComparison(name, "distribution", _describe(a), _describe(b), 0.0, 1.0, True)
+    stat, p = ks_2samp(a, b)
+    return MetricComparison(name, "distribution", _describe(a), _describe(b), stat, p, p >= alpha)
+
+
+def _describe(x: np.ndarray) -> dict[str, float]:
+    return {"n": int(x.size), "mean": float(np.mean(x)), "std": float(np.std(x))}
+
+
+def distribution_datasets(reader: Any) -> dict[str, np.ndarray]:
+    """The 1-D measured distributions of a run: float datasets with units, >= 8 values."""
+    out = {}
+    for name in reader.datasets():
+        if reader.units(name) == "" or name.startswith("transcript/"):
+            continue
+        arr = reader.data(name)
+        if arr.ndim == 1 and arr.size >= 8 and arr.dtype.kind == "f":
+            out[name] = arr
+    return out
+
+
+def compare_runs(recorded: Any, replayed: Any, *, tolerance: float = 0.1,
+                 alpha: float = 0.01) -> list[MetricComparison]:
+    """Every summary metric and every 1-D measured distribution of two runs."""
+    res = compare_summaries(recorded.summary, replayed.summary, tolerance, alpha)
+    da, db = distribution_datasets(recorded), distribution_datasets(replayed)
+    for name in sorted(set(da) & set(db)):
+        res.append(_ks_comparison(f"data:{name}", da[name], db[name], alpha))
+    return res

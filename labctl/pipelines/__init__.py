@@ -1,0 +1,1 @@
+"""Pipelines: weight transfer and inference, pruning, on-chip training, sparse training."""

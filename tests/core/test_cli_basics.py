@@ -1,0 +1,49 @@
+"""CLI contract: help, version, one-line errors with exit code 2, no traceback."""
+
+import subprocess
+import sys
+
+import pytest
+
+from labctl import __version__
+from labctl.cli import main
+
+
+def labctl(*argv, timeout=120):
+    return subprocess.run([sys.executable, "-m", "labctl.cli", *argv], capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def test_help_and_version():
+    r = labctl("--help")
+    assert r.returncode == 0 and "run" in r.stdout and "report" in r.stdout
+    r = labctl("--version")
+    assert r.returncode == 0 and __version__ in r.stdout
+
+
+@pytest.mark.parametrize("argv", [
+    ["run", "forming", "--rows", "0"],
+    ["run", "forming", "--preset", "no-such-preset"],
+    ["run", "forming", "--out", "/nonexistent-dir/x.h5"],
+    ["run", "forming", "--backend", "nothing.txt"],
+    ["run", "no-such-protocol"],
+    ["report", "/nonexistent/run.h5"],
+])
+def test_bad_input_is_one_line_and_exit_2(argv, tmp_path):
+    r = labctl(*argv)
+    assert r.returncode == 2, r.stderr
+    assert "Traceback" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+def test_report_refuses_a_file_that_is_not_a_run_file(tmp_path, capsys):
+    f = tmp_path / "x.h5"
+    f.write_text("hello")
+    assert main(["report", str(f)]) == 2
+    assert "not an HDF5 run file" in capsys.readouterr().err
+
+
+def test_bad_input_leaves_no_file(tmp_path):
+    out = tmp_path / "x.h5"
+    r = labctl("run", "forming", "--rows", "-3", "--out", str(out))
+    assert r.returncode == 2 and not out.exists()

@@ -1,0 +1,76 @@
+import json
+
+import h5py
+import numpy as np
+import pytest
+
+from labctl.data.runfile import RunReader, RunWriter, check_writable
+from labctl.errors import ConfigError, DataFormatError
+
+
+def test_append_flush_units_and_status(tmp_path):
+    p = tmp_path / "r.h5"
+    w = RunWriter(p, command="run test", config={"a": 1}, backend={"backend": "sim", "seed": 3})
+    w.append("g/x_V", np.arange(3.0), "V")
+    w.append("g/x_V", np.arange(3.0, 5.0), "V")
+    w.append("g/m_A", np.ones((2, 4)), "A")
+    w.append("g/m_A", np.ones(4), "A")  # one record
+    # readable while the writer is open, and says running
+    with RunReader(p) as r:
+        assert r.status == "running"
+        assert np.array_equal(r.data("g/x_V"), np.arange(5.0))
+        assert r.data("g/m_A").shape == (3, 4)
+        assert r.units("g/m_A") == "A"
+    w.set_summary({"k": np.float64(2.5)})
+    w.finish("complete")
+    with RunReader(p) as r:
+        assert r.status == "complete" and r.summary == {"k": 2.5}
+        assert r.config == {"a": 1} and r.backend["seed"] == 3
+        assert r.attrs()["labctl_version"]
+        assert all(r.units(n) for n in r.datasets())
+
+
+def test_checkpoint_slots_alternate_and_truncate(tmp_path):
+    p = tmp_path / "r.h5"
+    w = RunWriter(p, command="c", config={}, backend={})
+    w.append("d", np.arange(4), "")
+    w.checkpoint({"protocol": {"i": 1, "arr": np.arange(3)}, "lengths": [["d", 4]], "step": 1})
+    w.append("d", np.arange(2), "")
+    w.checkpoint({"protocol": {"i": 2, "arr": np.arange(3)}, "lengths": [["d", 6]], "step": 2})
+    w.truncate({"d": 4})
+    w.finish("aborted", error="test")
+    with RunReader(p) as r:
+        ck = r.checkpoint()
+        assert ck["protocol"]["i"] == 2 and ck["step"] == 2
+        assert np.array_equal(ck["protocol"]["arr"], np.arange(3))
+        assert r.data("d").shape == (4,)
+        assert r.status == "aborted" and r.attrs()["error"] == "test"
+
+
+def test_reader_refuses_foreign_files(tmp_path):
+    junk = tmp_path / "junk.h5"
+    junk.write_bytes(b"not hdf5")
+    with pytest.raises(DataFormatError):
+        RunReader(junk)
+    other = tmp_path / "other.h5"
+    with h5py.File(other, "w") as f:
+        f["x"] = 1
+    with pytest.raises(DataFormatError):
+        RunReader(other)
+    with pytest.raises(DataFormatError):
+        RunReader(tmp_path / "missing.h5")
+
+
+def test_check_writable(tmp_path):
+    check_writable(tmp_path / "ok.h5")
+    with pytest.raises(ConfigError):
+        check_writable(tmp_path / "nodir" / "x.h5")
+    with pytest.raises(ConfigError):
+        check_writable(tmp_path)
+
+
+def test_config_is_json(tmp_path):
+    p = tmp_path / "r.h5"
+    RunWriter(p, command="c", config={"path": tmp_path, "x": np.int64(3)}, backend={}).finish()
+    with h5py.File(p) as f:
+        assert json.loads(f.attrs["config"])["x"] == 3
