@@ -1,0 +1,69 @@
+"""Strict validators: an out-of-range value raises LimitError naming it; nothing is clipped.
+
+Built on qcodes' validators (``Numbers``, ``Ints``, ``Enum``) so a range reads the way it
+does in a qcodes driver; their ``ValueError``/``TypeError`` become :class:`LimitError`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+
+from labctl.errors import LimitError
+
+
+def number(value: float, low: float, high: float, *, quantity: str, unit: str = "") -> float:
+    """``value`` as a float if ``low <= value <= high`` (and finite), else LimitError."""
+    from qcodes.validators import Numbers
+
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise LimitError(f"{quantity} {value!r} is not a number", quantity=quantity) from None
+    try:
+        if not math.isfinite(v):
+            raise ValueError("not finite")
+        Numbers(min_value=low, max_value=high).validate(v)
+    except (TypeError, ValueError):
+        limit = high if v > high else low
+        raise LimitError(f"{quantity} {v:g} {unit} is outside [{low:g}, {high:g}] {unit}".strip(),
+                         quantity=quantity, value=v, limit=limit) from None
+    return v
+
+
+def magnitude(value: float, high: float, *, quantity: str, unit: str = "") -> float:
+    """``value`` if ``|value| <= high``, else LimitError."""
+    return number(value, -high, high, quantity=quantity, unit=unit)
+
+
+def integer(value: int, low: int, high: int, *, quantity: str) -> int:
+    """``value`` as an int if it is integral and ``low <= value <= high``, else LimitError."""
+    from qcodes.validators import Ints
+
+    if isinstance(value, bool) or not float(value).is_integer():
+        raise LimitError(f"{quantity} {value!r} is not an integer", quantity=quantity)
+    v = int(value)
+    try:
+        Ints(min_value=low, max_value=high).validate(v)
+    except (TypeError, ValueError):
+        raise LimitError(f"{quantity} {v} is outside [{low}, {high}]", quantity=quantity,
+                         value=v, limit=high if v > high else low) from None
+    return v
+
+
+def choice(value: object, options: Iterable[object], *, quantity: str) -> object:
+    """``value`` if it is one of ``options``, else LimitError."""
+    from qcodes.validators import Enum
+
+    opts = tuple(options)
+    try:
+        Enum(*opts).validate(value)
+    except (TypeError, ValueError):
+        raise LimitError(f"{quantity} {value!r} is not one of {', '.join(map(repr, opts))}",
+                         quantity=quantity) from None
+    return value
+
+
+def fmt(value: float) -> str:
+    """A number as sent on the wire: 9 significant digits, no trailing zeros."""
+    return f"{float(value):.9g}"

@@ -1,0 +1,104 @@
+"""Injected link faults at the driver level: each surfaces as InstrumentError/Timeout, and the
+driver's safe() still leaves the instrument off (it reopens the link once if needed)."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from labctl.errors import InstrumentError, InstrumentTimeout
+
+
+def _eventually(predicate, timeout_s: float = 3.0) -> bool:
+    end = time.monotonic() + timeout_s
+    while time.monotonic() < end:
+        if predicate():
+            return True
+        time.sleep(0.01)
+    return predicate()
+
+
+@pytest.fixture(params=[("keithley-2450", {}), ("keithley-2636b", {})], ids=["scpi", "tsp"])
+def smu(request, served):
+    name, options = request.param
+    driver, server = served.start(name, options, timeout_s=0.15)
+    driver.configure(compliance_A=1e-4)
+    driver.output(True)
+    assert not server.emulator.is_safe()
+    return driver, server
+
+
+def test_dropped_connection(smu) -> None:
+    driver, server = smu
+    server.inject_fault("drop")
+    with pytest.raises(InstrumentError) as err:
+        driver.measure_current(0.2)
+    assert not isinstance(err.value, InstrumentTimeout) or "no answer" in str(err.value)
+    driver.safe()  # reconnects once and switches the output off
+    assert _eventually(server.emulator.is_safe)
+    assert server.connections == 2
+
+
+def test_stall_past_the_timeout(smu) -> None:
+    driver, server = smu
+    server.inject_fault("stall", seconds=0.5)
+    t0 = time.monotonic()
+    with pytest.raises(InstrumentTimeout):
+        driver.measure_current(0.2)
+    assert time.monotonic() - t0 < 0.5  # the driver gave up, it did not wait it out
+    driver.safe()
+    assert _eventually(server.emulator.is_safe)
+
+
+def test_garbage_answer(smu) -> None:
+    driver, server = smu
+    server.inject_fault("garbage")
+    with pytest.raises(InstrumentError, match="undecodable|unparseable"):
+        driver.measure_current(0.2)
+    driver.safe()
+    assert _eventually(server.emulator.is_safe)
+
+
+def test_error_pushed_mid_run_surfaces_with_code_and_text(smu) -> None:
+    driver, server = smu
+    driver.measure_current(0.2)
+    server.inject_fault("error", after=1, code=-314, text="Save/recall memory lost")
+    driver.measure_current(0.2)
+    with pytest.raises(InstrumentError) as err:
+        driver.measure_current(0.2)
+    assert (err.value.code, err.value.text) == (-314, "Save/recall memory lost")
+
+
+def test_dead_instrument_safe_returns_without_raising(smu) -> None:
+    driver, server = smu
+    server.inject_fault("drop", persistent=True)
+    with pytest.raises(InstrumentError):
+        driver.measure_current(0.2)
+    t0 = time.monotonic()
+    driver.safe()
+    assert time.monotonic() - t0 < 2.0
+    assert not server.emulator.is_safe()  # nobody could reach it: the bench must report this
+
+
+def test_serial_relay_faults(served) -> None:
+    relay, server = served.start("serial-relay", timeout_s=0.15)
+    relay.connect([(1, 1)])
+    server.inject_fault("garbage")
+    with pytest.raises(InstrumentError, match="undecodable"):
+        relay.closed()
+    server.inject_fault("stall", seconds=0.4)
+    with pytest.raises(InstrumentTimeout):
+        relay.connect([(2, 2)])
+    relay.safe()
+    assert _eventually(server.emulator.is_safe)
+
+
+def test_instrument_run_sweeps_get_the_time_they_need(smu) -> None:
+    """A sweep that takes longer than the link timeout (here: a 0.4 s stall standing in for
+    200 points at 1 NPLC) is waited for; the timeout is restored afterwards."""
+    driver, server = smu
+    driver.configure(compliance_A=1e-4, nplc=1.0)
+    server.inject_fault("stall", seconds=0.4)
+    assert driver.sweep([0.1] * 200).shape == (200,)
+    assert driver.transport.timeout_s == 0.15
