@@ -43,9 +43,11 @@ def open_backend(args: argparse.Namespace, *, default_preset: str = "cmo-hfox-1t
     if backend == "transcript":
         raise ConfigError("--backend transcript is only for `labctl replay`", key="backend")
     if backend.startswith("transcript:"):
+        from labctl.data.runfile import RunReader
         from labctl.drivers.hardware_array import HardwareArray
 
-        return HardwareArray.from_transcript(Path(backend.split(":", 1)[1]))
+        with RunReader(backend.split(":", 1)[1]) as reader:
+            return HardwareArray.from_run_file(reader)
     path = Path(backend)
     if path.suffix != ".toml":
         raise ConfigError(f"--backend must be 'sim' or a station file (.toml), got {backend!r}",

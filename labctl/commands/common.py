@@ -125,11 +125,13 @@ def execute_protocol(args: argparse.Namespace, command: str, protocol: Any, *,
             summary = run(protocol, array, writer, progress=bar, resume=resume_ckpt)
             if hasattr(array, "round_trips"):
                 writer.set_attrs("/", round_trips=int(array.round_trips))
+            store_transcript(writer, array)
             bar.close()
             writer.finish("complete")
     except BaseException as e:
         bar.close()
         if writer is not None:
+            store_transcript(writer, array)
             reason = "interrupted" if isinstance(e, KeyboardInterrupt) else f"{e}"
             writer.finish("aborted", error=f"{e.__class__.__name__}: {reason}")
         if isinstance(e, LabctlError) or isinstance(e, (KeyboardInterrupt, SystemExit)):
@@ -137,3 +139,23 @@ def execute_protocol(args: argparse.Namespace, command: str, protocol: Any, *,
         raise
     summary = {"run_file": str(out), "status": "complete", **summary}
     return summary
+
+
+def store_transcript(writer: Any, array: Any) -> None:
+    """Hardware runs: every instrument command/response (``transcript/*``) and round trips.
+
+    Called at the end of a run and on abort; never masks the error that aborted the run.
+    """
+    try:
+        if not writer.h5.id.valid:
+            return
+        if hasattr(array, "round_trips"):
+            writer.set_attrs("/", round_trips=int(array.round_trips))
+        transcript = getattr(array, "transcript", None)
+        for name, (values, units) in (transcript or {}).items():
+            writer.write(f"transcript/{name}", values, units)
+    except Exception as e:  # noqa: BLE001 - the run's own outcome matters more
+        import logging
+
+        logging.getLogger(__name__).warning("could not store the instrument transcript: %s", e)
+

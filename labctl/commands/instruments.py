@@ -1,0 +1,95 @@
+"""``labctl instruments check STATION.toml``: identity, options, error queue and limits of
+every instrument of a station, as a table (or one JSON object with --json).
+
+The station file is validated first; every instrument is opened, identified, its error
+queue drained, and left safe (outputs off, routes open).  Exit 0 when every instrument
+answered with an empty error queue, 1 when some queue held errors, 3 when one did not
+answer, 2 for a bad station file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from labctl.commands.common import jsonable
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("instruments", help="check the instruments of a station file",
+                       description="Inspect the instruments a station file names.")
+    isub = p.add_subparsers(dest="instruments_command", metavar="ACTION", required=True)
+    c = isub.add_parser("check", help="identity, options, error queue and limits of every "
+                        "instrument, as a table")
+    c.add_argument("station", metavar="STATION.toml")
+    c.add_argument("--json", action="store_true", help="one JSON object as the last stdout line")
+    c.set_defaults(handler=handle_check)
+
+
+def check_station(path: str) -> dict[str, Any]:
+    """Open every instrument of the station, query it, leave it safe; returns the report."""
+    from labctl.drivers.links import Links
+    from labctl.drivers.station import CAPABILITIES, load_station, matrix_size
+
+    station = load_station(path)
+    links = Links.open(station)
+    report: dict[str, Any] = {"station": str(station.path), "name": station.name,
+                              "limits": vars(station.limits).copy(), "instruments": {}}
+    try:
+        drivers = links.drivers(station)
+        for role, inst in drivers.items():
+            spec = station.instruments[role]
+            cap = CAPABILITIES.get(spec.driver)
+            can = {} if cap is None else {k: v for k, v in vars(cap).items() if v and k != "role"}
+            if role == "matrix":
+                can["inputs"], can["outputs"] = matrix_size(spec)
+            errors = inst.errors()
+            report["instruments"][role] = {
+                "driver": spec.driver, "resource": spec.resource, "identity": inst.identify(),
+                "options": spec.options,
+                "errors": [{"code": c, "text": t} for c, t in errors],
+                "capability": can,
+            }
+        for inst in drivers.values():
+            inst.safe()
+        report["round_trips"] = sum(t.round_trips for t in links.transports.values())
+    finally:
+        links.close()
+    report["ok"] = not any(i["errors"] for i in report["instruments"].values())
+    return report
+
+
+_CAP_LABELS = {"max_voltage_V": ("|V| <=", "V"), "max_current_A": ("I <=", "A"),
+               "min_width_s": ("width >=", "s"), "max_width_s": ("width <=", "s"),
+               "inputs": ("inputs", ""), "outputs": ("outputs", "")}
+
+
+def _fmt_cap(cap: dict[str, float]) -> str:
+    return ", ".join(f"{_CAP_LABELS[k][0]} {v:g} {_CAP_LABELS[k][1]}".rstrip()
+                     for k, v in cap.items() if k in _CAP_LABELS)
+
+
+def table(report: dict[str, Any]) -> str:
+    rows = [("role", "driver", "resource", "identity", "options", "errors", "can do")]
+    for role, i in report["instruments"].items():
+        errs = "; ".join(f"{e['code']} {e['text']}" for e in i["errors"]) or "none"
+        opts = ", ".join(f"{k}={v}" for k, v in i["options"].items()) or "-"
+        rows.append((role, i["driver"], i["resource"], i["identity"], opts, errs,
+                     _fmt_cap(i["capability"])))
+    widths = [max(len(str(r[k])) for r in rows) for k in range(len(rows[0]))]
+    lines = ["  ".join(str(v).ljust(w) for v, w in zip(r, widths)).rstrip() for r in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    lim = report["limits"]
+    lines.append(f"station limits: |V| <= {lim['max_voltage_V']:g} V, |V_gate| <= "
+                 f"{lim['max_gate_voltage_V']:g} V, I <= {lim['max_current_A']:g} A, pulse width "
+                 f"{lim['min_pulse_width_s']:g} .. {lim['max_pulse_width_s']:g} s")
+    return "\n".join(lines)
+
+
+def handle_check(args: argparse.Namespace) -> int:
+    report = check_station(args.station)
+    print(table(report))
+    if args.json:
+        print(json.dumps(jsonable(report)))
+    return 0 if report["ok"] else 1

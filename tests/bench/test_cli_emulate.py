@@ -1,0 +1,52 @@
+"""``labctl emulate`` serves a station until SIGTERM; ``labctl instruments check`` reads it."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from labctl.cli import main
+
+from .conftest import EXAMPLE
+
+
+def test_emulate_serves_until_sigterm(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    station = tmp_path / "bound.toml"
+    proc = subprocess.Popen([sys.executable, "-m", "labctl.cli", "emulate", str(EXAMPLE),
+                             "--ephemeral", "--station-out", str(station), "--json"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        lines = []
+        for line in proc.stdout:
+            lines.append(line)
+            if line.startswith("{"):
+                break
+        info = json.loads(lines[-1])
+        assert set(info["resources"]) == {"smu", "gate", "pulse", "pulse_reset", "matrix"}
+        assert any("TCPIP0::127.0.0.1::" in ln and "keithley-707b" in ln for ln in lines)
+        assert main(["instruments", "check", str(station), "--json"]) == 0
+        report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+        assert report["ok"] and "707B" in report["instruments"]["matrix"]["identity"]
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        rc = proc.wait(timeout=10)
+        if proc.stdout is not None:
+            proc.stdout.close()
+        if proc.stderr is not None:
+            proc.stderr.close()
+    assert rc == 0
+
+
+def test_emulate_refuses_a_station_without_emulation(tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    text = EXAMPLE.read_text()
+    bare = tmp_path / "bare.toml"
+    bare.write_text(text[:text.index("\n[emulation]")])
+    assert main(["emulate", str(bare)]) == 2
+    assert "emulation" in capsys.readouterr().err

@@ -1,0 +1,81 @@
+"""Link faults on the emulated bench: dropped connection, stall past the timeout, garbage,
+an error pushed mid-run.  Each time the outputs end off and the routes open, the run file
+holds every finished row and names the fault, and the CLI exits 3 with one line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from labctl.cli import main
+from labctl.data.runfile import RunReader
+
+from .conftest import example_doc
+
+
+def small_doc(rows: int = 3, cols: int = 2, timeout_s: float = 0.5) -> dict[str, Any]:
+    """The example station on a smaller die (fast runs) with a short VISA timeout."""
+    doc = example_doc()
+    doc["chip"].update(rows=rows, cols=cols)
+    m = doc["wiring"]["mapping"]
+    m["bits"], m["words"], m["sources"] = m["bits"][:cols], m["words"][:rows], m["sources"][:rows]
+    doc["timing"]["timeout_s"] = timeout_s
+    return doc
+
+
+FAULTS = [
+    ("drop", "matrix", {}, "Instrument"),  # pyvisa-py sees a closed socket as a timeout
+    ("stall", "smu", {"seconds": 1.5}, "InstrumentTimeout"),
+    ("garbage", "smu", {}, "InstrumentError"),
+    ("error", "smu", {"code": -222, "text": "Data out of range"}, "Data out of range"),
+]
+
+
+@pytest.mark.parametrize("kind,role,kw,named", FAULTS, ids=[f[0] for f in FAULTS])
+def test_fault_mid_run_aborts_safely(kind: str, role: str, kw: dict[str, Any], named: str,
+                                     serve_station: Any, tmp_path: Path,
+                                     capsys: pytest.CaptureFixture[str]) -> None:
+    running, station = serve_station(small_doc())
+    # let the first row finish, then fail in the second
+    after = {"matrix": 24, "smu": 30}[role]
+    running.server(role).inject_fault(kind, after=after, **kw)
+    out = tmp_path / "run.h5"
+    code = main(["run", "forming", "--backend", str(station), "--quiet", "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 3, err
+    assert len(err.strip().splitlines()) == 1, err
+    assert err.startswith("labctl: instrument fault:")
+    assert running.all_safe(), {r: e.snapshot() for r, e in running.emulators.items()}
+    with RunReader(out) as rr:
+        assert rr.status == "aborted"
+        assert named in rr.attrs()["error"]
+        resource = running.resource_of(running.bench.station.instruments[role].resource)
+        assert resource in rr.attrs()["error"]  # the failing instrument is named
+        formed = rr.data("forming/formed") if "forming/formed" in rr else []
+        assert len(formed) % 2 == 0 and 2 <= len(formed) < 6  # whole rows, not all of them
+        assert "transcript/text" in rr
+
+
+def test_sigterm_mid_run_leaves_the_bench_safe(serve_station: Any, tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    running, station = serve_station()
+    out = tmp_path / "run.h5"
+    proc = subprocess.Popen([sys.executable, "-m", "labctl.cli", "run", "forming", "--backend",
+                             str(station), "--quiet", "--out", str(out)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while running.bench.exposure.max_line_V < 3.0 and time.monotonic() < deadline:
+        time.sleep(0.05)  # wait until forming ramps are running
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    assert len(err.strip().splitlines()) == 1, err
+    assert running.all_safe()
+    with RunReader(out) as rr:
+        assert rr.status == "aborted" and "interrupted" in rr.attrs()["error"]
