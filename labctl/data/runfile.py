@@ -79,7 +79,9 @@ class RunWriter:
             self.h5.attrs["status"] = "running"
             self.h5.attrs["resumed"] = int(self.h5.attrs.get("resumed", 0)) + 1
         else:
-            self.h5 = h5py.File(self.path, "w", libver="latest", locking=False)
+            # v1.8 file format: its superblock has no "open for write" flag, so a file whose
+            # writer was killed (SIGKILL, power cut) still opens for reading and resuming
+            self.h5 = h5py.File(self.path, "w", libver=("v108", "v108"), locking=False)
             a = self.h5.attrs
             a["format"] = FORMAT
             a["command"] = command
@@ -164,10 +166,21 @@ class RunWriter:
         self.h5.flush()
 
     def truncate(self, lengths: dict[str, int]) -> None:
-        """Cut growable datasets back to ``lengths`` (data after the last checkpoint)."""
+        """Cut growable datasets back to ``lengths`` (data after the last checkpoint).
+
+        A growable dataset that ``lengths`` does not name was created after the checkpoint
+        (by the step in flight when the run died) and is removed: the resumed run creates it
+        again, so no record is stored twice.
+        """
         for name, n in lengths.items():
             if name in self.h5 and self.h5[name].shape[0] > n:
                 self.h5[name].resize(n, axis=0)
+        later: list[str] = []
+        self.h5.visititems(lambda n, o: later.append(n) if isinstance(o, h5py.Dataset)
+                           and o.maxshape and o.maxshape[0] is None and n not in lengths
+                           and not n.startswith("checkpoint_") else None)
+        for name in later:
+            del self.h5[name]
         self.h5.flush()
 
     def clear_data(self) -> None:

@@ -1,0 +1,500 @@
+"""CMO/HfOx 1T1R ReRAM (preset ``cmo-hfox-1t1r``, seed 004).
+
+Falcone et al., *All-in-One Analog AI Accelerator ... CMO/HfOx ReRAM*, arXiv 2502.04524;
+the numbers are collected in reference/devices.md section 1 and cited per parameter in
+presets/cmo-hfox-1t1r.toml.  What is modelled, all vectorised over cells:
+
+* a square-law NMOS selector in series with every cell: triode resistance
+  ``1 / (k (V_G - V_th))`` and saturation current ``k (V_G - V_th)**2 / 2`` (the
+  gate-limited compliance), ``V_th`` drawn per cell;
+* forming: a fresh cell leaks (sinh I-V, nA) until the bit-line voltage of a
+  quasi-static sweep reaches its per-cell forming voltage; it then conducts through a
+  filament and the transistor limits the current;
+* quasi-static switching after forming (eight-wise: a negative bit-line sweep sets, a
+  positive one resets, gradually between on/full thresholds; the set level is capped by
+  the transistor's compliance), HRS/LRS ~ 15;
+* trap-to-trap tunnelling I-V of the ReRAM, ``I = G0 v0 sinh(V/v0)`` (near linear at the
+  0.2 V read);
+* identical pulses: generalized soft bounds / power step (models/pulse_response.py)
+  with an exponential amplitude dependence; the first pulses after a full quasi-static
+  reset act coarser (placeholder mechanism, see below);
+* relaxation over log time after programming (models/relaxation.py) and read noise
+  (models/read_noise.py).
+
+Why the coarse phase after a full reset: the seed's closed-loop figures (program-verify
+from a swept HRS needs ~11 pulses at 2 % and ~89 at 0.2 %, independent of the target [A])
+imply that the first pulses bring a freshly reset cell near its target in about two
+pulses (devices.md, "Reading these numbers"), while the open-loop symmetry-point figures
+(~22 states) say that a pulse in steady pulsing moves it by ~1/22 of the window.  A
+full quasi-static reset leaves the CMO layer's defect profile far from its pulsed steady
+state; the first pulses after it act ``1 + reset_boost * exp(-n / reset_boost_pulses)``
+times coarser (n = pulses since that reset).  The form and both values are placeholders
+[C] calibrated against the two [A] figures.
+
+State convention: ``g_S`` is the 1T1R conductance a read at the nominal read and gate
+voltage returns (the quantity the seed reports), at the moment of programming
+``t_prog_s``; reads at other voltages or gates solve the series circuit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, fields
+from typing import Any, TypeVar
+
+import numpy as np
+
+from labctl.array import FloatArray, IntArray, Limits
+from labctl.errors import ConfigError
+from labctl.sim_backend.models.pulse_response import PARAM_KEYS, PulseResponseSpec, apply_pulses
+from labctl.sim_backend.models.read_noise import ReadNoiseSpec
+from labctl.sim_backend.models.relaxation import RelaxationSpec
+
+State = dict[str, np.ndarray]
+T = TypeVar("T")
+
+
+def _table(cls: type[T], preset: dict[str, Any], key: str, name: str,
+           allow_extra: tuple[str, ...] = ()) -> T:
+    """Dataclass ``cls`` from preset table ``[key]``: numbers only, no unknown keys."""
+    table = preset.get(key)
+    if not isinstance(table, dict):
+        raise ConfigError(f"preset {name}: missing table [{key}]", key=key)
+    names = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+    extra = sorted(set(table) - names - set(allow_extra))
+    if extra:
+        raise ConfigError(f"preset {name}: unknown key {key}.{extra[0]}", key=f"{key}.{extra[0]}")
+    values = {k: v for k, v in table.items() if k in names}
+    for k, v in values.items():
+        if isinstance(v, bool) or not isinstance(v, int | float) or not np.isfinite(v):
+            raise ConfigError(f"preset {name}: {key}.{k} must be a finite number",
+                              key=f"{key}.{k}")
+    try:
+        return cls(**values)
+    except TypeError as exc:
+        missing = [f for f in names if f not in values]
+        raise ConfigError(f"preset {name}: missing key {key}.{missing[0] if missing else '?'}",
+                          key=key) from exc
+
+
+@dataclass(frozen=True)
+class Operating:
+    read_voltage_V: float
+    gate_voltage_V: float
+    set_polarity: int
+    g_min_S: float
+    g_max_S: float
+
+
+@dataclass(frozen=True)
+class Transistor:
+    """Square-law NMOS selector (long-channel model, no channel-length modulation)."""
+
+    k_A_per_V2: float
+    vth_V: float
+    vth_sigma_V: float
+
+    def overdrive(self, gate_V: float, vth: np.ndarray | float) -> np.ndarray:
+        return np.maximum(gate_V - np.asarray(vth), 0.0)
+
+    def saturation_A(self, gate_V: float, vth: np.ndarray | float) -> np.ndarray:
+        return 0.5 * self.k_A_per_V2 * self.overdrive(gate_V, vth) ** 2
+
+    def triode_ohm(self, gate_V: float, vth: np.ndarray | float) -> np.ndarray:
+        ov = self.overdrive(gate_V, vth)
+        return 1.0 / np.maximum(self.k_A_per_V2 * ov, 1e-12)
+
+
+@dataclass(frozen=True)
+class Forming:
+    v_form_mean_V: float
+    v_form_sigma_V: float
+    polarity: int
+    g_leak_S: float
+    g_leak_sigma_ln: float
+    leak_v0_V: float
+    g_formed_S: float
+    g_formed_sigma_ln: float
+
+
+@dataclass(frozen=True)
+class Sweep:
+    v0_V: float                 # sinh I-V scale of the formed ReRAM
+    g_hrs_S: float
+    g_hrs_sigma_rel: float
+    g_lrs_S: float
+    g_lrs_sigma_rel: float
+    v_set_on_V: float
+    v_set_full_V: float
+    v_reset_on_V: float
+    v_reset_full_V: float
+    mask_sigma_rel: float
+
+
+@dataclass(frozen=True)
+class Drive:
+    """How a pulse's amplitude, width and gate scale the soft-bounds step."""
+
+    set_ref_V: float
+    reset_ref_V: float
+    v_scale_V: float
+    v_threshold_V: float
+    width_ref_s: float
+    width_exponent: float
+    reset_boost: float          # the first pulses after a full quasi-static reset act coarser
+    reset_boost_pulses: float   # ... by 1 + reset_boost * exp(-n / reset_boost_pulses)
+
+
+@dataclass(frozen=True)
+class Shape:
+    rows: int
+    cols: int
+
+
+_NO_RESET = 1e9
+_DRIVE_KEYS = tuple(f.name for f in fields(Drive))
+_RESPONSE_KEYS = tuple(f.name for f in fields(PulseResponseSpec))
+
+
+def _selector(shape: tuple[int, int], r: IntArray, c: IntArray) -> slice | IntArray:
+    """A slice when the cells are the whole array in row-major order, else flat indices."""
+    flat = r * shape[1] + c
+    n = shape[0] * shape[1]
+    if flat.size == n and flat[0] == 0 and flat[-1] == n - 1 and np.all(np.diff(flat) == 1):
+        return slice(None)
+    return flat
+
+
+#: cells per vectorised block: temporaries stay in cache on large arrays
+CHUNK = 1 << 16
+
+
+def _chunks(sel: slice | IntArray, n: int) -> Iterator[tuple[slice | IntArray, slice]]:
+    """(selection of a block of cells, its positions among the ``n`` addressed cells)."""
+    if n <= CHUNK:
+        yield sel, slice(0, n)
+        return
+    for lo in range(0, n, CHUNK):
+        part = slice(lo, min(lo + CHUNK, n))
+        yield (part if isinstance(sel, slice) else sel[part]), part
+
+
+class CmoHfoxModel:
+    """Physics of the CMO/HfOx 1T1R chip of seed 004 (see the module docstring)."""
+
+    technology = "1t1r-reram"
+
+    def __init__(self, name: str, *, limits: Limits, operating: Operating,
+                 transistor: Transistor, forming: Forming, sweep: Sweep, drive: Drive,
+                 response: PulseResponseSpec, relaxation: RelaxationSpec,
+                 read_noise: ReadNoiseSpec, default_shape: tuple[int, int] = (8, 4)) -> None:
+        if operating.set_polarity not in (1, -1) or forming.polarity not in (1, -1):
+            raise ConfigError(f"preset {name}: polarities must be +1 or -1", key="set_polarity")
+        self.name = name
+        self.limits = limits
+        self.op, self.tr, self.forming, self.sw = operating, transistor, forming, sweep
+        self.drive, self.response = drive, response
+        self.relax, self.noise = relaxation, read_noise
+        self.default_shape = default_shape
+        self.g_min_S, self.g_max_S = float(operating.g_min_S), float(operating.g_max_S)
+        self.read_voltage_V = float(operating.read_voltage_V)
+        self.gate_voltage_V = float(operating.gate_voltage_V)
+        self.set_polarity = int(operating.set_polarity)
+        self.selector_resistance_ohm = float(transistor.triode_ohm(self.gate_voltage_V,
+                                                                    transistor.vth_V))
+        self.params: dict[str, Any] = {
+            "operating": asdict(operating), "transistor": asdict(transistor),
+            "forming": asdict(forming), "sweep": asdict(sweep),
+            "pulse": {**asdict(drive), **response.as_dict()},
+            "relaxation": asdict(relaxation), "read_noise": asdict(read_noise)}
+
+    @classmethod
+    def from_preset(cls, preset: dict[str, Any], name: str) -> CmoHfoxModel:
+        """Build from a parsed preset TOML (see presets/cmo-hfox-1t1r.toml)."""
+        pulse = preset.get("pulse")
+        if not isinstance(pulse, dict):
+            raise ConfigError(f"preset {name}: missing table [pulse]", key="pulse")
+        shape = _table(Shape, preset, "array", name)
+        return cls(
+            name, limits=_table(Limits, preset, "limits", name),
+            operating=_table(Operating, preset, "operating", name),
+            transistor=_table(Transistor, preset, "transistor", name),
+            forming=_table(Forming, preset, "forming", name),
+            sweep=_table(Sweep, preset, "sweep", name),
+            drive=_table(Drive, preset, "pulse", name, allow_extra=_RESPONSE_KEYS),
+            response=PulseResponseSpec.from_dict(
+                {k: v for k, v in pulse.items() if k not in _DRIVE_KEYS}),
+            relaxation=RelaxationSpec.from_dict(preset.get("relaxation", {})),
+            read_noise=ReadNoiseSpec.from_dict(preset.get("read_noise", {})),
+            default_shape=(int(shape.rows), int(shape.cols)))
+
+    # --- state ---------------------------------------------------------------------------------
+    def initial_state(self, shape: tuple[int, int], rng: np.random.Generator) -> State:
+        """A fresh, unformed die: per-cell forming voltages, selectors and device parameters."""
+        f, sw, tr = self.forming, self.sw, self.tr
+
+        def draw(mean: float, sd: float) -> np.ndarray:
+            return (mean + sd * rng.standard_normal(shape)).astype(np.float32)
+
+        state: State = {
+            "formed": np.zeros(shape, bool),
+            "v_form_V": draw(f.v_form_mean_V, f.v_form_sigma_V),
+            "vth_V": draw(tr.vth_V, tr.vth_sigma_V),
+            "g_leak_S": (f.g_leak_S * np.exp(f.g_leak_sigma_ln * rng.standard_normal(shape))
+                         ).astype(np.float32),
+            "g_hrs_S": draw(sw.g_hrs_S, sw.g_hrs_S * sw.g_hrs_sigma_rel),
+            "g_lrs_S": draw(sw.g_lrs_S, sw.g_lrs_S * sw.g_lrs_sigma_rel),
+            "g_S": np.zeros(shape),
+            "t_prog_s": np.zeros(shape),
+            "relax_z": rng.standard_normal(shape, dtype=np.float32),
+            # pulses since the last full reset (sweep to HRS or mask off); large = none
+            "pulses_since_reset": np.full(shape, _NO_RESET, np.float32),
+        }
+        state["g_hrs_S"] = np.maximum(state["g_hrs_S"], 0.2 * sw.g_hrs_S)
+        state.update(self.response.draw(shape, rng))
+        return state
+
+    # --- helpers on flat selections ----------------------------------------------------------
+    @staticmethod
+    def _get(state: State, key: str, sel: slice | IntArray) -> np.ndarray:
+        return state[key].reshape(-1)[sel]
+
+    @staticmethod
+    def _put(state: State, key: str, sel: slice | IntArray, values: np.ndarray) -> None:
+        state[key].reshape(-1)[sel] = values
+
+    def _relaxed(self, state: State, sel: slice | IntArray, t_s: float) -> np.ndarray:
+        """Programmed conductance relaxed to ``t_s`` (no read noise)."""
+        g = self._get(state, "g_S", sel)
+        dt = t_s - self._get(state, "t_prog_s", sel)
+        if not np.any(dt > 0):
+            return np.array(g, dtype=np.float64)
+        return self.relax.relaxed(g, self._get(state, "relax_z", sel), dt)
+
+    def _program(self, state: State, sel: slice | IntArray, g: np.ndarray, t_s: float,
+                 rng: np.random.Generator) -> None:
+        """Store new programmed conductances: the relaxation clock restarts.
+
+        A cell whose clock has run since its last programming gets a fresh relaxation draw;
+        one reprogrammed at the same instant keeps its (still unused, independent) draw, so
+        a burst of pulses without waiting costs no random numbers here.
+        """
+        self._put(state, "g_S", sel, g)
+        t_prog = self._get(state, "t_prog_s", sel)
+        moved = t_prog < t_s
+        if not np.any(moved):
+            return
+        if isinstance(sel, slice) and moved.all():
+            self._put(state, "t_prog_s", sel, t_s)
+            self._put(state, "relax_z", sel, rng.standard_normal(g.shape[0], dtype=np.float32))
+            return
+        flat = np.arange(state["g_S"].size)[sel][moved] if isinstance(sel, slice) else sel[moved]
+        self._put(state, "t_prog_s", flat, t_s)
+        self._put(state, "relax_z", flat, rng.standard_normal(flat.size, dtype=np.float32))
+
+    def _reram_g0(self, g_meas: np.ndarray, vth: np.ndarray) -> np.ndarray:
+        """Small-signal ReRAM conductance behind a nominal 1T1R reading ``g_meas``."""
+        v, v0 = self.read_voltage_V, self.sw.v0_V
+        r_on = self.tr.triode_ohm(self.gate_voltage_V, vth)
+        v_r = v * np.clip(1.0 - g_meas * r_on, 1e-3, 1.0)
+        return g_meas * v / (v0 * np.sinh(v_r / v0))
+
+    def _series_current(self, g0: np.ndarray, v0: float | np.ndarray, v_abs: np.ndarray,
+                        r_on: np.ndarray, i_lim: np.ndarray) -> np.ndarray:
+        """|I| through ReRAM (I = g0 v0 sinh(V_r/v0)) in series with r_on, clamped at i_lim."""
+        i = v_abs / (r_on + 1.0 / np.maximum(g0, 1e-15))  # linear start, below the root
+        i = np.minimum(i, i_lim)
+        for _ in range(8):  # Newton on a concave increasing function: monotone from below
+            v_r = np.maximum(v_abs - i * r_on, 0.0)
+            arg = np.minimum(v_r / v0, 50.0)
+            f = i - g0 * v0 * np.sinh(arg)
+            fp = 1.0 + g0 * r_on * np.cosh(arg)
+            step = f / fp
+            i = np.minimum(i - step, i_lim)
+            if np.max(np.abs(step), initial=0.0) < 1e-12:  # 1 pA: converged everywhere
+                break
+        return np.maximum(i, 0.0)
+
+    # --- DeviceModel ---------------------------------------------------------------------------
+    def sweep(self, state: State, r: IntArray, c: IntArray, voltages_V: FloatArray,
+              gate_V: float, compliance_A: float, rng: np.random.Generator,
+              t_s: float) -> FloatArray:
+        """Quasi-static staircase: forming, gradual set/reset, current per cell and step."""
+        sel = _selector(state["g_S"].shape, r, c)
+        n = r.size
+        formed = np.array(self._get(state, "formed", sel))
+        was_formed = formed.copy()
+        g = np.where(formed, self._relaxed(state, sel, t_s), 0.0)
+        g_start = g.copy()
+        vth = self._get(state, "vth_V", sel)
+        v_form = self._get(state, "v_form_V", sel)
+        g_leak = self._get(state, "g_leak_S", sel)
+        g_hrs, g_lrs = self._get(state, "g_hrs_S", sel), self._get(state, "g_lrs_S", sel)
+        r_on = self.tr.triode_ohm(gate_V, vth)
+        i_lim = np.minimum(self.tr.saturation_A(gate_V, vth), compliance_A)
+        set_cap = np.minimum(g_lrs, i_lim / max(self.sw.v_set_full_V, 1e-3))
+        out = np.empty((n, voltages_V.size))
+        # last full-switch event per cell in this sweep: 0 none, 1 full reset, 2 set
+        mark = np.zeros(n, np.int8)
+        f = self.forming
+        for k, v in enumerate(voltages_V):
+            v_abs = abs(float(v))
+            if f.polarity * v > 0:
+                new = ~formed & (v_abs >= v_form)
+                if np.any(new):
+                    formed |= new
+                    g_new = f.g_formed_S * np.exp(f.g_formed_sigma_ln * rng.standard_normal(n))
+                    g = np.where(new, g_new, g)
+            g, event = self._switch(g, float(v), was_formed, g_hrs, g_lrs, set_cap)
+            if event == "set":
+                mark[was_formed] = 2
+            elif event == "full reset":
+                mark[was_formed] = 1
+            out[:, k] = np.sign(v) * self._current(formed, g, g_leak, vth, v_abs, r_on, i_lim)
+        self._finish_sweep(state, sel, formed, was_formed, g, g_start, t_s, rng)
+        if np.any(mark):  # a full reset arms the coarse phase, a set disarms it
+            flat = np.arange(state["g_S"].size)[sel][mark > 0]
+            self._put(state, "pulses_since_reset", flat,
+                      np.where(mark[mark > 0] == 1, 0.0, _NO_RESET))
+        return out
+
+    def _switch(self, g: np.ndarray, v: float, was_formed: np.ndarray, g_hrs: np.ndarray,
+                g_lrs: np.ndarray, set_cap: np.ndarray) -> tuple[np.ndarray, str | None]:
+        """One quasi-static step of gradual set (towards the capped LRS) or reset (to HRS)."""
+        sw, v_abs = self.sw, abs(v)
+        if self.set_polarity * v > 0:
+            frac = np.clip((v_abs - sw.v_set_on_V) / (sw.v_set_full_V - sw.v_set_on_V), 0, 1)
+            if frac <= 0:
+                return g, None
+            target = g_hrs + (set_cap - g_hrs) * frac
+            return np.where(was_formed, np.maximum(g, target), g), "set"
+        frac = np.clip((v_abs - sw.v_reset_on_V) / (sw.v_reset_full_V - sw.v_reset_on_V), 0, 1)
+        if v == 0 or frac <= 0:
+            return g, None
+        target = g_lrs - (g_lrs - g_hrs) * frac
+        return (np.where(was_formed, np.minimum(g, target), g),
+                "full reset" if frac >= 1 else "reset")
+
+    def _current(self, formed: np.ndarray, g: np.ndarray, g_leak: np.ndarray, vth: np.ndarray,
+                 v_abs: float, r_on: np.ndarray, i_lim: np.ndarray) -> np.ndarray:
+        v = np.full(g.shape, v_abs)
+        i_leak = np.minimum(g_leak * self.forming.leak_v0_V
+                            * np.sinh(v_abs / self.forming.leak_v0_V), i_lim)
+        if not np.any(formed):
+            return i_leak
+        g0 = self._reram_g0(np.maximum(g, 1e-12), vth)
+        i_on = self._series_current(g0, self.sw.v0_V, v, r_on, i_lim)
+        return np.where(formed, i_on, i_leak)
+
+    def _finish_sweep(self, state: State, sel: slice | IntArray, formed: np.ndarray,
+                      was_formed: np.ndarray, g: np.ndarray, g_start: np.ndarray, t_s: float,
+                      rng: np.random.Generator) -> None:
+        changed = formed & ((g != g_start) | ~was_formed)
+        self._put(state, "formed", sel, formed)
+        if not np.any(changed):
+            return
+        idx = np.flatnonzero(changed)
+        flat = np.arange(state["g_S"].size)[sel][idx]
+        self._program(state, flat, g[idx], t_s, rng)
+
+    def pulse(self, state: State, r: IntArray, c: IntArray, amplitude_V: FloatArray,
+              width_s: float, gate_V: float, count: IntArray, rng: np.random.Generator,
+              t_s: float) -> None:
+        """``count`` identical pulses per cell (positive = set); unformed cells do not switch."""
+        sel = _selector(state["g_S"].shape, r, c)
+        a0 = float(amplitude_V[0])
+        uniform = bool(np.all(amplitude_V == a0))
+        if uniform:  # one amplitude for all: scalar direction and drive
+            up_all: bool | np.ndarray = a0 > 0
+            drive_all: float | np.ndarray = float(
+                self._drive(np.array([abs(a0)]), np.array([a0 > 0]), width_s, gate_V)[0])
+        else:
+            up_all = amplitude_V > 0
+            drive_all = self._drive(np.abs(amplitude_V), up_all, width_s, gate_V)
+        for sub, part in _chunks(sel, r.size):
+            up = up_all if uniform else up_all[part]  # type: ignore[index]
+            drive = drive_all if uniform else drive_all[part]  # type: ignore[index]
+            self._pulse_block(state, sub, up, drive, count[part], rng, t_s)
+
+    def _pulse_block(self, state: State, sel: slice | IntArray, up: bool | np.ndarray,
+                     drive: float | np.ndarray, count: IntArray, rng: np.random.Generator,
+                     t_s: float) -> None:
+        formed = self._get(state, "formed", sel)
+        all_formed = bool(formed.all())
+        if not all_formed:
+            drive = np.where(formed, drive, 0.0)
+        g = self._relaxed(state, sel, t_s)
+        p = {k: self._get(state, k, sel) for k in PARAM_KEYS}
+        n_prev = self._get(state, "pulses_since_reset", sel)
+        boost0 = None
+        d = self.drive
+        if d.reset_boost > 0 and np.any(n_prev < 30 * d.reset_boost_pulses):
+            boost0 = d.reset_boost * np.exp(-n_prev / d.reset_boost_pulses)
+        g_new = apply_pulses(g, p, up, drive, count, self.response, rng, boost0=boost0,
+                             boost_pulses=d.reset_boost_pulses)
+        self._program(state, sel, g_new if all_formed else np.where(formed, g_new, g), t_s, rng)
+        if boost0 is not None:
+            self._put(state, "pulses_since_reset", sel, np.minimum(n_prev + count, _NO_RESET))
+
+    def _drive(self, v_abs: np.ndarray, up: np.ndarray, width_s: float,
+               gate_V: float) -> np.ndarray:
+        """Step multiplier: exponential in |V| above threshold, power of width, gate-limited set."""
+        d = self.drive
+        v_ref = np.float32(d.reset_ref_V) + up * np.float32(d.set_ref_V - d.reset_ref_V)
+        amp = np.exp((v_abs.astype(np.float32) - v_ref) * np.float32(1.0 / d.v_scale_V))
+        amp *= v_abs >= d.v_threshold_V
+        i_ratio = float(self.tr.saturation_A(gate_V, self.tr.vth_V)
+                        / self.tr.saturation_A(self.gate_voltage_V, self.tr.vth_V))
+        on = 1.0 if gate_V > self.tr.vth_V else 0.0
+        width = (width_s / d.width_ref_s) ** d.width_exponent
+        f_up, f_down = np.float32(min(i_ratio, 1.0) * width), np.float32(on * width)
+        return amp * (f_down + up * (f_up - f_down))
+
+    def conductance(self, state: State, r: IntArray, c: IntArray, rng: np.random.Generator,
+                    t_s: float, read_voltage_V: float, gate_V: float) -> FloatArray:
+        """Read: relaxed conductance through the series circuit, plus read noise."""
+        sel = _selector(state["g_S"].shape, r, c)
+        out = np.empty(r.size)
+        for sub, part in _chunks(sel, r.size):
+            out[part] = self._read_block(state, sub, rng, t_s, read_voltage_V, gate_V)
+        return out
+
+    def _read_block(self, state: State, sel: slice | IntArray, rng: np.random.Generator,
+                    t_s: float, read_voltage_V: float, gate_V: float) -> FloatArray:
+        g = self._relaxed(state, sel, t_s)
+        formed = self._get(state, "formed", sel)
+        nominal = (read_voltage_V == self.read_voltage_V and gate_V == self.gate_voltage_V)
+        if not nominal or not formed.all():
+            g = self._chord(state, sel, g, formed, read_voltage_V, gate_V)
+        return self.noise.add(g, rng)
+
+    def _chord(self, state: State, sel: slice | IntArray, g: np.ndarray, formed: np.ndarray,
+               v: float, gate_V: float) -> np.ndarray:
+        """Chord conductance I(V)/V of every cell at an arbitrary read voltage and gate."""
+        v_abs = max(abs(v), 1e-6)
+        vth = self._get(state, "vth_V", sel)
+        r_on = self.tr.triode_ohm(gate_V, vth)
+        i_lim = self.tr.saturation_A(gate_V, vth)
+        i = self._current(formed, g, self._get(state, "g_leak_S", sel), vth, v_abs, r_on, i_lim)
+        return i / v_abs
+
+    def mask(self, state: State, r: IntArray, c: IntArray, enabled: np.ndarray,
+             rng: np.random.Generator, t_s: float) -> None:
+        """Disabled: reset the cell to its HRS; enabled: set it back to its LRS."""
+        sel = _selector(state["g_S"].shape, r, c)
+        formed = np.array(self._get(state, "formed", sel))
+        level = np.where(enabled, self._get(state, "g_lrs_S", sel),
+                         self._get(state, "g_hrs_S", sel)).astype(np.float64)
+        g = level * (1.0 + self.sw.mask_sigma_rel * rng.standard_normal(level.size))
+        g = np.where(formed, np.maximum(g, 0.0), self._get(state, "g_S", sel))
+        self._program(state, sel, g, t_s, rng)
+        self._put(state, "pulses_since_reset", sel, np.where(enabled, _NO_RESET, 0.0))
+
+    def conductance_matrix(self, state: State, rng: np.random.Generator, t_s: float) -> FloatArray:
+        """Whole array at the nominal read: relaxed conductance plus read noise."""
+        shape = state["g_S"].shape
+        out = np.empty(state["g_S"].size)
+        for sub, part in _chunks(slice(None), out.size):
+            out[part] = self._read_block(state, sub, rng, t_s, self.read_voltage_V,
+                                         self.gate_voltage_V)
+        return out.reshape(shape)

@@ -1,0 +1,111 @@
+"""Named device presets: TOML files that pick a device model and give its cited parameters.
+
+A preset is a TOML file with ``model = "<kind>"`` (the model class, looked up in
+:data:`MODEL_REGISTRY`), ``name``, an ``[array]`` table with the default ``rows`` and
+``cols``, and the model's own tables.  Built-in presets live in
+``labctl/sim_backend/presets/<name>.toml`` (package data); any other ``.toml`` path is
+loaded the same way, e.g. a preset fitted to measured data by
+``labctl run symmetry-point --preset-out``.  Model classes are imported lazily, so a
+model's module is only needed when a preset asks for it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from labctl.errors import ConfigError
+from labctl.sim_backend.device_model import DeviceModel
+
+PRESET_DIR = Path(__file__).with_name("presets")
+
+#: the built-in presets (DESIGN.md); the first is the default chip
+PRESET_NAMES: tuple[str, ...] = ("cmo-hfox-1t1r", "rram-40nm-random", "mos2-fefet-2t")
+DEFAULT_PRESET = PRESET_NAMES[0]
+
+#: model kind -> "module:Class"; imported only when a preset uses it
+MODEL_REGISTRY: dict[str, str] = {
+    "cmo-hfox": "labctl.sim_backend.models.cmo_hfox:CmoHfoxModel",
+    "rram-random": "labctl.sim_backend.models.rram_random:RramRandomModel",
+    "fefet-2t": "labctl.sim_backend.models.fefet_2t:Fefet2tModel",
+}
+
+
+def _is_path(name_or_path: str) -> bool:
+    return name_or_path.endswith(".toml") or "/" in name_or_path or "\\" in name_or_path
+
+
+def preset_path(name_or_path: str) -> Path:
+    """The TOML file of a built-in preset name, or the given ``.toml`` path."""
+    if _is_path(name_or_path):
+        path = Path(name_or_path).expanduser()
+        if not path.is_file():
+            raise ConfigError(f"preset file {name_or_path} does not exist", key="preset")
+        return path
+    if name_or_path not in PRESET_NAMES:
+        raise ConfigError(f"unknown preset {name_or_path!r}; choose one of "
+                          f"{', '.join(PRESET_NAMES)} or give a preset .toml file", key="preset")
+    path = PRESET_DIR / f"{name_or_path}.toml"
+    if not path.is_file():
+        raise ConfigError(f"preset {name_or_path!r} is not installed (missing {path.name})",
+                          key="preset")
+    return path
+
+
+def load_preset(name_or_path: str) -> dict[str, Any]:
+    """Parse a preset into a dict; ConfigError for unknown names, unreadable or bad TOML."""
+    path = preset_path(name_or_path)
+    try:
+        with path.open("rb") as fh:
+            preset = tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"preset file {path} is not valid TOML: {exc}", key="preset") from exc
+    except OSError as exc:
+        raise ConfigError(f"cannot read preset file {path}: {exc.strerror}", key="preset") from exc
+    kind = preset.get("model")
+    if not isinstance(kind, str) or kind not in MODEL_REGISTRY:
+        raise ConfigError(f"preset file {path}: 'model' must be one of "
+                          f"{', '.join(MODEL_REGISTRY)} (got {kind!r})", key="model")
+    preset.setdefault("name", path.stem)
+    return preset
+
+
+def model_class(kind: str) -> Any:
+    """Import the model class registered for ``kind``."""
+    module_name, _, class_name = MODEL_REGISTRY[kind].partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        raise ConfigError(f"device model {kind!r} is not available ({exc.name} is missing)",
+                          key="model") from exc
+    return getattr(module, class_name)
+
+
+def load_model(name_or_toml_path: str) -> DeviceModel:
+    """Build the device model a preset name or preset file describes."""
+    preset = load_preset(name_or_toml_path)
+    cls = model_class(preset["model"])
+    try:
+        return cls.from_preset(preset, str(preset["name"]))  # type: ignore[no-any-return]
+    except ConfigError:
+        raise
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ConfigError(f"preset {preset['name']}: bad or missing parameter ({exc})",
+                          key="preset") from exc
+
+
+def default_shape(name_or_toml_path: str) -> tuple[int, int]:
+    """The preset's default array size ``[array] rows, cols`` (8x4 for the seed chip)."""
+    preset = load_preset(name_or_toml_path)
+    table = preset.get("array", {})
+    try:
+        rows, cols = int(table["rows"]), int(table["cols"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ConfigError(f"preset {preset['name']}: [array] needs integer rows and cols",
+                          key="array") from exc
+    if rows <= 0 or cols <= 0:
+        raise ConfigError(f"preset {preset['name']}: [array] rows and cols must be positive",
+                          key="array")
+    return rows, cols

@@ -1,0 +1,98 @@
+"""Preset loading: names, files, errors, and that every parameter cites its source."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from labctl.errors import ConfigError
+from labctl.sim_backend import presets
+from labctl.sim_backend.models.cmo_hfox import CmoHfoxModel
+from labctl.sim_backend.presets import PRESET_NAMES, default_shape, load_model, load_preset
+
+CMO = presets.PRESET_DIR / "cmo-hfox-1t1r.toml"
+
+
+def test_registry_names_and_default_preset() -> None:
+    assert PRESET_NAMES[0] == "cmo-hfox-1t1r"
+    assert set(PRESET_NAMES) == {"cmo-hfox-1t1r", "rram-40nm-random", "mos2-fefet-2t"}
+    assert set(presets.MODEL_REGISTRY) == {"cmo-hfox", "rram-random", "fefet-2t"}
+    for target in presets.MODEL_REGISTRY.values():
+        assert re.fullmatch(r"labctl\.sim_backend\.models\.\w+:\w+", target)
+
+
+def test_default_preset_loads_with_the_seed_chip_figures() -> None:
+    m = load_model("cmo-hfox-1t1r")
+    assert isinstance(m, CmoHfoxModel)
+    assert default_shape("cmo-hfox-1t1r") == (8, 4)
+    assert (m.g_min_S, m.g_max_S) == (8e-6, 90e-6)
+    assert m.set_polarity == -1 and m.technology == "1t1r-reram"
+    assert m.limits.max_voltage_V == 4.0
+
+
+def test_preset_is_package_data() -> None:
+    assert CMO.is_file() and CMO.parent.name == "presets"
+
+
+def test_every_numeric_parameter_cites_its_source() -> None:
+    for line in CMO.read_text().splitlines():
+        if re.match(r"^\w+\s*=\s*[-+0-9.]", line):
+            comment = line.partition("#")[2]
+            assert re.search(r"\[[ABC]|placeholder", comment), line
+
+
+def write(tmp_path: Path, text: str, name: str = "p.toml") -> str:
+    path = tmp_path / name
+    path.write_text(text)
+    return str(path)
+
+
+def test_preset_from_a_toml_file_changes_the_model(tmp_path: Path) -> None:
+    text = CMO.read_text().replace("rows = 8 ", "rows = 16 ").replace(
+        "g_lrs_S = 88e-6 ", "g_lrs_S = 70e-6 ")
+    path = write(tmp_path, text, "fitted.toml")
+    assert default_shape(path) == (16, 4)
+    assert load_model(path).sw.g_lrs_S == 70e-6
+
+
+def test_unknown_name_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="unknown preset"):
+        load_model("cmo-hfox-2t2r")
+
+
+def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_model(str(tmp_path / "nope.toml"))
+
+
+def test_bad_toml_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_model(write(tmp_path, "model = 'cmo-hfox'\n[pulse\n"))
+
+
+def test_unknown_model_kind_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="'model' must be one of"):
+        load_model(write(tmp_path, 'model = "memristor-9000"\n'))
+
+
+def test_missing_table_unknown_key_and_bad_value_are_config_errors(tmp_path: Path) -> None:
+    text = CMO.read_text()
+    no_forming = re.sub(r"\[forming\].*?(?=\n\[)", "", text, flags=re.S)
+    with pytest.raises(ConfigError, match=r"\[forming\]"):
+        load_model(write(tmp_path, no_forming, "a.toml"))
+    with pytest.raises(ConfigError, match="unknown key sweep.typo"):
+        load_model(write(tmp_path, text.replace("[sweep]", "[sweep]\ntypo = 1"), "b.toml"))
+    with pytest.raises(ConfigError, match="must be a finite number"):
+        load_model(write(tmp_path, text.replace("vth_V = 0.787", 'vth_V = "high"'), "c.toml"))
+    with pytest.raises(ConfigError, match="dw_min"):
+        load_model(write(tmp_path, text.replace("dw_min = 0.10", "dw_min = -0.1"), "d.toml"))
+
+
+def test_load_preset_keeps_name_and_model() -> None:
+    p = load_preset("cmo-hfox-1t1r")
+    assert p["model"] == "cmo-hfox" and p["name"] == "cmo-hfox-1t1r"
+    with CMO.open("rb") as fh:
+        assert tomllib.load(fh)["pulse"] == p["pulse"]

@@ -1,0 +1,122 @@
+"""SimulatedArray over the cmo-hfox model: limits, counts, clock, snapshots, mvm."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from labctl.array import Array, Cells, OuterProductCapable, Snapshottable
+from labctl.errors import ConfigError, LimitError
+from labctl.sim_backend.presets import load_model
+from labctl.sim_backend.simulated_array import SimulatedArray
+
+ALL = Cells.all()
+W = 2.5e-6
+
+
+def formed(rows: int = 8, cols: int = 4, seed: int = 0) -> SimulatedArray:
+    a = SimulatedArray(load_model("cmo-hfox-1t1r"), rows, cols, seed=seed)
+    a.sweep(ALL, np.linspace(0, 4, 401), gate_V=1.2, compliance_A=1e-3)
+    a.sweep(ALL, -np.linspace(0, 1.5, 76), gate_V=1.2, compliance_A=1e-3)
+    return a
+
+
+def test_is_an_array_with_optional_capabilities() -> None:
+    a = formed()
+    assert isinstance(a, Array) and isinstance(a, Snapshottable)
+    assert isinstance(a, OuterProductCapable)
+    assert a.info.shape == (8, 4) and a.info.selector_resistance_ohm > 0
+
+
+def test_limits_are_enforced_before_anything_changes() -> None:
+    a = formed()
+    g0 = a.state["g_S"].copy()
+    with pytest.raises(LimitError):
+        a.pulse(ALL, 4.5, W)
+    with pytest.raises(LimitError):
+        a.pulse(ALL, np.r_[np.full(31, 1.35), -4.1], W)
+    with pytest.raises(LimitError):
+        a.sweep(ALL, np.linspace(0, 4.2, 43), gate_V=1.2, compliance_A=1e-3)
+    with pytest.raises(LimitError):
+        a.sweep(ALL, [0.0, 1.0], gate_V=1.2, compliance_A=5e-3)
+    with pytest.raises(LimitError):
+        a.read(ALL, gate_V=5.0)
+    with pytest.raises(LimitError):
+        a.pulse(ALL, 1.35, 10.0)
+    np.testing.assert_array_equal(a.state["g_S"], g0)
+
+
+def test_size_limits() -> None:
+    with pytest.raises(ConfigError):
+        SimulatedArray(load_model("cmo-hfox-1t1r"), 0, 4)
+    with pytest.raises(ConfigError):
+        SimulatedArray(load_model("cmo-hfox-1t1r"), 1025, 4)
+
+
+def test_per_cell_counts_and_amplitudes() -> None:
+    a = formed(seed=1)
+    a.pulse(ALL, -1.3, W, count=100)
+    g0 = a.read(ALL)
+    before = a.operations
+    counts = np.tile([0, 1, 5, 20], 8)
+    a.pulse(ALL, 1.35, W, count=counts)
+    assert a.operations - before == counts.sum()
+    rise = (a.read(ALL) - g0).reshape(8, 4).mean(0)
+    assert rise[0] == pytest.approx(0, abs=1e-6)          # count 0: read noise only
+    assert rise[1] < rise[2] < rise[3]
+    amps = np.tile([0.0, 1.35, -1.3, 1.5], 8)
+    a.pulse(ALL, -1.3, W, count=100)
+    g1 = a.state["g_S"].copy().reshape(8, 4)
+    a.pulse(ALL, amps, W, count=3)
+    d = (a.state["g_S"].reshape(8, 4) - g1).mean(0)
+    assert d[0] == 0 and d[1] > 0 and d[3] > d[1]
+
+
+def test_virtual_clock() -> None:
+    a = formed()
+    assert a.now() == 0.0
+    a.wait(3600.0)
+    a.wait(1.5)
+    assert a.now() == 3601.5
+    with pytest.raises(ValueError):
+        a.wait(-1)
+
+
+def test_snapshot_restore_reproduces_the_future() -> None:
+    a = formed(seed=2)
+    snap = a.snapshot()
+    a.pulse(ALL, 1.35, W, count=4)
+    a.wait(100)
+    first = a.read(ALL)
+    a.restore(snap)
+    a.pulse(ALL, 1.35, W, count=4)
+    a.wait(100)
+    np.testing.assert_array_equal(a.read(ALL), first)
+
+
+def test_mvm_and_transpose_match_the_conductance_matrix() -> None:
+    a = formed(16, 8, seed=3)
+    g = a.state["g_S"]
+    x = np.random.default_rng(0).uniform(-0.2, 0.2, (5, 16))
+    np.testing.assert_allclose(a.mvm(x), x @ g, rtol=0.02, atol=5e-7)  # read noise ~0.1 uA
+    y = np.random.default_rng(1).uniform(-0.2, 0.2, (5, 8))
+    np.testing.assert_allclose(a.mvm(y, transpose=True), y @ g.T, rtol=0.02, atol=5e-7)  # read noise ~0.1 uA
+    assert a.conductance_matrix().shape == (16, 8)
+
+
+def test_pulse_outer_signs() -> None:
+    a = formed(4, 4, seed=4)
+    a.pulse(ALL, -1.3, W, count=50)
+    g0 = a.state["g_S"].copy()
+    counts = np.array([[3, -3, 0, 0]] * 4)
+    a.pulse_outer(counts, W, set_V=1.35, reset_V=-1.3)
+    d = a.state["g_S"] - g0
+    assert np.all(d[:, 0] > 0) and np.all(d[:, 2:] == 0)
+
+
+def test_selections_address_the_right_cells() -> None:
+    a = formed(seed=5)
+    g0 = a.state["g_S"].copy()
+    a.pulse(Cells.at([1, 6], [2, 0]), -1.3, W, count=30)
+    changed = a.state["g_S"] != g0
+    assert changed.sum() == 2 and changed[1, 2] and changed[6, 0]
