@@ -1,0 +1,149 @@
+"""``labctl pipeline inference RUN.h5``: MVM accuracy of a transferred matrix over time.
+
+RUN.h5 is the run file of a ``labctl program`` transfer.  On the simulator the transfer's
+last checkpoint holds the programmed chip; it is re-opened (same preset, size and seed, with
+the wire resistance asked for here) and restored.  On a station the chip simply is still
+programmed.  The inference writes its own run file whose config names the transfer file.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from labctl.commands.common import add_common, emit
+from labctl.errors import ConfigError, DataFormatError
+
+COMMAND = "pipeline inference"
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("inference", help="analog MVM accuracy of a transferred matrix, 1 s..10 y",
+                       description="Random inputs through the DAC, the chip's MVM (IR drop, "
+                       "read noise, relaxation on the array clock) and the ADC; RMSE against "
+                       "floating point and its breakdown by cause (seed 004 benchmark).")
+    p.add_argument("transfer", metavar="RUN.h5", help="run file of a `labctl program` transfer")
+    p.add_argument("--dac-bits", type=int, default=6, help="input DAC resolution (default 6)")
+    p.add_argument("--adc-bits", type=int, default=8, help="output ADC resolution (default 8)")
+    p.add_argument("--wire-resistance-ohm", type=float, default=0.35,
+                   help="wire resistance per segment between cells (default 0.35 ohm; the "
+                   "simulator applies it, a real chip has its own)")
+    p.add_argument("--inputs", type=int, default=100, help="random input vectors (default 100)")
+    p.add_argument("--times", default="1s,1h,1d,1y,10y",
+                   help="times after the transfer, comma separated with units s/min/h/d/y "
+                   "(default 1s,1h,1d,1y,10y)")
+    p.add_argument("--calibration", choices=("columns", "none"), default="columns",
+                   help="per-column gain and reference calibration at the first time (default) "
+                   "or none")
+    p.add_argument("--adc-sigmas", type=float, default=3.5,
+                   help="ADC full scale in standard deviations of the expected output "
+                   "(default 3.5)")
+    add_common(p)
+    p.set_defaults(handler=handle)
+
+
+def _device_index(placement: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Array cell -> device-matrix (row, col); -1 where no tile sits."""
+    dr = np.full(placement.array_shape, -1, dtype=np.int64)
+    dc = np.full(placement.array_shape, -1, dtype=np.int64)
+    for t in placement.tiles:
+        n, m = t.shape
+        rr, cc = np.meshgrid(np.arange(t.rows[0], t.rows[1]), np.arange(t.cols[0], t.cols[1]),
+                             indexing="ij")
+        dr[t.at[0]:t.at[0] + n, t.at[1]:t.at[1] + m] = rr
+        dc[t.at[0]:t.at[0] + n, t.at[1]:t.at[1] + m] = cc
+    return dr, dc
+
+
+def read_transfer(path: str) -> tuple[Any, dict[str, Any], dict[str, Any] | None, str]:
+    """(ChipPlan, backend description, checkpoint) of a complete transfer run file."""
+    from labctl.data.runfile import RunReader
+    from labctl.pipelines.inference import ChipPlan
+    from labctl.pipelines.tiling import Placement
+    from labctl.pipelines.weight_mapping import Mapping
+    from labctl.protocols.transfer import load_results
+
+    with RunReader(path) as rr:
+        if rr.command != "program":
+            raise ConfigError(f"{path} is a '{rr.command}' run, not a `labctl program` transfer",
+                              key="transfer")
+        if rr.status != "complete":
+            raise ConfigError(f"{path}: the transfer is {rr.status}, not complete (resume it "
+                              "with `labctl program ... --resume`)", key="transfer")
+        cfg = rr.config
+        try:
+            mapping = Mapping.from_dict(cfg["mapping"])
+            placement = Placement.from_dict(cfg["placement"])
+            weights = rr.data("transfer/weights")
+            res = load_results(rr, placement.loads)
+            end_s = float(rr.data("transfer/load_end_s")[-1])
+        except KeyError as e:
+            raise DataFormatError(f"{path} lacks transfer data ({e})") from None
+        ckpt = rr.checkpoint()
+        backend = rr.backend
+        status = rr.status
+    dr, dc = _device_index(placement)
+    g_prog = np.full(placement.matrix_shape, np.nan)
+    last = res["load"] == placement.loads - 1
+    rows, cols = res["row"][last].astype(int), res["col"][last].astype(int)
+    g_prog[dr[rows, cols], dc[rows, cols]] = res["g_S"][last]
+    w = np.clip(weights / mapping.w_max, -1.0, 1.0)
+    plan = ChipPlan(weights=w, mapping=mapping, placement=placement, g_programmed_S=g_prog,
+                    pulses=res["pulses"].astype(np.int64), programmed_at_s=end_s)
+    return plan, backend, ckpt, status
+
+
+def _chip_factory(args: argparse.Namespace, backend: dict[str, Any],
+                  ckpt: dict[str, Any] | None) -> Any:
+    from labctl.commands.backend import backend_from_description, open_sim
+
+    def open_chip() -> Any:
+        if backend.get("backend") != "sim":
+            return backend_from_description(backend)
+        if ckpt is None or "backend" not in ckpt:
+            raise DataFormatError(f"{args.transfer} holds no snapshot of the simulated chip")
+        array = open_sim(backend.get("preset_source") or backend["preset"], int(backend["rows"]),
+                         int(backend["cols"]), int(backend["seed"]),
+                         wire_resistance_ohm=args.wire_resistance_ohm)
+        array.restore(ckpt["backend"])  # type: ignore[attr-defined]
+        return array
+
+    return open_chip
+
+
+def human(s: dict[str, Any]) -> str:
+    lines = [f"inference: {s['cells']} cells, {s['inputs']} inputs, {s['dac_bits']}-bit in, "
+             f"{s['adc_bits']}-bit out, {s['wire_resistance_ohm']} ohm/segment",
+             f"  {'t':>5} {'RMSE':>7}   " + " ".join(f"{c[:12]:>12}" for c in
+                                                     next(iter(s['rmse_breakdown'].values()),
+                                                          {}))]
+    for lab, v in s["rmse"].items():
+        b = s["rmse_breakdown"][lab]
+        lines.append(f"  {lab:>5} {v:7.4f}   " + " ".join(f"{x:12.4f}" for x in b.values()))
+    lines.append(f"  run file        {s['run_file']}")
+    return "\n".join(lines)
+
+
+def handle(args: argparse.Namespace) -> int:
+    from labctl.commands.common import execute_protocol
+    from labctl.pipelines.inference import Inference, InferenceConfig, parse_times
+
+    if not Path(args.transfer).is_file():
+        raise ConfigError(f"transfer file {args.transfer} does not exist", key="transfer")
+    cfg = InferenceConfig(transfer_file=str(args.transfer), dac_bits=args.dac_bits,
+                          adc_bits=args.adc_bits, inputs=args.inputs, input_seed=args.seed,
+                          times_s=parse_times(args.times),
+                          wire_resistance_ohm=args.wire_resistance_ohm,
+                          adc_sigmas=args.adc_sigmas, calibration=args.calibration)
+    cfg.validate()
+    plan, backend, ckpt, _ = read_transfer(args.transfer)
+    protocol = Inference(cfg, plan)
+    summary = execute_protocol(args, COMMAND, protocol,
+                               wire_resistance_ohm=args.wire_resistance_ohm,
+                               provenance={"transfer_file": str(Path(args.transfer).resolve())},
+                               array_factory=_chip_factory(args, backend, ckpt))
+    emit(summary, as_json=args.json, human=human)
+    return 0

@@ -1,0 +1,361 @@
+"""Analog inference on a programmed chip: MVM accuracy now and years later, and why.
+
+Reproduces the benchmark of seed 004 (Falcone et al., arXiv 2502.04524, Fig. 4f and
+Methods "HW-aware simulation of analog MVM"; devices.md section 1): random inputs in
+[-1, 1] through an input DAC (default 6 bit) onto the rows, the array's column currents
+(``Array.mvm``: IR drop on the wires and read noise are the chip's, real or simulated)
+through an output ADC (default 8 bit), at t = 1 s, 1 h, 1 d, 1 y and 10 y after the
+transfer on the array's clock (virtual in the simulator).
+
+Units.  Weights are normalised by ``w_max`` of the transfer's mapping (``w / w_max`` in
+[-1, 1]) and inputs are in [-1, 1], so the floating-point reference is ``y = W x`` with
+those; every RMSE is ``sqrt(mean over inputs and outputs of (y_analog - y)^2)`` in these
+units, as in the seed (which normalises the weights to [-1, 1]).
+
+Readout.  The DAC drives ``x_q * V_read`` (``V_read`` the chip's read voltage); currents are
+turned into outputs by the mapping (reference current ``G_ref * sum(V)`` subtracted, or
+``I+ - I-``), the ADC quantises them over +/- ``adc_sigmas`` standard deviations of the
+output expected for uniform inputs (known from the weights alone), and partial sums of
+tiles are added digitally.  With ``calibration="columns"`` (default) every column gets a
+gain and a reference-current correction once, at the first time point: a least-squares
+fit of ADC outputs to the intended ``W x`` over separate random calibration inputs.  It
+takes out the static part of the IR drop (the row-wire attenuation, which scales a
+column's whole current including the reference part) as chips do with per-column
+calibration; relaxation after it stays uncorrected.
+
+Breakdown.  Each cause is measured alone, as an RMSE against ``y`` (they add roughly in
+quadrature, not linearly):
+
+* ``quantisation`` -- the digital model with only the DAC and ADC: ``ADC(W DAC(x))``;
+* ``programming`` -- ``W_prog x`` with ``W_prog`` from the verify reads that ended the
+  transfer;
+* ``relaxation`` -- ``(W_t - W_prog) x`` with ``W_t`` from ``read_repeats`` averaged reads of
+  every cell at time t;
+* ``read_noise`` -- ``(W_read1 - W_read2) x / sqrt(2)`` from two single reads;
+* ``ir_drop`` -- the calibrated, unquantised MVM output against ``W_t DAC(x)`` (the same
+  chip state through ideal wires), with the read noise of the MVM and of the averaged
+  reads removed in quadrature.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+
+from labctl.array import Array, Cells
+from labctl.errors import ConfigError
+from labctl.pipelines.tiling import Placement, Tile
+from labctl.pipelines.weight_mapping import Mapping
+from labctl.protocols.base import BaseProtocol, RunData, Step
+
+GROUP = "inference"
+YEAR_S = 365.25 * 86400.0
+TIME_UNITS = (("y", YEAR_S), ("d", 86400.0), ("h", 3600.0), ("min", 60.0), ("s", 1.0))
+DEFAULT_TIMES_S = (1.0, 3600.0, 86400.0, YEAR_S, 10 * YEAR_S)
+CAUSES = ("quantisation", "programming", "relaxation", "read_noise", "ir_drop")
+CALIBRATIONS = ("columns", "none")
+
+
+def time_label(t_s: float) -> str:
+    """1 -> '1s', 3600 -> '1h', 315576000 -> '10y' (the largest unit that divides it)."""
+    for unit, scale in TIME_UNITS:
+        q = t_s / scale
+        if q >= 1 and abs(q - round(q)) < 1e-9 * q:
+            return f"{int(round(q))}{unit}"
+    return f"{t_s:g}s"
+
+
+def parse_times(spec: str) -> tuple[float, ...]:
+    """'1s,1h,1d,1y,10y' -> seconds; ConfigError for anything else."""
+    out = []
+    for item in (s.strip() for s in spec.split(",") if s.strip()):
+        for unit, scale in TIME_UNITS:
+            if item.endswith(unit):
+                num = item[: -len(unit)]
+                break
+        else:
+            num, scale = item, 1.0
+        try:
+            t = float(num) * scale
+        except ValueError:
+            raise ConfigError(f"--times: cannot read {item!r} (use e.g. 1s,1h,1d,1y,10y)",
+                              key="times") from None
+        out.append(t)
+    return tuple(out)
+
+
+@dataclass(frozen=True)
+class InferenceConfig:
+    """Options of an inference run; defaults follow seed 004's benchmark ([A]) or say [C]."""
+
+    transfer_file: str
+    dac_bits: int = 6                          # [A]
+    adc_bits: int = 8                          # [A]
+    inputs: int = 100                          # [A] random input vectors
+    input_seed: int = 0
+    times_s: tuple[float, ...] = DEFAULT_TIMES_S   # [A] 1 s ... 10 y after programming
+    wire_resistance_ohm: float = 0.35          # [A] per segment (the backend applies it)
+    adc_sigmas: float = 3.5                    # [C] ADC full scale in expected output sigmas
+    calibration: str = "columns"               # [C] per-column gain + reference, once
+    calibration_inputs: int = 0                # 0: twice the largest tile's rows, >= 64 [C]
+    read_repeats: int = 4                      # [C] reads averaged for the ablations
+
+    def validate(self) -> None:
+        if not (1 <= self.dac_bits <= 24 and 1 <= self.adc_bits <= 24):
+            raise ConfigError("--dac-bits and --adc-bits must be in 1..24", key="bits")
+        if self.inputs < 1:
+            raise ConfigError(f"--inputs must be >= 1, got {self.inputs}", key="inputs")
+        if not self.times_s or any(not (np.isfinite(t) and t >= 0) for t in self.times_s):
+            raise ConfigError("--times must be non-negative and finite", key="times")
+        if list(self.times_s) != sorted(self.times_s):
+            raise ConfigError("--times must be in increasing order", key="times")
+        if self.wire_resistance_ohm < 0:
+            raise ConfigError("--wire-resistance-ohm must be >= 0", key="wire_resistance_ohm")
+        if self.calibration not in CALIBRATIONS:
+            raise ConfigError(f"calibration must be one of {', '.join(CALIBRATIONS)}",
+                              key="calibration")
+        if self.read_repeats < 2 or self.adc_sigmas <= 0 or self.calibration_inputs < 0:
+            raise ConfigError("read_repeats >= 2, adc_sigmas > 0, calibration_inputs >= 0",
+                              key="read_repeats")
+
+
+@dataclass(frozen=True)
+class ChipPlan:
+    """What inference needs from the transfer: the intended and programmed matrix, where."""
+
+    weights: np.ndarray              # normalised, w / w_max
+    mapping: Mapping
+    placement: Placement
+    g_programmed_S: np.ndarray       # device matrix: the verify read that ended programming
+    pulses: np.ndarray               # per programmed cell
+    programmed_at_s: float           # array clock at the end of the transfer
+
+
+def dac(x: np.ndarray, bits: int) -> np.ndarray:
+    """Signed DAC: ``2^(bits-1) - 1`` levels each side of zero over [-1, 1]."""
+    levels = 2 ** (bits - 1) - 1
+    return np.round(np.clip(x, -1.0, 1.0) * levels) / levels
+
+
+def adc(y: np.ndarray, bits: int, full_scale: np.ndarray | float) -> np.ndarray:
+    """Signed ADC over +/- ``full_scale`` with ``2^(bits-1) - 1`` levels each side; clips."""
+    step = np.asarray(full_scale) / (2 ** (bits - 1) - 1)
+    return np.clip(np.round(y / step) * step, -full_scale, full_scale)
+
+
+def _fit_columns(y: np.ndarray, s: np.ndarray, target: np.ndarray) -> tuple[np.ndarray,
+                                                                            np.ndarray]:
+    """Least squares per column of ``a * y + b * s ~ target`` (2x2 normal equations)."""
+    a11, a12, a22 = (y * y).sum(0), (y * s[:, None]).sum(0), float(s @ s)
+    b1, b2 = (y * target).sum(0), s @ target
+    det = a11 * a22 - a12 ** 2
+    ok = np.abs(det) > 1e-12 * np.maximum(a11 * a22, 1e-300)
+    safe = np.where(ok, det, 1.0)
+    return (np.where(ok, (b1 * a22 - a12 * b2) / safe, 1.0),
+            np.where(ok, (a11 * b2 - a12 * b1) / safe, 0.0))
+
+
+def rms(e: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(np.square(e)))) if e.size else float("nan")
+
+
+class Inference(BaseProtocol):
+    """The inference pipeline over one programmed chip (only the Array interface)."""
+
+    name: ClassVar[str] = "inference"
+
+    def __init__(self, config: InferenceConfig, plan: ChipPlan) -> None:
+        config.validate()
+        if plan.placement.loads != 1:
+            raise ConfigError(f"the transfer used {plan.placement.loads} array loads; only the "
+                              "last is still on the chip -- inference needs an array that holds "
+                              "the whole matrix (--rows/--cols of the transfer)", key="transfer")
+        super().__init__(config)
+        self.plan = plan
+        self.tiles = list(plan.placement.tiles)
+        g = plan.mapping.devices_per_weight
+        self.full_scale = [self._full_scale(t, g) for t in self.tiles]
+
+    def config_dict(self) -> dict[str, Any]:
+        return asdict(self.config)
+
+    # --- helpers -----------------------------------------------------------------------------
+    def _wcols(self, t: Tile) -> slice:
+        g = self.plan.mapping.devices_per_weight
+        return slice(t.cols[0] // g, t.cols[1] // g)
+
+    def _w(self, t: Tile, w: np.ndarray) -> np.ndarray:
+        return w[t.rows[0]:t.rows[1], self._wcols(t)]
+
+    def _full_scale(self, t: Tile, g: int) -> float:
+        w = self.plan.weights[t.rows[0]:t.rows[1], t.cols[0] // g:t.cols[1] // g]
+        sigma = np.sqrt(np.mean(np.sum(w ** 2, axis=0)) / 3.0)   # E[x^2] = 1/3 for U[-1, 1]
+        return float(self.config.adc_sigmas * max(sigma, 1e-12))
+
+    def inputs(self) -> np.ndarray:
+        rng = np.random.default_rng([self.config.input_seed, 0])
+        return rng.uniform(-1.0, 1.0, (self.config.inputs, self.plan.weights.shape[0]))
+
+    def _cells(self) -> Cells:
+        rs, cs = zip(*(t.array_cells() for t in self.tiles), strict=True)
+        return Cells.at(np.concatenate(rs), np.concatenate(cs))
+
+    def _device_matrix(self, flat: np.ndarray) -> np.ndarray:
+        """Reads in ``_cells`` order -> the device matrix."""
+        out = np.full(self.plan.g_programmed_S.shape, np.nan)
+        k = 0
+        for t in self.tiles:
+            n, m = t.shape
+            out[t.rows[0]:t.rows[1], t.cols[0]:t.cols[1]] = flat[k:k + n * m].reshape(n, m)
+            k += n * m
+        return out
+
+    def _analog(self, array: Array, t: Tile, xq: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """One tile: (unquantised outputs, summed input) for DAC codes ``xq`` of its rows."""
+        info = array.info
+        v_fs = info.read_voltage_V
+        v = np.zeros((xq.shape[0], info.rows))
+        n, m = t.shape
+        v[:, t.at[0]:t.at[0] + n] = xq * v_fs
+        i = array.mvm(v)[:, t.at[1]:t.at[1] + m]
+        y = self.plan.mapping.outputs(i, v[:, t.at[0]:t.at[0] + n], v_fs)
+        return y, xq.sum(axis=1)
+
+    # --- protocol ----------------------------------------------------------------------------
+    def initial_state(self, array: Array) -> dict[str, Any]:
+        need = self.plan.placement.array_shape
+        if tuple(need) != array.info.shape:
+            raise ConfigError(f"the transfer was placed on a {need[0]}x{need[1]} array, this "
+                              f"one is {array.info.rows}x{array.info.cols}", key="transfer")
+        return {"k": 0, "calibration": {}}
+
+    def steps(self, array: Array, state: dict[str, Any]) -> Iterator[Step]:
+        cfg: InferenceConfig = self.config
+        x = self.inputs()
+        xq = dac(x, cfg.dac_bits)
+        w = self.plan.weights
+        y_fp = x @ w
+        w_prog = self.plan.mapping.weights(self.plan.g_programmed_S)
+        digital = self._digital(xq)
+        fixed = {"quantisation": rms(digital - y_fp), "programming": rms(x @ w_prog - y_fp)}
+        first = {f"{GROUP}/inputs": (x, ""), f"{GROUP}/y_fp": (y_fp, ""),
+                 f"{GROUP}/y_quantised": (digital, ""), f"{GROUP}/weights": (w, ""),
+                 f"{GROUP}/g_programmed_S": (self.plan.g_programmed_S, "S"),
+                 f"{GROUP}/pulses": (self.plan.pulses, ""),
+                 f"{GROUP}/adc_full_scale": (np.array(self.full_scale), "")}
+        n_t = len(cfg.times_s)
+        while int(state["k"]) < n_t:
+            k = int(state["k"])
+            t_target = self.plan.programmed_at_s + cfg.times_s[k]
+            array.wait(max(0.0, t_target - array.now()))
+            t_since = array.now() - self.plan.programmed_at_s
+            reads = [self._device_matrix(array.read(self._cells()))
+                     for _ in range(cfg.read_repeats)]
+            write = dict(first) if k == 0 else {}
+            if k == 0 and cfg.calibration == "columns" and not state["calibration"]:
+                state["calibration"] = self._calibrate(array, np.mean(reads, axis=0))
+                for key, per_tile in state["calibration"].items():
+                    write[f"{GROUP}/calibration/{key}"] = (
+                        np.concatenate([per_tile[str(i)] for i in range(len(self.tiles))]), "")
+            rec = self._measure(array, state, x, xq, y_fp, w_prog, reads, fixed)
+            state["k"] = k + 1
+            append = {f"{GROUP}/t_s": (np.array([t_since]), "s"),
+                      **{f"{GROUP}/{name}": (np.asarray(v)[None], u) for name, (v, u)
+                         in rec.items()}}
+            yield Step(done=k + 1, total=n_t, label=f"t = {time_label(cfg.times_s[k])}",
+                       append=append, write=write)
+
+    def _digital(self, xq: np.ndarray) -> np.ndarray:
+        """The quantisation-only model: ADC(W DAC(x)) per tile, partial sums added."""
+        y = np.zeros((xq.shape[0], self.plan.weights.shape[1]))
+        for t, fs in zip(self.tiles, self.full_scale, strict=True):
+            part = xq[:, t.rows[0]:t.rows[1]] @ self._w(t, self.plan.weights)
+            y[:, self._wcols(t)] += adc(part, self.config.adc_bits, fs)
+        return y
+
+    def _calibrate(self, array: Array, g_S: np.ndarray) -> dict[str, dict[str, np.ndarray]]:
+        """Per tile and column: gain a and offset b with a * ADC(y) + b * sum(x) ~ W x.
+
+        Fitted twice on the same calibration inputs: to the chip's MVM (what the readout
+        uses) and to the ideal-wire model of the same conductances ``g_S`` (what the IR-drop
+        ablation compares against, so that both absorb the same non-IR errors).
+        """
+        cfg = self.config
+        n_cal = cfg.calibration_inputs or max(64, 2 * max(t.shape[0] for t in self.tiles))
+        rng = np.random.default_rng([cfg.input_seed, 1])
+        fits: dict[str, dict[str, np.ndarray]] = {k: {} for k in ("gain", "offset",
+                                                                  "gain_ideal", "offset_ideal")}
+        for i, (t, fs) in enumerate(zip(self.tiles, self.full_scale, strict=True)):
+            xc = dac(rng.uniform(-1.0, 1.0, (n_cal, t.shape[0])), cfg.dac_bits)
+            target = xc @ self._w(t, self.plan.weights)
+            y, s = self._analog(array, t, xc)
+            y_ideal = xc @ self._w(t, self.plan.mapping.weights(g_S))
+            for suffix, out in (("", y), ("_ideal", y_ideal)):
+                a, b = _fit_columns(adc(out, cfg.adc_bits, fs), s, target)
+                fits["gain" + suffix][str(i)] = a
+                fits["offset" + suffix][str(i)] = b
+        return fits
+
+    def _measure(self, array: Array, state: dict[str, Any], x: np.ndarray, xq: np.ndarray,
+                 y_fp: np.ndarray, w_prog: np.ndarray, reads: list[np.ndarray],
+                 fixed: dict[str, float]) -> dict[str, tuple[Any, str]]:
+        cfg, mp = self.config, self.plan.mapping
+        y_hw = np.zeros_like(y_fp)
+        y_lin = np.zeros_like(y_fp)
+        y_ideal = np.zeros_like(y_fp)
+        g_avg = np.mean(reads, axis=0)
+        w_t = mp.weights(g_avg)
+        for i, (t, fs) in enumerate(zip(self.tiles, self.full_scale, strict=True)):
+            y, s = self._analog(array, t, xq[:, t.rows[0]:t.rows[1]])
+            a, b, a0, b0 = self._gains(state, i)
+            y_hw[:, self._wcols(t)] += a * adc(y, cfg.adc_bits, fs) + np.outer(s, b)
+            y_lin[:, self._wcols(t)] += a * y + np.outer(s, b)
+            ideal = xq[:, t.rows[0]:t.rows[1]] @ self._w(t, w_t)
+            y_ideal[:, self._wcols(t)] += a0 * ideal + np.outer(s, b0)
+        rn = rms(x @ (mp.weights(reads[0]) - mp.weights(reads[1]))) / np.sqrt(2.0)
+        ir_ms = np.mean((y_lin - y_ideal) ** 2) - rn ** 2 * (1 + 1 / len(reads))
+        breakdown = {**fixed, "relaxation": rms(x @ (w_t - w_prog)), "read_noise": rn,
+                     "ir_drop": float(np.sqrt(max(ir_ms, 0.0)))}
+        return {"rmse": (rms(y_hw - y_fp), ""),
+                "breakdown": (np.array([breakdown[c] for c in CAUSES]), ""),
+                "y_analog": (y_hw, ""),
+                "g_mean_shift_S": (float(np.mean(g_avg - self.plan.g_programmed_S)), "S"),
+                "g_spread_S": (float(np.std(g_avg - self.plan.g_programmed_S)), "S")}
+
+    @staticmethod
+    def _gains(state: dict[str, Any], i: int) -> tuple[Any, Any, Any, Any]:
+        """(gain, offset) of tile ``i`` for the chip and for the ideal-wire model."""
+        cal = state["calibration"]
+        if not cal:
+            return 1.0, 0.0, 1.0, 0.0
+        return tuple(np.asarray(cal[k][str(i)]) for k in ("gain", "offset", "gain_ideal",
+                                                           "offset_ideal"))  # type: ignore
+
+    def analyse(self, data: RunData) -> dict[str, Any]:
+        return analyse_inference(data)
+
+
+def analyse_inference(data: RunData) -> dict[str, Any]:
+    """RMSE per time and its breakdown by cause, from the stored data alone."""
+    cfg = data.config
+    times = [float(t) for t in cfg["times_s"]]
+    done = int(data.data(f"{GROUP}/rmse").shape[0]) if f"{GROUP}/rmse" in data else 0
+    rmse = data.data(f"{GROUP}/rmse") if done else np.zeros(0)
+    br = data.data(f"{GROUP}/breakdown") if done else np.zeros((0, len(CAUSES)))
+    pulses = data.data(f"{GROUP}/pulses") if f"{GROUP}/pulses" in data else np.zeros(0)
+    labels = [time_label(t) for t in times[:done]]
+    breakdown = {lab: {c: float(v) for c, v in zip(CAUSES, row, strict=True)}
+                 for lab, row in zip(labels, br, strict=True)}
+    return {
+        "cells": int(pulses.size),
+        "pulses_mean": float(np.mean(pulses)) if pulses.size else None,
+        "rmse": {lab: float(v) for lab, v in zip(labels, rmse, strict=True)},
+        "rmse_breakdown": breakdown,
+        "dominant": {lab: max(b, key=lambda c: b[c]) for lab, b in breakdown.items()},
+        "dac_bits": cfg["dac_bits"], "adc_bits": cfg["adc_bits"],
+        "wire_resistance_ohm": cfg["wire_resistance_ohm"],
+        "inputs": cfg["inputs"],
+    }
