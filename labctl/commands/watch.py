@@ -60,13 +60,14 @@ def handle(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else run_file.with_name(run_file.stem + "-live")
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()
-    size, redraws, status = -1, 0, "running"
+    size, redraws, status, seen = -1, 0, "running", False
     while True:
         try:
             status, new_size, n = snapshot_once(run_file, out, size)
-        except DataFormatError:
-            if not run_file.exists():
-                raise
+            seen = True
+        except (DataFormatError, RuntimeError, OSError, KeyError, ValueError):
+            if not seen or not run_file.exists():
+                raise DataFormatError(f"{run_file} is not a readable labctl run file") from None
             time.sleep(args.interval_s)  # a torn read while the writer appends: try again
             continue
         if n:

@@ -1,0 +1,81 @@
+"""labctl replay (re-execute and compare) and labctl watch (live view), through the CLI."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+
+import pytest
+
+from labctl.cli import main
+from labctl.data.runfile import RunReader
+
+
+def _json_line(out: str) -> dict:
+    return json.loads(out.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def forming_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("replay") / "forming.h5"
+    assert main(["run", "forming", "--rows", "8", "--cols", "8", "--seed", "3", "--quiet",
+                 "--out", str(out)]) == 0
+    return out
+
+
+def test_replay_on_the_simulator_is_consistent(forming_run, tmp_path, capsys):
+    capsys.readouterr()
+    code = main(["replay", str(forming_run), "--out", str(tmp_path / "rep.h5"), "--json"])
+    res = _json_line(capsys.readouterr().out)
+    assert code == 0 and res["consistent"] is True
+    assert res["metrics"]["v_form_mean_V"]["pass"] is True
+    assert "data:forming/v_form_V" in res["metrics"]
+    with RunReader(tmp_path / "rep.h5") as r:
+        assert r.status == "complete" and r.backend["seed"] == 3 and r.backend["rows"] == 8
+
+
+def test_replay_on_another_preset_is_inconsistent_and_names_what_moved(forming_run, tmp_path,
+                                                                       capsys):
+    capsys.readouterr()
+    code = main(["replay", str(forming_run), "--preset", "rram-40nm-random",
+                 "--out", str(tmp_path / "rep.h5"), "--json"])
+    out = capsys.readouterr().out
+    res = _json_line(out)
+    assert code == 1 and res["consistent"] is False
+    moved = {k for k, v in res["metrics"].items() if not v["pass"]}
+    assert "v_form_mean_V" in moved and "i_form_mean_A" in moved
+    assert "INCONSISTENT" in out and "v_form_mean_V" in out
+
+
+def test_replay_refuses_what_it_cannot_replay(tmp_path, capsys):
+    assert main(["replay", str(tmp_path / "missing.h5")]) == 2
+    junk = tmp_path / "junk.h5"
+    junk.write_bytes(b"\x89HDF\r\n")
+    assert main(["replay", str(junk)]) == 2
+    assert "Traceback" not in capsys.readouterr().err
+
+
+def test_watch_follows_a_program_verify_run_live(tmp_path):
+    run_file = tmp_path / "pv.h5"
+    live = tmp_path / "live"
+    writer = subprocess.Popen(
+        [sys.executable, "-m", "labctl.cli", "run", "program", "--levels", "35", "--repeats",
+         "16", "--tolerance", "0.002", "--out", str(run_file), "--quiet"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    t0 = time.monotonic()
+    while not run_file.exists() and time.monotonic() - t0 < 60:
+        time.sleep(0.05)
+    watcher = subprocess.run(
+        [sys.executable, "-m", "labctl.cli", "watch", str(run_file), "--out", str(live),
+         "--interval-s", "0.2", "--timeout-s", "300"],
+        capture_output=True, text=True, timeout=400)
+    assert writer.wait(timeout=300) == 0
+    assert watcher.returncode == 0, watcher.stderr
+    redraw_lines = [ln for ln in watcher.stdout.splitlines() if "redrawn" in ln]
+    running = [ln for ln in redraw_lines if "running:" in ln]
+    assert len(running) >= 1, watcher.stdout  # drew while the run was still being written
+    assert len(redraw_lines) >= 2, watcher.stdout  # and again as more data arrived
+    assert "run is complete" in watcher.stdout
+    assert list(live.glob("*.png"))
