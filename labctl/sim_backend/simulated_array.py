@@ -183,12 +183,15 @@ class SimulatedArray:
         self._info.limits.check_width(float(width_s))
         g = self._gate(None)
         flat = n.ravel()
+        nz = np.flatnonzero(flat)  # one scan of the matrix; the counts are usually sparse
+        vals = flat[nz]
         for sign, amp in ((1, abs(set_V)), (-1, -abs(reset_V))):
-            sel = np.flatnonzero(flat * sign > 0)
+            pick = vals * sign > 0
+            sel = nz[pick]
             if sel.size == 0:
                 continue
             r, c = np.divmod(sel, self._info.cols)
-            cnt = np.abs(flat[sel]).astype(np.int64)
+            cnt = np.abs(vals[pick]).astype(np.int64)
             self.model.pulse(self.state, r, c, np.full(sel.size, amp), float(width_s), g, cnt,
                              self.rng, self._t_s)
             self.operations += int(cnt.sum())

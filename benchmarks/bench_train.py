@@ -1,0 +1,89 @@
+"""Training throughput: samples per second of each update rule on 784-256-128-10, batch 32.
+
+Every layer's arrays are simulated ``cmo-hfox-1t1r`` dies (two per layer for the Tiki-Taka
+family and residual learning), formed, settled at the symmetry point and programmed with
+the initial weights through the Array interface exactly as ``labctl pipeline train`` does;
+then MNIST mini-batches go through ``AnalogNetwork.train_batch`` (forward and transposed
+MVMs, pulsed updates, column reads for transfers).  Prints wall-clock and process-CPU
+samples/s: on a shared machine the CPU figure is the one that compares with an idle one.
+Target (issue 7): >= 3,000 samples/s for ttv1/ttv2/cttv2/agad (aihwkit: 157-181).
+
+    python benchmarks/bench_train.py [ALGORITHM ...] [--batches N] [--warmup N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+import numpy as np
+
+from labctl.commands.backend import open_sim
+from labctl.datasets import load_dataset
+from labctl.pipelines.train import calibrate as cal
+from labctl.pipelines.train.network import AnalogNetwork, init_weights
+from labctl.pipelines.train.rules import ALGORITHMS, RULES, make_config
+from labctl.pipelines.train.tile import AnalogTile, TileConfig
+
+SIZES = (784, 256, 128, 10)
+BATCH = 32
+
+
+def build(alg: str, rng: np.random.Generator) -> AnalogNetwork:
+    cls = RULES[alg]
+    rcfg = make_config(cls.Config, {})
+    refs = cls.references(rcfg)
+    cc = cal.CalibrationConfig(settle_pairs=60, average_pairs=10, form_block_cells=1 << 18)
+    ws, bs = init_weights(SIZES, rng)
+    scales = [float(np.abs(w).max() / 0.5) for w in ws]
+    rules = []
+    for k, (n_in, n_out) in enumerate(zip(SIZES[:-1], SIZES[1:], strict=True)):
+        tiles = {}
+        for i, role in enumerate(cls.roles):
+            tile = AnalogTile(open_sim("cmo-hfox-1t1r", n_in, n_out, 100 + 10 * k + i),
+                              TileConfig(), rng, f"L{k}.{role}")
+            cal.form_unformed(tile, cc)
+            sp = cal.settle_symmetry_point(tile, cc)
+            tile.dw_min = cal.granularity(sp, tile.g_unit_S)
+            if refs[role] == "symmetry-point":
+                tile.set_reference(sp.g_sp_S)
+            if role == cls.visible:
+                cal.program_weights(tile, ws[k] / scales[k], cc)
+            tiles[role] = tile
+        rules.append(cls(rcfg, tiles, rng))
+    return AnalogNetwork(rules, bs, scales, "relu", rules[0].lr)
+
+
+def measure(alg: str, x: np.ndarray, y: np.ndarray, warmup: int, batches: int) -> tuple[float,
+                                                                                        float]:
+    rng = np.random.default_rng(0)
+    net = build(alg, rng)
+    for b in range(warmup):
+        net.train_batch(x[b * BATCH:(b + 1) * BATCH], y[b * BATCH:(b + 1) * BATCH])
+    t0, c0 = time.perf_counter(), time.process_time()
+    for b in range(warmup, warmup + batches):
+        net.train_batch(x[b * BATCH:(b + 1) * BATCH], y[b * BATCH:(b + 1) * BATCH])
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    return batches * BATCH / wall, batches * BATCH / cpu
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("algorithms", nargs="*", default=list(ALGORITHMS))
+    ap.add_argument("--batches", type=int, default=100)
+    ap.add_argument("--warmup", type=int, default=30)
+    a = ap.parse_args()
+    ds = load_dataset("mnist", limit=(a.batches + a.warmup) * BATCH)
+    x = ds.x_train.reshape(len(ds.x_train), -1).astype(np.float64)
+    print(f"784-256-128-10, batch {BATCH}, cmo-hfox-1t1r; {os.cpu_count()} cores, "
+          f"load average {os.getloadavg()[0]:.1f}, "
+          f"OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'default')}")
+    print(f"{'algorithm':>10} {'wall samples/s':>15} {'cpu samples/s':>14}")
+    for alg in a.algorithms:
+        wall, cpu = measure(alg, x, ds.y_train, a.warmup, a.batches)
+        print(f"{alg:>10} {wall:15.0f} {cpu:14.0f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,96 @@
+"""Issue 7's benchmark runs: MNIST, 3-layer FC (784-256-128-10), through ``labctl pipeline train``.
+
+1. ``agad``: AGAD on ``cmo-hfox-1t1r`` (measured statistics) and on the symmetric-device
+   variant ``cmo-hfox-1t1r-symmetric``, each with its FP-SGD baseline.  Done when: AGAD
+   >= 96 %, within 2 points of FP (>= 98 %), and the symmetric variant gains (seed 004:
+   96.9 % -> 97.6 %, FP 98.3 %).
+2. ``seed003``: on ``powstep-gamma2`` (power response, gamma = 2): analog SGD vs residual
+   learning vs Tiki-Taka v2 against digital SGD (seed 003: SGD < 15 % once gamma >= 1,
+   RL / Tiki-Taka within ~1 point of digital).
+
+Each run writes its run file (figures: ``labctl report RUN.h5``) and the table is printed
+at the end.  Long: an MNIST epoch on the simulator takes ~0.5-1 min on 2 cores.
+
+    python benchmarks/run_train_mnist.py agad --epochs 20 [--out-dir DIR] [--limit N]
+    python benchmarks/run_train_mnist.py seed003 --epochs 10 --limit 20000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+# the AGAD settings the runs use (seed 004: lr 1e-2, fast_lr 0.1, transfer every 3, batch 32
+# are the rule's documented defaults; these are the values that reach the targets here)
+AGAD_ARGS = ["--lr", "0.05", "--transfer-every", "1", "--rule-option", "in_chop_prob=0.3",
+             "--rule-option", "c_reference=symmetry-point"]
+
+SUITES = {
+    "agad": [
+        ("agad / cmo-hfox-1t1r", ["--algorithm", "agad", "--preset", "cmo-hfox-1t1r",
+                                  *AGAD_ARGS]),
+        ("agad / symmetric", ["--algorithm", "agad", "--preset", "cmo-hfox-1t1r-symmetric",
+                              *AGAD_ARGS, "--fp-epochs", "0"]),
+    ],
+    "seed003": [
+        ("sgd / powstep-gamma2", ["--algorithm", "sgd", "--preset", "powstep-gamma2",
+                                  "--activation", "sigmoid", "--batch", "10", "--lr", "0.05",
+                                  "--fp-lr", "0.05"]),
+        ("rl / powstep-gamma2", ["--algorithm", "rl", "--preset", "powstep-gamma2",
+                                 "--fp-epochs", "0"]),
+        ("ttv2 / powstep-gamma2", ["--algorithm", "ttv2", "--preset", "powstep-gamma2",
+                                   "--activation", "sigmoid", "--batch", "10",
+                                   "--transfer-every", "1", "--lr", "0.05", "--fp-epochs", "0"]),
+    ],
+}
+
+
+def run(label: str, args: list[str], common: list[str], out: Path) -> dict:
+    cmd = [sys.executable, "-m", "labctl.cli", "pipeline", "train", "--dataset", "mnist",
+           "--network", "784-256-128-10", *common, *args, "--out", str(out), "--json",
+           "--quiet"]
+    t0 = time.time()
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise SystemExit(f"{label}: failed ({proc.returncode}): {proc.stderr.strip()}")
+    s = json.loads(proc.stdout.strip().splitlines()[-1])
+    s["label"], s["minutes"] = label, (time.time() - t0) / 60
+    fp = "-" if s["fp_accuracy"] is None else f"{100 * s['fp_accuracy']:.2f} %"
+    print(f"{label:>24}: accuracy {100 * s['accuracy']:.2f} %  FP {fp}  "
+          f"{s['samples_per_s']:.0f} samples/s  {s['minutes']:.1f} min  {out}", flush=True)
+    return s
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("suite", choices=sorted(SUITES))
+    ap.add_argument("--epochs", type=int, default=20)
+    ap.add_argument("--limit", type=int, default=None, help="MNIST subset per split")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out-dir", default=".")
+    a = ap.parse_args()
+    out_dir = Path(a.out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    common = ["--epochs", str(a.epochs), "--seed", str(a.seed)]
+    if a.limit:
+        common += ["--limit", str(a.limit)]
+    results = [run(label, args, common, out_dir / f"{a.suite}-{i}.h5")
+               for i, (label, args) in enumerate(SUITES[a.suite])]
+    fp = results[0]["fp_accuracy"]
+    print(f"\nMNIST 784-256-128-10, {a.epochs} epochs"
+          f"{f', {a.limit} samples per split' if a.limit else ''}; FP SGD {100 * fp:.2f} %")
+    for s in results:
+        print(f"  {s['label']:>24}: {100 * s['accuracy']:.2f} % "
+              f"({100 * (s['accuracy'] - fp):+.2f} points vs FP), best "
+              f"{100 * s['best_accuracy']:.2f} %, {s['pulses_total']} pulses")
+    print(json.dumps([{k: s[k] for k in ("label", "accuracy", "best_accuracy", "fp_accuracy",
+                                          "samples_per_s", "pulses_total", "run_file")}
+                      for s in results]))
+
+
+if __name__ == "__main__":
+    main()

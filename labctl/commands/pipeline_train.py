@@ -1,0 +1,203 @@
+"""``labctl pipeline train``: on-chip analog training through the Array interface (issue 7)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from labctl.commands.common import add_common, emit
+from labctl.errors import ConfigError
+
+# kept in step with labctl.pipelines.train.rules.RULES (tests check it); listed here so that
+# `labctl --help` does not import the pipeline
+ALGORITHMS = ("sgd", "ttv1", "ttv2", "cttv2", "agad", "rl", "rlv2")
+#: network-level defaults of the papers the rules come from: seed 003 trains its MNIST FCN
+#: with sigmoid and batch 10 (RL, RLv2); seed 004's AGAD run uses batch 32
+ALGORITHM_DEFAULTS = {"rl": {"batch": 10, "activation": "sigmoid"},
+                      "rlv2": {"batch": 10, "activation": "sigmoid"}}
+GENERIC_DEFAULTS = {"batch": 32, "activation": "relu"}
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser(
+        "train", help="on-chip analog training: SGD, Tiki-Taka v1/v2, c-TTv2, AGAD, residual "
+        "learning (seeds 003, 004)",
+        description="Train a fully connected network whose weights live on arrays: every "
+        "forward and transposed MVM, pulsed outer-product update and column read goes "
+        "through the Array interface (one array per layer, two for Tiki-Taka and residual "
+        "learning).  Records per-epoch accuracy and loss, pulses per array, weight maps, "
+        "and a floating-point baseline.")
+    p.add_argument("--algorithm", choices=ALGORITHMS, default="agad",
+                   help="update rule (default agad)")
+    p.add_argument("--dataset", default="digits",
+                   help="digits (sklearn 8x8), mnist, fashion-mnist, letters (default digits)")
+    p.add_argument("--data-dir", default=None, help="directory with a user's own IDX files")
+    p.add_argument("--limit", type=int, default=None,
+                   help="seeded subset of at most this many samples per split")
+    p.add_argument("--network", default=None,
+                   help="layer sizes, e.g. 784-256-128-10 (default INPUTS-256-128-CLASSES)")
+    p.add_argument("--activation", choices=("sigmoid", "relu", "tanh"), default=None,
+                   help="hidden activation (default: sigmoid for rl/rlv2 [seed 003], else relu)")
+    p.add_argument("--epochs", type=int, default=10, help="training epochs (default 10)")
+    p.add_argument("--batch", type=int, default=None,
+                   help="mini-batch (default: 10 for rl/rlv2 [seed 003], else 32 [seed 004])")
+    g = p.add_argument_group("update rule (defaults: the rule's paper, see --algorithm)")
+    g.add_argument("--lr", type=float, default=None, help="learning rate")
+    g.add_argument("--fast-lr", type=float, default=None, help="Tiki-Taka family: A's rate")
+    g.add_argument("--transfer-every", type=float, default=None,
+                   help="samples per column read (Tiki-Taka family, RL)")
+    g.add_argument("--gamma", type=float, default=None, help="RL: W_bar = W + gamma P")
+    g.add_argument("--beta", type=float, default=None, help="RL: transfer rate")
+    g.add_argument("--rule-option", action="append", default=[], metavar="KEY=VALUE",
+                   help="any other option of the rule's config (repeatable), e.g. "
+                   "in_chop_prob=0.3 or c_reference=symmetry-point")
+    t = p.add_argument_group("analog tiles and network")
+    t.add_argument("--omega", type=float, default=None,
+                   help="weight scaling: initial max |w| on the array (default 0.5; 0 = off)")
+    t.add_argument("--dac-bits", type=int, default=None, help="input DAC bits (7)")
+    t.add_argument("--adc-bits", type=int, default=None, help="output ADC bits (9)")
+    t.add_argument("--out-noise", type=float, default=None, help="output noise (0.06)")
+    t.add_argument("--out-bound", type=float, default=None, help="ADC bound (12)")
+    t.add_argument("--fp-lr", type=float, default=None, help="FP-baseline learning rate (0.1)")
+    t.add_argument("--fp-epochs", type=int, default=None,
+                   help="FP-baseline epochs (default --epochs; 0 = none)")
+    t.add_argument("--steps-per-epoch", type=int, default=None,
+                   help="checkpoints per epoch (default 4)")
+    add_common(p)
+    p.set_defaults(handler=handle)
+
+
+def _value(text: str) -> Any:
+    low = text.lower()
+    if low in ("true", "false"):
+        return low == "true"
+    for conv in (int, float):
+        try:
+            return conv(text)
+        except ValueError:
+            pass
+    return text
+
+
+def rule_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    rule: dict[str, Any] = {}
+    for item in args.rule_option:
+        key, sep, val = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--rule-option {item!r}: expected KEY=VALUE", key="rule_option")
+        rule[key.strip().replace("-", "_")] = _value(val.strip())
+    for key in ("lr", "fast_lr", "transfer_every", "gamma", "beta"):
+        if getattr(args, key) is not None:
+            rule[key] = getattr(args, key)
+    return rule
+
+
+def parse_network(text: str | None, n_in: int, n_classes: int) -> tuple[int, ...]:
+    if text is None:
+        return (n_in, 256, 128, n_classes)
+    try:
+        sizes = tuple(int(s) for s in text.split("-"))
+    except ValueError as exc:
+        raise ConfigError(f"--network {text!r}: expected sizes like 784-256-128-10",
+                          key="network") from exc
+    if len(sizes) < 2 or min(sizes) < 1:
+        raise ConfigError(f"--network {text!r}: at least two positive sizes", key="network")
+    return sizes
+
+
+def build_config(args: argparse.Namespace, n_in: int, n_classes: int) -> Any:
+    from labctl.pipelines.train import CalibrationConfig, TileConfig, TrainConfig
+
+    if args.rows is not None or args.cols is not None:
+        raise ConfigError("--rows/--cols do not apply: the array sizes come from --network",
+                          key="rows")
+    defaults = {**GENERIC_DEFAULTS, **ALGORITHM_DEFAULTS.get(args.algorithm, {})}
+    tile_kw = {k: v for k, v in (("dac_bits", args.dac_bits), ("adc_bits", args.adc_bits),
+                                 ("out_noise", args.out_noise), ("out_bound", args.out_bound))
+               if v is not None}
+    cfg_kw: dict[str, Any] = {}
+    for key, attr in (("weight_scaling_omega", "omega"), ("fp_lr", "fp_lr"),
+                      ("fp_epochs", "fp_epochs"), ("steps_per_epoch", "steps_per_epoch")):
+        if getattr(args, attr) is not None:
+            cfg_kw[key] = getattr(args, attr)
+    return TrainConfig(
+        algorithm=args.algorithm, dataset=args.dataset,
+        sizes=parse_network(args.network, n_in, n_classes),
+        activation=args.activation or defaults["activation"], epochs=args.epochs,
+        batch=args.batch or defaults["batch"], rule=rule_overrides(args),
+        tile=TileConfig(**tile_kw), calibration=CalibrationConfig(), seed=args.seed, **cfg_kw)
+
+
+def resolve_preset(name: str | None) -> str | None:
+    """Preset names include the files shipped beside the built-ins (e.g. powstep-gamma2)."""
+    if name is None or name.endswith(".toml") or "/" in name:
+        return name
+    from labctl.sim_backend.presets import PRESET_DIR, PRESET_NAMES
+
+    path = PRESET_DIR / f"{name}.toml"
+    return str(path) if name not in PRESET_NAMES and path.is_file() else name
+
+
+def array_factory(args: argparse.Namespace, plan: list[tuple[str, int, int]]) -> Any:
+    """One Array per tile: simulated (seed*100 + index + 1, distinct per array) or stations."""
+    from labctl.pipelines.train import make_bank
+
+    backend = args.backend or "sim"
+    if backend == "sim":
+        from labctl.commands.backend import open_sim
+
+        preset = resolve_preset(args.preset)
+        return lambda: make_bank({name: open_sim(preset, rows, cols, args.seed * 100 + i + 1)
+                                  for i, (name, rows, cols) in enumerate(plan)})
+    stations = [Path(s) for s in backend.split(",")]
+    if len(stations) != len(plan):
+        names = ", ".join(n for n, _, _ in plan)
+        raise ConfigError(f"this network needs {len(plan)} arrays ({names}); give as many "
+                          f"station files, comma-separated, in that order",
+                          key="backend")
+    for s in stations:
+        if s.suffix != ".toml" or not s.is_file():
+            raise ConfigError(f"--backend: {s} is not a station file", key="backend")
+
+    def open_all() -> Any:
+        from labctl.drivers.hardware_array import HardwareArray
+
+        return make_bank({name: HardwareArray.from_station(s)
+                          for (name, _, _), s in zip(plan, stations, strict=True)})
+    return open_all
+
+
+def human(s: dict[str, Any]) -> str:
+    def pct(x: Any) -> str:
+        return "n/a" if x is None else f"{100 * x:.2f} %"
+
+    sps = s.get("samples_per_s")
+    return (f"train {s['algorithm']} on {s['dataset']} ({s['network']}), {s['epochs']} epochs\n"
+            f"  test accuracy   {pct(s['accuracy'])} (best {pct(s['best_accuracy'])})\n"
+            f"  FP baseline     {pct(s['fp_accuracy'])}\n"
+            f"  speed           {'n/a' if sps is None else f'{sps:.0f}'} samples/s\n"
+            f"  pulses          {s['pulses_total']}\n"
+            f"  run file        {s['run_file']}")
+
+
+def handle(args: argparse.Namespace) -> int:
+    from labctl.commands.common import execute_protocol
+    from labctl.datasets import load_dataset
+    from labctl.pipelines.train import TrainData, Training, array_plan
+
+    if args.epochs < 1:
+        raise ConfigError("--epochs must be >= 1", key="epochs")
+    ds = load_dataset(args.dataset, data_dir=args.data_dir, seed=args.seed, limit=args.limit)
+    x_train = ds.x_train.reshape(len(ds.x_train), -1).astype("float64")
+    x_test = ds.x_test.reshape(len(ds.x_test), -1).astype("float64")
+    cfg = build_config(args, x_train.shape[1], ds.n_classes)
+    data = TrainData(x_train, ds.y_train, x_test, ds.y_test, ds.n_classes)
+    protocol = Training(cfg, data)
+    provenance = {"dataset": ds.name, "dataset_label": ds.label, "source": ds.source,
+                  "stand_in": ds.stand_in, "limit": args.limit,
+                  "train_samples": int(len(x_train)), "test_samples": int(len(x_test))}
+    summary = execute_protocol(args, "pipeline train", protocol, provenance=provenance,
+                               array_factory=array_factory(args, array_plan(cfg)))
+    emit(summary, as_json=args.json, human=human)
+    return 0

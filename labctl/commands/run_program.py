@@ -1,0 +1,169 @@
+"""``labctl run program``: program-verify of evenly spaced levels or of a targets file."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from labctl.commands.common import add_common, emit
+from labctl.errors import ConfigError
+
+
+def add_verify_options(p: argparse.ArgumentParser, *, tolerance: float) -> None:
+    """Options of the closed loop, shared with ``run retention``."""
+    p.add_argument("--tolerance", type=float, default=tolerance,
+                   help=f"acceptance range p as a fraction of G_target (default {tolerance})")
+    p.add_argument("--max-pulses", type=int, default=1000,
+                   help="pulse cap per cell; cells that hit it are reported (default 1000)")
+    p.add_argument("--width-s", type=float, default=2.5e-6,
+                   help="set/reset pulse width (default 2.5e-6 s)")
+    p.add_argument("--reset", choices=("sweep", "pulses"), default="sweep",
+                   help="reset to HRS by a quasi-static sweep (default, seed 004) or pulses")
+
+
+def add_level_options(p: argparse.ArgumentParser, *, levels: int | None,
+                      repeats: int | None) -> None:
+    p.add_argument("--levels", type=int, default=levels,
+                   help="number of evenly spaced levels (default 35)")
+    p.add_argument("--g-min-S", type=float, default=10e-6, help="lowest level (default 10e-6 S)")
+    p.add_argument("--g-max-S", type=float, default=90e-6,
+                   help="highest level (default 90e-6 S)")
+    p.add_argument("--repeats", type=int, default=repeats,
+                   help=f"cells per level (default {repeats or 1}); batches reset and reuse "
+                   "the cells when the chip is smaller than levels x repeats")
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("program", help="program-verify levels with identical pulses (seed 004)",
+                       description="Closed-loop programming with identical pulses: reset to HRS, "
+                       "then set/reset pulses until every cell is within +/- p*G_target.")
+    add_level_options(p, levels=None, repeats=None)
+    p.add_argument("--targets", default=None, metavar="FILE",
+                   help="per-cell targets in siemens (.npy or .csv), one per cell, instead of "
+                   "--levels")
+    add_verify_options(p, tolerance=0.02)
+    add_common(p)
+    p.set_defaults(handler=handle)
+
+
+def verify_config(args: argparse.Namespace) -> Any:
+    from labctl.protocols.program_verify import VerifyConfig
+
+    cfg = VerifyConfig(tolerance=args.tolerance, max_pulses=args.max_pulses,
+                       width_s=args.width_s, reset=args.reset)
+    cfg.validate()
+    return cfg
+
+
+def load_targets(path: str) -> np.ndarray:
+    """Targets from a .npy or .csv file (siemens); ConfigError for anything unreadable."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"targets file {path} does not exist", key="targets")
+    try:
+        if p.suffix == ".npy":
+            t = np.load(p, allow_pickle=False)
+        elif p.suffix == ".csv":
+            t = np.loadtxt(p, delimiter=",", ndmin=1, dtype=float)
+        else:
+            raise ConfigError(f"targets file {path}: expected .npy or .csv", key="targets")
+    except (ValueError, OSError) as e:
+        raise ConfigError(f"targets file {path} is not a numeric array: "
+                          f"{str(e).splitlines()[0]}", key="targets") from None
+    if t.dtype.kind not in "iuf":
+        raise ConfigError(f"targets file {path} holds {t.dtype} values, not numbers",
+                          key="targets")
+    if t.ndim not in (1, 2) or t.size == 0:
+        raise ConfigError(f"targets file {path}: expected a 1-D or 2-D array, got shape "
+                          f"{t.shape}", key="targets")
+    return t.astype(float)
+
+
+def check_targets_for_chip(t: np.ndarray, rows: int, cols: int, g_lo_S: float,
+                           g_hi_S: float, *, path: str) -> np.ndarray:
+    """One target per cell ((rows, cols) or rows*cols values) inside the window; flat."""
+    from labctl.protocols.program import check_targets
+
+    if not (t.shape == (rows, cols) or (t.ndim == 1 and t.size == rows * cols)):
+        raise ConfigError(f"targets file {path} has shape {t.shape}; the {rows}x{cols} chip "
+                          f"needs ({rows}, {cols}) or {rows * cols} values", key="targets")
+    check_targets(t, g_lo_S, g_hi_S)
+    return t.ravel()
+
+
+def checked_factory(args: argparse.Namespace, check: Callable[[Any], None]
+                    ) -> Callable[[], Any]:
+    """Open the backend, run ``check(array.info)`` and close it again on failure.
+
+    Chip-dependent validation (window, shape) happens here: after the backend is known but
+    before the run file is created and before any pulse.
+    """
+
+    def factory() -> Any:
+        from labctl.commands.backend import open_backend
+
+        array = open_backend(args)
+        try:
+            check(array.info)
+        except BaseException:
+            array.close()
+            raise
+        return array
+
+    return factory
+
+
+def human(s: dict[str, Any]) -> str:
+    fit = s.get("sigma_fit_S") or {}
+    ov = [x for x in s.get("adjacent_overlap", []) if x is not None]
+
+    def f(x: Any, fmt: str, scale: float = 1.0) -> str:
+        return "n/a" if x is None else format(x * scale, fmt)
+
+    return (f"program: {s['cells_programmed']} cells, {len(s['levels'])} levels, tolerance "
+            f"{100 * s['tolerance']:.3g} %\n"
+            f"  converged       {100 * s['converged_fraction']:.2f} % "
+            f"({s['not_converged']} not converged)\n"
+            f"  pulses          mean {f(s['pulses_mean'], '.2f')}, median "
+            f"{f(s['pulses_median'], '.1f')}, max {s['pulses_max']}\n"
+            f"  sigma fit       {f(fit.get('slope'), '.4g')} * G + "
+            f"{f(fit.get('intercept_S'), '.4g', 1e6)} uS\n"
+            f"  max overlap     {f(max(ov) if ov else None, '.3g')} (levels separated: "
+            f"{s['levels_separated']})\n"
+            f"  run file        {s['run_file']}")
+
+
+def handle(args: argparse.Namespace) -> int:
+    from labctl.commands.common import execute_protocol
+    from labctl.protocols.program import Program, ProgramConfig, check_targets, level_targets
+
+    vcfg = verify_config(args)
+    targets = None
+    if args.targets is not None:
+        if args.levels is not None or args.repeats is not None:
+            raise ConfigError("--targets replaces --levels and --repeats; give one or the other",
+                              key="targets")
+        targets = load_targets(args.targets)
+        check_targets(targets, 0.0, float("inf"))
+        cfg = ProgramConfig(targets_file=str(Path(args.targets).resolve()), verify=vcfg)
+    else:
+        cfg = ProgramConfig(levels=35 if args.levels is None else args.levels,
+                            g_min_S=args.g_min_S, g_max_S=args.g_max_S,
+                            repeats=1 if args.repeats is None else args.repeats, verify=vcfg)
+    cfg.validate()
+
+    def check(info: Any) -> None:
+        if targets is not None:
+            check_targets_for_chip(targets, info.rows, info.cols, info.g_min_S, info.g_max_S,
+                                   path=args.targets)
+        else:
+            check_targets(level_targets(cfg), info.g_min_S, info.g_max_S)
+
+    summary = execute_protocol(args, "run program", Program(cfg, targets_S=targets),
+                               array_factory=checked_factory(args, check))
+    emit(summary, as_json=args.json, human=human)
+    return 0

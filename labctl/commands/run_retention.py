@@ -1,0 +1,79 @@
+"""``labctl run retention``: program levels at 0.2 %, then read them on a log time grid."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from labctl.commands.common import add_common, emit
+from labctl.commands.run_program import (
+    add_level_options,
+    add_verify_options,
+    checked_factory,
+    verify_config,
+)
+from labctl.errors import ConfigError
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("retention", help="program levels, then follow their relaxation (seed 004)",
+                       description="Program levels with program-verify, read them on a "
+                       "log-spaced time grid (virtual clock on the simulator), fit shift and "
+                       "spread against ln t and project to ten years.")
+    add_level_options(p, levels=35, repeats=16)
+    add_verify_options(p, tolerance=0.002)
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--times", default=None,
+                   help="comma-separated read times in s after programming (e.g. 1,10,600,3600)")
+    g.add_argument("--duration-s", type=float, default=86400.0,
+                   help="last read time of a 1-2-5 log grid from 1 s, plus 600 and 3600 s "
+                   "(default 86400)")
+    add_common(p)
+    p.set_defaults(handler=handle)
+
+
+def parse_times(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise ConfigError(f"--times must be comma-separated seconds, got {text!r}",
+                          key="times") from None
+
+
+def human(s: dict[str, Any]) -> str:
+    def f(d: dict[str, Any], k: str, scale: float = 1e6, fmt: str = "+.3f") -> str:
+        v = d.get(k)
+        return "n/a" if v is None else format(v * scale, fmt)
+
+    lines = [f"retention: {s['cells_programmed']} cells, {len(s['levels'])} levels "
+             f"(converged {100 * s['converged_fraction']:.1f} %, pulses mean "
+             f"{s['pulses_mean'] if s['pulses_mean'] is None else round(s['pulses_mean'], 1)})"]
+    for k in s["mean_shift_S"]:
+        lines.append(f"  t = {k:>9} s   shift {f(s['mean_shift_S'], k)} uS   sigma "
+                     f"{f(s['sigma_S'], k, fmt='.3f')} uS   overlap "
+                     f"{f(s['overlap'], k, 100, '.2f')} %")
+    p = s["projection_10y"]
+    lines.append(f"  10 years      shift {f(p, 'mean_shift_S')} uS   sigma "
+                 f"{f(p, 'sigma_S', fmt='.3f')} uS   overlap {f(p, 'overlap', 100, '.2f')} %")
+    lines.append(f"  run file        {s['run_file']}")
+    return "\n".join(lines)
+
+
+def handle(args: argparse.Namespace) -> int:
+    from labctl.commands.common import execute_protocol
+    from labctl.protocols.program import check_targets
+    from labctl.protocols.retention import Retention, RetentionConfig
+
+    times = parse_times(args.times) if args.times is not None else None
+    cfg = RetentionConfig(levels=args.levels, g_min_S=args.g_min_S, g_max_S=args.g_max_S,
+                          repeats=args.repeats, verify=verify_config(args), times_s=times,
+                          duration_s=args.duration_s)
+    proto = Retention(cfg)
+
+    def check(info: Any) -> None:
+        check_targets(proto.jobs(), info.g_min_S, info.g_max_S)
+
+    summary = execute_protocol(args, "run retention", proto,
+                               array_factory=checked_factory(args, check))
+    emit(summary, as_json=args.json, human=human)
+    return 0

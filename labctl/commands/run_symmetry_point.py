@@ -1,0 +1,115 @@
+"""``labctl run symmetry-point``: open-loop pulses, figures of merit, fitted preset."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+from typing import Any
+
+from labctl.commands.common import add_common, default_out, emit
+from labctl.errors import ConfigError
+
+DEFAULT_BASE = "cmo-hfox-1t1r"
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("symmetry-point", help="open-loop identical pulses: states, SP skew, NSR "
+                       "and a fitted device preset (seed 004)",
+                       description="Batches of up then down pulses, then alternating single "
+                       "pulses; per device G_max, G_min, G_sp, step, number of states, SP skew "
+                       "and NSR; fits the soft-bounds model and writes it as a preset.")
+    p.add_argument("--up-V", type=float, default=1.35, help="potentiation amplitude (1.35 V)")
+    p.add_argument("--down-V", type=float, default=-1.3, help="depression amplitude (-1.3 V)")
+    p.add_argument("--width-s", type=float, default=2.5e-6, help="pulse width (2.5e-6 s)")
+    p.add_argument("--batch-pulses", type=int, default=400, help="pulses per batch (400)")
+    p.add_argument("--cycles", type=int, default=2, help="up/down batch pairs (2)")
+    p.add_argument("--alternating-pulses", type=int, default=500,
+                   help="1-up-1-down pulses at the end (500)")
+    p.add_argument("--read-repeats", type=int, default=20,
+                   help="reads without pulses at the end, for the read noise (20)")
+    p.add_argument("--preset-out", default=None, metavar="FILE.toml",
+                   help="fitted preset to write (default: next to the run file)")
+    add_common(p)
+    p.set_defaults(handler=handle)
+
+
+def base_preset(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
+    """Text and parsed table of the preset the fit feeds: --preset on the simulator, else
+    the default chip's."""
+    from labctl.sim_backend.presets import load_preset, preset_path
+
+    name = (args.preset or DEFAULT_BASE) if (args.backend or "sim") == "sim" else DEFAULT_BASE
+    preset = load_preset(name)
+    if preset.get("model") != "cmo-hfox":
+        raise ConfigError(f"the symmetry-point fit writes a cmo-hfox preset; preset {name!r} "
+                          f"is a {preset.get('model')!r} model", key="preset")
+    return preset_path(name).read_text(), preset
+
+
+def preset_out_path(args: argparse.Namespace) -> Path:
+    if args.preset_out:
+        path = Path(args.preset_out)
+    else:
+        run = Path(args.resume or args.out or default_out("run symmetry-point"))
+        args.out = args.out or (None if args.resume else str(run))
+        path = run.with_name(run.stem + "-preset.toml")
+    if path.suffix != ".toml":
+        raise ConfigError(f"--preset-out {path}: the simulator loads presets from .toml files",
+                          key="preset_out")
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir() or not os.access(parent, os.W_OK):
+        raise ConfigError(f"--preset-out {path}: directory {parent} is not writable",
+                          key="preset_out")
+    if path.is_dir():
+        raise ConfigError(f"--preset-out {path} is a directory", key="preset_out")
+    return path
+
+
+def write_preset(summary: dict[str, Any], base_text: str, path: Path) -> None:
+    from labctl.protocols.analysis.preset_toml import fitted_preset_text, pulse_table
+
+    fit = summary["fit"]
+    if not fit.get("population"):
+        raise ConfigError("no device could be fitted; no preset written", key="preset_out")
+    note = f"labctl run symmetry-point, {fit['population']['devices_fitted']} devices, " \
+           f"{Path(summary['run_file']).name}"
+    text = fitted_preset_text(
+        base_text, name=path.stem,
+        source=f"fitted by labctl run symmetry-point from {Path(summary['run_file']).name}",
+        table_values={"pulse": pulse_table(fit["population"], fit["scheme"])}, note=note)
+    path.write_text(text)
+
+
+def human(s: dict[str, Any]) -> str:
+    def f(x: Any, fmt: str) -> str:
+        return "n/a" if x is None else format(x, fmt)
+
+    return (f"symmetry point: {s['devices']} devices\n"
+            f"  N states        mean {f(s['n_states_mean'], '.1f')} "
+            f"(min {f(s['n_states_min'], '.1f')}, max {f(s['n_states_max'], '.1f')})\n"
+            f"  SP skew         mean {f(s['sp_skew_mean'], '.3f')}\n"
+            f"  NSR             mean {f(s['nsr_mean'], '.3f')}\n"
+            f"  fitted preset   {s['preset_file']}\n"
+            f"  run file        {s['run_file']}")
+
+
+def handle(args: argparse.Namespace) -> int:
+    from labctl.commands.common import execute_protocol
+    from labctl.protocols.symmetry_point import SymmetryPoint, SymmetryPointConfig
+
+    out = preset_out_path(args)
+    base_text, base = base_preset(args)
+    pulse = base.get("pulse", {})
+    cfg = SymmetryPointConfig(
+        up_V=args.up_V, down_V=args.down_V, width_s=args.width_s,
+        batch_pulses=args.batch_pulses, cycles=args.cycles,
+        alternating_pulses=args.alternating_pulses, read_repeats=args.read_repeats,
+        preset_out=str(out.resolve()),
+        fit_g_exponent=float(pulse.get("g_exponent", 0.0)),
+        fit_g_ref_S=float(pulse.get("g_ref_S", 1.0)),
+        fit_sigma_g_rel=float(pulse.get("sigma_g_rel", 0.0)))
+    summary = execute_protocol(args, "run symmetry-point", SymmetryPoint(cfg))
+    write_preset(summary, base_text, out)
+    emit(summary, as_json=args.json, human=human)
+    return 0

@@ -1,0 +1,90 @@
+"""Parameterised energy model: programming (set/reset, program-verify) and inference (array
+reads, DAC/ADC conversions, digital ops) per approach of the pruning pipeline.
+
+The numbers live in a user-editable TOML file (default: ``energy_prune.toml`` beside this
+module) where each value names its source or says placeholder.  The pipeline records event
+counts; energies are counts times these numbers, so a different model can be applied to an
+old run file.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import asdict, dataclass, fields
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from labctl.errors import ConfigError
+
+DEFAULT_FILE = "energy_prune.toml"
+
+
+@dataclass(frozen=True)
+class EnergyModel:
+    integration_time_s: float
+    dac_conversion_J: float
+    adc_conversion_J: float
+    set_J: float
+    reset_J: float
+    verify_pulse_J: float
+    verify_read_J: float
+    reset_sweep_J: float
+    mac_J: float
+    op_J: float
+
+    def as_dict(self) -> dict[str, float]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> EnergyModel:
+        names = [f.name for f in fields(cls)]
+        missing = [n for n in names if n not in values]
+        unknown = sorted(set(values) - set(names))
+        if missing or unknown:
+            key = (missing or unknown)[0]
+            raise ConfigError(f"energy model: {'missing' if missing else 'unknown'} key {key}",
+                              key=key)
+        for n in names:
+            v = values[n]
+            if isinstance(v, bool) or not isinstance(v, int | float) or v < 0:
+                raise ConfigError(f"energy model: {n} must be a number >= 0, got {v!r}", key=n)
+        return cls(**{n: float(values[n]) for n in names})
+
+
+def load_energy_model(path: str | None = None) -> EnergyModel:
+    """Read an energy-model TOML (sections are for the reader; keys must be unique)."""
+    try:
+        if path is None:
+            text = resources.files("labctl.pipelines").joinpath(DEFAULT_FILE).read_text()
+        else:
+            text = Path(path).read_text()
+        raw = tomllib.loads(text)
+    except FileNotFoundError as exc:
+        raise ConfigError(f"energy model file {path} does not exist", key="energy_model") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"energy model {path}: {exc}", key="energy_model") from exc
+    flat: dict[str, Any] = {}
+    for section in raw.values():
+        if not isinstance(section, dict):
+            raise ConfigError("energy model: every value belongs in a [section]",
+                              key="energy_model")
+        flat.update(section)
+    return EnergyModel.from_dict(flat)
+
+
+def inference_J(counts: dict[str, float], m: EnergyModel) -> float:
+    """Energy of one pass over the test set: array reads, conversions, digital work."""
+    return (m.integration_time_s * counts.get("read_V2S", 0.0)
+            + m.dac_conversion_J * counts.get("dac", 0.0)
+            + m.adc_conversion_J * counts.get("adc", 0.0)
+            + m.op_J * counts.get("digital_ops", 0.0)
+            + m.mac_J * counts.get("digital_macs", 0.0))
+
+
+def programming_J(counts: dict[str, float], m: EnergyModel) -> float:
+    """Energy to put the network onto the chip (set/reset flips or program-verify)."""
+    return (m.set_J * counts.get("sets", 0.0) + m.reset_J * counts.get("resets", 0.0)
+            + m.verify_pulse_J * counts.get("verify_pulses", 0.0)
+            + m.verify_read_J * counts.get("verify_reads", 0.0)
+            + m.reset_sweep_J * counts.get("reset_sweeps", 0.0))

@@ -1,0 +1,18 @@
+"""Index-free sparse training on two-FeFET arrays (issue 8, seed 001).
+
+Modules: :mod:`.layer` (a weight matrix as a differential pair of two-FeFET arrays, mask and
+gate-pulse updates in the array), :mod:`.vau` (the vectorial approximate update, the exact
+cell-by-cell update and the error between them), :mod:`.topology` (RigL prune/regrow),
+:mod:`.network` (the multilayer perceptron), :mod:`.cost_model` (latency/energy of the
+index-free, index-based and dense designs; parameters in ``cost_fefet.toml``), :mod:`.arrays`
+(several arrays as one backend; windows of one die), :mod:`.train` (the resumable protocol).
+"""
+
+from labctl.pipelines.sparse.cost_model import CostParams, load_cost_model
+from labctl.pipelines.sparse.layer import PulseConfig, SparseLayer
+from labctl.pipelines.sparse.topology import TopologyConfig
+from labctl.pipelines.sparse.train import (SparseData, SparseTrainConfig, SparseTraining,
+                                           analyse_sparse, array_plan)
+
+__all__ = ["CostParams", "PulseConfig", "SparseData", "SparseLayer", "SparseTrainConfig",
+           "SparseTraining", "TopologyConfig", "analyse_sparse", "array_plan", "load_cost_model"]

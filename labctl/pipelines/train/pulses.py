@@ -1,0 +1,119 @@
+"""Stochastic pulse trains for the parallel outer-product update, as per-cell pulse counts.
+
+Gokmen & Vlasov, Front. Neurosci. 10, 333 (2016); reference/training.md section 1, with the
+bit-length and update management of aihwkit (``UpdateParameters(desired_bl,
+update_bl_management=True, update_management=True)``):
+
+* per sample b, k_b = lr * max|x_b| * max|d_b| / dw_min and BL_b = min(ceil(k_b), bl_max);
+* row j fires in each of the BL_b slots with probability A_b |x_bj|, column i with
+  B_b |d_bi|, where A_b B_b = lr / (dw_min BL_b) and A_b max|x_b| = B_b max|d_b| (<= 1);
+* the expected number of coincidences at (j, i) is lr |x_bj d_bi| / dw_min;
+* a coincidence is one device pulse in direction -sign(x_bj d_bi).
+
+All slots of a mini-batch are drawn at once, and the coincidences are counted with two matrix
+products of the binary trains (signed and unsigned), split into up (set) and down (reset)
+counts per cell.  Within one sample a cell only gets pulses of one sign, so summing over the
+batch and applying ups and downs as two parallel steps changes the result only at second
+order in the step size.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass
+class PulseCounts:
+    """Set (``up``) and reset (``down``) pulses of the cells ``idx`` (flat, row-major) of a
+    ``shape`` array; only cells that get a pulse are listed (updates are sparse)."""
+
+    shape: tuple[int, int]
+    idx: np.ndarray    # flat cell indices, int64
+    up: np.ndarray     # set pulses per listed cell, >= 0
+    down: np.ndarray   # reset pulses per listed cell, >= 0
+
+    @property
+    def total(self) -> int:
+        return int(self.up.sum() + self.down.sum())
+
+    def dense(self, values: np.ndarray) -> np.ndarray:
+        """A full (rows, cols) int32 matrix with ``values`` at the listed cells."""
+        out = np.zeros(self.shape, dtype=np.int32)
+        out.ravel()[self.idx] = values
+        return out
+
+
+def _bit_lengths(k: np.ndarray, bl_max: int) -> np.ndarray:
+    return np.where(k > 0, np.clip(np.ceil(k), 1, bl_max), 0).astype(np.int64)
+
+
+def coincidence_counts(x: np.ndarray, d: np.ndarray, lr: float | np.ndarray, dw_min: float,
+                       bl_max: int, rng: np.random.Generator) -> PulseCounts:
+    """Pulse counts of a batch update ``W <- W - lr * x^T d`` (x: (B, rows), d: (B, cols)).
+
+    ``lr`` may be one value or one per sample (choppers and auto-scaling use that).
+    """
+    x = np.asarray(x, dtype=np.float64)
+    d = np.asarray(d, dtype=np.float64)
+    lr_b = np.broadcast_to(np.asarray(lr, dtype=np.float64), (x.shape[0],))
+    mx = np.abs(x).max(axis=1)
+    md = np.abs(d).max(axis=1)
+    k = lr_b * mx * md / dw_min
+    bl = _bit_lengths(k, bl_max)
+    live = bl > 0
+    if not np.any(live):
+        return _empty((x.shape[1], d.shape[1]))
+    x, d, mx, md, lr_b, bl = x[live], d[live], mx[live], md[live], lr_b[live], bl[live]
+    base = np.sqrt(lr_b / (dw_min * bl))
+    ax = base * np.sqrt(md / mx)
+    bd = base * np.sqrt(mx / md)
+    px = np.minimum(np.abs(x) * ax[:, None], 1.0)
+    pd = np.minimum(np.abs(d) * bd[:, None], 1.0)
+    rep = np.repeat(np.arange(x.shape[0]), bl)
+    xb = rng.random((rep.size, x.shape[1]), dtype=np.float32) < px[rep].astype(np.float32)
+    db = rng.random((rep.size, d.shape[1]), dtype=np.float32) < pd[rep].astype(np.float32)
+    return _split(xb, db, np.sign(x)[rep], np.sign(d)[rep])
+
+
+def _empty(shape: tuple[int, int]) -> PulseCounts:
+    z = np.zeros(0, dtype=np.int64)
+    return PulseCounts(shape, z, z.copy(), z.copy())
+
+
+def _split(xb: np.ndarray, db: np.ndarray, sx: np.ndarray, sd: np.ndarray) -> PulseCounts:
+    """Up/down counts from binary trains (slots, rows)/(slots, cols) and their signs."""
+    xf = xb.astype(np.float32)
+    df = db.astype(np.float32)
+    total = xf.T @ df                       # every coincidence (exact small integers)
+    net = (xf * sx.astype(np.float32)).T @ (df * sd.astype(np.float32))
+    idx = np.flatnonzero(total)
+    t = total.ravel()[idx].astype(np.int64)
+    # sign(x d) > 0 -> the weight must go down (reset); < 0 -> up (set)
+    down = (t + net.ravel()[idx].astype(np.int64)) // 2
+    return PulseCounts(total.shape, idx, t - down, down)
+
+
+def exact_counts(n_signed: np.ndarray) -> PulseCounts:
+    """Deterministic counts from a signed integer matrix (positive = set pulses)."""
+    n = np.asarray(n_signed)
+    idx = np.flatnonzero(n)
+    v = n.ravel()[idx].astype(np.int64)
+    return PulseCounts(n.shape, idx, np.maximum(v, 0), np.maximum(-v, 0))
+
+
+def row_counts(shape: tuple[int, int], rows: np.ndarray, n_signed: np.ndarray) -> PulseCounts:
+    """Deterministic signed counts ``n_signed`` (k, cols) on the lines ``rows`` of the array."""
+    idx = (np.asarray(rows, dtype=np.int64)[:, None] * shape[1]
+           + np.arange(shape[1], dtype=np.int64)).ravel()
+    v = np.asarray(n_signed, dtype=np.int64).ravel()
+    keep = v != 0
+    idx, v = idx[keep], v[keep]
+    return PulseCounts(shape, idx, np.maximum(v, 0), np.maximum(-v, 0))
+
+
+def stochastic_round(v: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Unbiased integer rounding: floor(v) + Bernoulli(frac(v))."""
+    f = np.floor(v)
+    return (f + (rng.random(v.shape) < (v - f))).astype(np.int64)

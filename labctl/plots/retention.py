@@ -1,0 +1,83 @@
+"""Retention figures: level distributions over time, shift and spread against ln t."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from labctl.plots.program import level_cdfs
+from labctl.plots.style import figure, save, title_note
+
+TEN_YEARS_S = 10 * 365.25 * 86400.0
+
+
+def _at(reader: Any, t: float) -> tuple[np.ndarray, np.ndarray]:
+    """(targets, G) of every converged job read at grid time ``t``."""
+    targets = reader.data("retention/program/target_S")
+    ok = reader.data("retention/program/converged").astype(bool)
+    ts = reader.data("retention/t_s")
+    job = reader.data("retention/job").astype(int)
+    sel = (ts == t) & ok[job]
+    return targets[job[sel]], reader.data("retention/g_S")[sel]
+
+
+def render(reader: Any, out_dir: Path) -> list[Path]:
+    paths = []
+    s = reader.summary
+    times = np.unique(reader.data("retention/t_s"))
+    targets = reader.data("retention/program/target_S")
+    g0 = reader.data("retention/program/g_S")
+    ok = reader.data("retention/program/converged").astype(bool)
+    pick = [t for t in (600.0, 3600.0) if t in times] or [times[len(times) // 2]]
+    if times[-1] not in pick:
+        pick.append(float(times[-1]))
+
+    fig, ax = figure(ncols=len(pick) + 1, width_in=4.2)
+    level_cdfs(ax[0, 0], targets, g0, ok)
+    ax[0, 0].set_title("right after programming")
+    for a, t in zip(ax[0, 1:], pick, strict=True):
+        tg, g = _at(reader, t)
+        level_cdfs(a, tg, g, np.ones(g.size, bool))
+        a.set_title(f"{t:g} s after programming")
+    fig.suptitle(f"Relaxation of the programmed levels — {title_note(reader)}")
+    paths.append(save(fig, out_dir, "retention_cdfs"))
+
+    fig, ax = figure()
+    for t, col in zip(pick, ("C0", "C1", "C2", "C3"), strict=False):
+        if t == 0.0:
+            continue
+        job = reader.data("retention/job").astype(int)
+        sel = (reader.data("retention/t_s") == t) & ok[job]
+        d = (reader.data("retention/g_S")[sel] - g0[job[sel]]) * 1e6
+        if d.size:
+            ax[0, 0].hist(d, bins=40, histtype="step", color=col, density=True,
+                          label=f"{t:g} s")
+    ax[0, 0].set(xlabel="G(t) - G programmed (uS)", ylabel="density",
+                 title="Relaxation error distribution over time")
+    ax[0, 0].legend()
+    paths.append(save(fig, out_dir, "retention_error_hist"))
+
+    fig, ax = figure(ncols=2)
+    fit = s.get("fit", {})
+    proj = s.get("projection_10y", {})
+    keys = list(s.get("mean_shift_S", {}))
+    tt = np.array([float(k) for k in keys])
+    sh = np.array([np.nan if v is None else v for v in s["mean_shift_S"].values()]) * 1e6
+    sg = np.array([np.nan if v is None else v for v in s["sigma_S"].values()]) * 1e6
+    xs = np.geomspace(1.0, TEN_YEARS_S, 60)
+    for a, y, name, lab in ((ax[0, 0], sh, "mean_shift_S", "mean shift (uS)"),
+                            (ax[0, 1], sg, "sigma_S", "sigma (uS)")):
+        a.semilogx(tt, y, "o", ms=4, label="measured")
+        f = fit.get(name, {})
+        if f.get("slope_S") is not None and np.isfinite(f["slope_S"]):
+            a.semilogx(xs, (f["slope_S"] * np.log(xs) + f["intercept_S"]) * 1e6, "-",
+                       label=f"{f['slope_S'] * 1e6:.4f} ln t + {f['intercept_S'] * 1e6:.4f}")
+        if proj.get(name) is not None:
+            a.semilogx([proj["t_s"]], [proj[name] * 1e6], "s", color="C3", label="10 years")
+        a.set(xlabel="t after programming (s)", ylabel=lab)
+        a.legend(fontsize=8)
+    fig.suptitle("Shift and spread against ln t, projected to ten years")
+    paths.append(save(fig, out_dir, "retention_fit"))
+    return paths

@@ -1,0 +1,101 @@
+"""Conductance relaxation after programming: shift and spread against ln t, overlap of levels.
+
+Seed 004 (Falcone et al., arXiv 2502.04524, Fig. 4 and Methods 4.6.2): after programming
+the mean of every level drops and its spread grows, independent of G_target; both are
+fitted as first-order polynomials in ln t (t in s after programming, t >= 1 s) and
+projected to ten years.  devices.md section 1 gives the fits at 50 uS:
+mean shift = -0.0890 ln t uS, sigma = 0.0420 ln t + 0.4118 uS.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from labctl.protocols.analysis.levels import (
+    adjacent_overlap,
+    equal_sigma_overlap,
+    fit_line,
+    level_stats,
+)
+
+TEN_YEARS_S = 10 * 365.25 * 86400.0
+
+
+def time_key(t_s: float) -> str:
+    """The summary key of a time: '600', '3600', '0.5'."""
+    t = float(t_s)
+    return str(int(t)) if t.is_integer() else f"{t:g}"
+
+
+def log_grid(duration_s: float, *, always: tuple[float, ...] = (600.0, 3600.0)) -> np.ndarray:
+    """1-2-5 steps per decade from 1 s to ``duration_s``, plus ``always`` and the end point."""
+    grid = [m * 10.0**e for e in range(0, 12) for m in (1.0, 2.0, 5.0)]
+    pts = {t for t in grid if t <= duration_s} | {t for t in always if t <= duration_s}
+    pts.add(float(duration_s))
+    return np.array(sorted(pts), dtype=float)
+
+
+@dataclass(frozen=True)
+class RelaxationAtTimes:
+    """Per grid time: mean shift from the programmed value, level spread and neighbour overlap."""
+
+    times_s: np.ndarray
+    mean_shift_S: np.ndarray
+    sigma_S: np.ndarray
+    overlap: np.ndarray
+
+
+def relaxation_at_times(targets_S: np.ndarray, g_prog_S: np.ndarray, valid: np.ndarray,
+                        read_job: np.ndarray, read_t_s: np.ndarray, read_g_S: np.ndarray
+                        ) -> RelaxationAtTimes:
+    """Statistics of the reads ``read_g_S`` of job ``read_job`` at nominal time ``read_t_s``.
+
+    sigma is the pooled standard deviation of the levels (root-mean variance) when levels
+    hold >= 2 cells, else the spread of the shift; the overlap is the mean over
+    neighbouring levels of the overlapping coefficient of their Gaussians.
+    """
+    times = np.unique(read_t_s)
+    levels = np.unique(targets_S)
+    multi = len(levels) < np.count_nonzero(valid)
+    shift, sigma, overlap = (np.full(times.size, np.nan) for _ in range(3))
+    for i, t in enumerate(times):
+        sel = read_t_s == t
+        job = read_job[sel].astype(np.int64)
+        ok = valid[job]
+        g = read_g_S[sel][ok]
+        tg = targets_S[job][ok]
+        d = g - g_prog_S[job][ok]
+        if d.size == 0:
+            continue
+        shift[i] = d.mean()
+        st = level_stats(tg, g)
+        if multi and np.any(np.isfinite(st.sigma_S)):
+            sigma[i] = float(np.sqrt(np.nanmean(st.sigma_S**2)))
+            overlap[i] = float(np.nanmean(adjacent_overlap(st.mean_S, st.sigma_S))) \
+                if st.levels_S.size > 1 else np.nan
+        else:
+            sigma[i] = float(d.std(ddof=1)) if d.size > 1 else np.nan
+            if st.levels_S.size > 1:
+                overlap[i] = float(np.mean(equal_sigma_overlap(np.diff(st.levels_S), sigma[i])))
+    return RelaxationAtTimes(times, shift, sigma, overlap)
+
+
+def fit_vs_ln_t(times_s: np.ndarray, values: np.ndarray) -> tuple[float, float]:
+    """``value = slope * ln t + intercept`` over t >= 1 s."""
+    t = np.asarray(times_s, dtype=float)
+    ok = t >= 1.0
+    return fit_line(np.log(t[ok]), np.asarray(values, dtype=float)[ok])
+
+
+def projection(levels_S: np.ndarray, shift_fit: tuple[float, float],
+               sigma_fit: tuple[float, float], t_s: float = TEN_YEARS_S) -> dict[str, float]:
+    """Mean shift, spread and neighbour overlap extrapolated to ``t_s`` from the ln t fits."""
+    lt = np.log(t_s)
+    sh = shift_fit[0] * lt + shift_fit[1]
+    sg = sigma_fit[0] * lt + sigma_fit[1]
+    lv = np.unique(np.asarray(levels_S, dtype=float))
+    ov = float(np.mean(equal_sigma_overlap(np.diff(lv), sg))) if lv.size > 1 and sg > 0 \
+        else float("nan")
+    return {"t_s": float(t_s), "mean_shift_S": float(sh), "sigma_S": float(sg), "overlap": ov}

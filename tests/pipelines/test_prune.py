@@ -1,0 +1,145 @@
+"""``labctl pipeline prune`` end to end on the simulated rram-40nm-random chip (issue 6)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from threadpoolctl import threadpool_limits
+
+from labctl.cli import main
+from labctl.data.runfile import RunReader, RunWriter
+from labctl.datasets import fashion_mnist, load_dataset
+from labctl.pipelines.energy import load_energy_model
+from labctl.pipelines.prune import PruneConfig, PrunePipeline
+from labctl.protocols.base import run
+from labctl.sim_backend.presets import load_model
+from labctl.sim_backend.simulated_array import SimulatedArray
+
+KEYS = ("dataset", "accuracy_software", "accuracy_programmed", "accuracy_random",
+        "accuracy_pruned", "kept_fraction", "set_reset_ops", "energy_J")
+
+
+def _run_cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, dict, str]:
+    code = main(argv)
+    out = capsys.readouterr()
+    lines = out.out.strip().splitlines()
+    summary = json.loads(lines[-1]) if code == 0 else {}
+    return code, summary, out.out + out.err
+
+
+@pytest.fixture(scope="module")
+def digits_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path, str]:
+    out = tmp_path_factory.mktemp("prune") / "digits.h5"
+    code = main(["pipeline", "prune", "--dataset", "digits", "--epochs", "30", "--seed", "0",
+                 "--out", str(out), "--json", "--quiet"])
+    assert code == 0
+    with RunReader(out) as r:
+        return r.summary, out, r.status
+
+
+def test_pruned_random_mlp_on_digits(digits_run: tuple[dict, Path, str]) -> None:
+    summary, _, status = digits_run
+    assert status == "complete"
+    for k in KEYS:
+        assert k in summary
+    assert summary["accuracy_pruned"] >= 0.90
+    assert summary["accuracy_random"] < 0.25  # chance is 0.10
+    assert summary["accuracy_software"] > summary["accuracy_pruned"] - 0.02
+    assert 0.45 < summary["kept_fraction"] < 0.55
+    ops = summary["set_reset_ops"]
+    assert ops["random"] == 0 == ops["software"] and ops["pruned"] > 0
+    assert ops["programmed"] > ops["pruned"]  # program-verify needs far more pulses
+    assert all(summary["energy_J"][a] > 0 for a in ("software", "random", "pruned",
+                                                     "programmed"))
+
+
+def test_run_file_records_provenance_and_figures(digits_run: tuple[dict, Path, str],
+                                                 tmp_path: Path) -> None:
+    from labctl.commands.report import render_report
+
+    _, path, _ = digits_run
+    with RunReader(path) as r:
+        assert r.provenance["dataset"] == "digits" and r.provenance["stand_in"] is False
+        assert r.backend["preset"] == "rram-40nm-random"
+        masks = [n for n in r.datasets() if n.endswith("/mask")]
+        assert len(masks) == 2
+        g0, g1 = r.data("prune/chip/g_formed_S"), r.data("prune/chip/g_pruned_S")
+        assert np.median(g1) < np.median(g0)  # pruned cells went to the reset residual
+        assert len(r.data("prune/train/epoch")) == 30
+    names = {p.name for p in render_report(path, tmp_path / "fig")}
+    assert {"prune_curves.png", "prune_weights.png", "prune_masks.png"} <= names
+
+
+def test_missing_data_set_prints_hint_and_writes_nothing(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr(fashion_mnist, "DEBIAN_DIR", tmp_path / "absent")
+    out = tmp_path / "run.h5"
+    code, _, text = _run_cli(["pipeline", "prune", "--dataset", "fashion-mnist",
+                              "--out", str(out)], capsys)
+    assert code == 2
+    err_lines = [ln for ln in text.splitlines() if ln.startswith("labctl:")]
+    assert len(err_lines) == 1 and "apt-get install -y dataset-fashion-mnist" in err_lines[0]
+    assert list(tmp_path.iterdir()) == []
+    assert not out.exists()
+
+
+def test_stand_in_data_is_labelled(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "letters.h5"
+    code, summary, text = _run_cli(
+        ["pipeline", "prune", "--dataset", "letters", "--network", "mlp", "--limit", "130",
+         "--epochs", "1", "--verify-max-pulses", "5", "--chip-test-limit", "26",
+         "--out", str(out), "--json"], capsys)
+    assert code == 0
+    assert summary["stand_in"] is True and summary["dataset_label"] == "synthetic letters"
+    assert "stand-in data set: synthetic letters" in text
+    with RunReader(out) as r:
+        assert r.provenance["stand_in"] is True
+        assert r.provenance["dataset_label"] == "synthetic letters"
+        assert "DejaVu" in r.provenance["source"]
+
+
+def test_resume_equals_uninterrupted_run(tmp_path: Path) -> None:
+    data = load_dataset("digits", limit=300)
+    cfg = PruneConfig(dataset="digits", network="mlp", epochs=3, verify_max_pulses=20,
+                      energy=load_energy_model().as_dict())
+
+    def fresh() -> tuple[PrunePipeline, SimulatedArray]:
+        p = PrunePipeline(cfg, data)
+        return p, SimulatedArray(load_model("rram-40nm-random"), p.layout.rows, p.layout.cols,
+                                 seed=3)
+
+    p, arr = fresh()
+    with threadpool_limits(limits=1), RunWriter(
+            tmp_path / "a.h5", command="pipeline prune", config=p.config_dict(),
+            backend=arr.describe()) as w:
+        whole = run(p, arr, w)
+
+    class Stop(Exception):
+        pass
+
+    def stop_in_training(done: int, total: int, label: str) -> None:
+        if label.startswith("prune epoch 2"):
+            raise Stop
+
+    p, arr = fresh()
+    path = tmp_path / "b.h5"
+    with threadpool_limits(limits=1), RunWriter(
+            path, command="pipeline prune", config=p.config_dict(), backend=arr.describe()) as w:
+        with pytest.raises(Stop):
+            run(p, arr, w, progress=stop_in_training)
+    with RunReader(path) as r:
+        ckpt = r.checkpoint()
+    assert ckpt is not None and ckpt["protocol"]["stage"] == "train"
+    p, arr = fresh()
+    with threadpool_limits(limits=1), RunWriter(
+            path, command="pipeline prune", config=p.config_dict(), backend=arr.describe(),
+            resume=True) as w:
+        resumed = run(p, arr, w, resume=ckpt)
+    for k in ("accuracy_pruned", "accuracy_programmed", "accuracy_random", "set_reset_ops"):
+        assert resumed[k] == whole[k]
+    with RunReader(path) as r:
+        assert len(r.data("prune/train/epoch")) == 3

@@ -1,0 +1,106 @@
+"""Retention: time grid, relaxation analysis, the seed-004 bands, the CLI."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from labctl.cli import main
+from labctl.data.runfile import RunReader
+from labctl.protocols.analysis.relaxation import (
+    TEN_YEARS_S,
+    fit_vs_ln_t,
+    log_grid,
+    relaxation_at_times,
+    time_key,
+)
+from labctl.protocols.retention import Retention, RetentionConfig
+from labctl.errors import ConfigError
+
+
+def test_grid_and_keys():
+    g = log_grid(86400.0)
+    assert g[0] == 1.0 and g[-1] == 86400.0 and {600.0, 3600.0} <= set(g.tolist())
+    assert np.all(np.diff(g) > 0)
+    assert [time_key(t) for t in (600.0, 3600, 0.5)] == ["600", "3600", "0.5"]
+    assert 3600.0 not in log_grid(1000.0)
+
+
+def test_relaxation_statistics_of_synthetic_data():
+    """Known drift: shift = -0.1 ln t uS, spread 0.05 ln t + 0.4 uS, 10 levels x 200 cells."""
+    rng = np.random.default_rng(0)
+    levels = np.linspace(10e-6, 90e-6, 10)
+    targets = np.repeat(levels, 200)
+    g_prog = targets.copy()
+    times = np.array([1.0, 10.0, 100.0, 1000.0])
+    z = rng.standard_normal((times.size, targets.size))
+    reads = g_prog + (-0.1 * np.log(times)[:, None] + (0.05 * np.log(times)[:, None] + 0.4) * z
+                      ) * 1e-6
+    jobs = np.tile(np.arange(targets.size), times.size)
+    rel = relaxation_at_times(targets, g_prog, np.ones(targets.size, bool), jobs,
+                              np.repeat(times, targets.size), reads.ravel())
+    assert np.allclose(rel.mean_shift_S, -0.1e-6 * np.log(times), atol=0.02e-6)
+    assert np.allclose(rel.sigma_S, (0.05 * np.log(times) + 0.4) * 1e-6, rtol=0.06)
+    slope, icpt = fit_vs_ln_t(rel.times_s, rel.sigma_S)
+    assert slope == pytest.approx(0.05e-6, rel=0.15) and icpt == pytest.approx(0.4e-6, rel=0.05)
+    assert np.all(np.diff(rel.overlap) > 0)  # spread grows, levels merge
+
+
+def test_bad_config():
+    for bad in (dict(times_s=(10.0, 5.0)), dict(times_s=(-1.0,)), dict(duration_s=0.5),
+                dict(levels=1), dict(repeats=0)):
+        with pytest.raises(ConfigError):
+            Retention(RetentionConfig(**bad))
+
+
+def test_bands_after_0p2_percent_programming(cmo_chip, drain):
+    """devices.md: at 1 h shift -0.73 +/- 0.15 uS, sigma 0.76 +/- 0.15 uS; at 10 min the
+    neighbouring levels overlap 9.6 +/- 3 %; a ten-year projection."""
+    s, sink = drain(Retention(RetentionConfig(repeats=16)), cmo_chip(35, 16, seed=0))
+    assert s["converged_fraction"] >= 0.995
+    assert s["mean_shift_S"]["3600"] == pytest.approx(-0.73e-6, abs=0.15e-6)
+    assert s["sigma_S"]["3600"] == pytest.approx(0.76e-6, abs=0.15e-6)
+    assert s["overlap"]["600"] == pytest.approx(0.096, abs=0.03)
+    p = s["projection_10y"]
+    assert p["t_s"] == pytest.approx(TEN_YEARS_S)
+    # devices.md: the seed's fits give (-1.74, 1.23) uS at ten years
+    assert p["mean_shift_S"] == pytest.approx(-1.74e-6, abs=0.3e-6)
+    assert p["sigma_S"] == pytest.approx(1.23e-6, abs=0.3e-6)
+    assert set(s["mean_shift_S"]) == set(s["sigma_S"]) == set(s["overlap"])
+    assert sink.data("retention/t_actual_s").min() >= 1.0
+
+
+def test_batches_follow_each_batch_through_the_grid(cmo_chip, drain):
+    s, sink = drain(Retention(RetentionConfig(levels=4, repeats=10, times_s=(1.0, 600.0, 3600.0),
+                                              verify=RetentionConfig().verify)),
+                    cmo_chip(8, 4, seed=2))
+    jobs = sink.data("retention/job")
+    assert np.bincount(jobs.astype(int)).tolist() == [3] * 40  # 2 batches, 3 reads each
+    assert np.allclose(np.unique(sink.data("retention/t_actual_s")), [1.0, 600.0, 3600.0])
+    assert list(s["mean_shift_S"]) == ["1", "600", "3600"]
+
+
+def test_cli_complete_file_report_and_json(tmp_path, capsys):
+    from labctl.commands.report import render_report
+
+    out = tmp_path / "r.h5"
+    assert main(["run", "retention", "--levels", "5", "--repeats", "4", "--tolerance", "0.02",
+                 "--times", "1,10,600,3600", "--out", str(out), "--json", "--quiet"]) == 0
+    s = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    for key in ("mean_shift_S", "sigma_S", "overlap", "fit", "projection_10y"):
+        assert key in s
+    assert {"600", "3600"} <= set(s["mean_shift_S"])
+    with RunReader(out) as r:
+        assert r.status == "complete"
+    assert len(render_report(out, tmp_path / "rep")) == 3
+
+
+@pytest.mark.parametrize("extra", [["--times", "10,5"], ["--times", "a,b"],
+                                   ["--tolerance", "0"], ["--g-min-S", "1e-6"],
+                                   ["--duration-s", "0"]])
+def test_cli_bad_input(extra, tmp_path, capsys):
+    out = tmp_path / "r.h5"
+    assert main(["run", "retention", "--out", str(out), *extra]) == 2
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1 and not out.exists()

@@ -1,0 +1,128 @@
+"""Symmetry point: schedule, figures of merit, the seed-004 bands, the fitted preset's loop."""
+
+from __future__ import annotations
+
+import json
+import tomllib
+
+import numpy as np
+import pytest
+
+from labctl.cli import main
+from labctl.data.runfile import RunReader
+from labctl.protocols.analysis.open_loop import figures_of_merit, open_loop_schedule
+from labctl.protocols.analysis.preset_toml import fitted_preset_text, pulse_table
+from labctl.protocols.symmetry_point import SymmetryPoint, SymmetryPointConfig
+from labctl.errors import ConfigError
+
+
+def _bands(s, *, n_lo=18.0, n_hi=26.0):
+    """devices.md section 1 / issue 3: states 22 +/- 4, skew 0.61 +/- 0.06, NSR 0.90 +/- 0.15."""
+    assert n_lo <= s["n_states_mean"] <= n_hi
+    assert s["sp_skew_mean"] == pytest.approx(0.61, abs=0.06)
+    assert s["nsr_mean"] == pytest.approx(0.90, abs=0.15)
+
+
+def _config(preset_pulse: dict) -> SymmetryPointConfig:
+    return SymmetryPointConfig(
+        fit_g_exponent=preset_pulse["g_exponent"], fit_g_ref_S=preset_pulse["g_ref_S"],
+        fit_sigma_g_rel=preset_pulse["sigma_g_rel"], fit_floor_S=preset_pulse["floor_S"],
+        fit_ceiling_S=preset_pulse["ceiling_S"])
+
+
+def test_schedule_is_the_seed_scheme():
+    sch = open_loop_schedule(400, 2, 500)
+    assert sch.n_pulses == 2100
+    assert sch.sign[:400].tolist() == [1] * 400 and sch.sign[400:800].tolist() == [-1] * 400
+    assert sch.sign[1600:1604].tolist() == [1, -1, 1, -1]
+    assert sch.alternating.sum() == 500 and not sch.alternating[:1600].any()
+
+
+def test_figures_of_merit_of_a_known_trace():
+    """A noise-free device stepping 1 uS up / 1 uS down between 10 and 50 uS, SP at 20 uS."""
+    sch = open_loop_schedule(100, 1, 200)
+    g = [20e-6]
+    for s in sch.sign:
+        g.append(min(max(g[-1] + s * 1e-6, 10e-6), 50e-6))
+    g = np.array(g)
+    g[sch.n_pulses - 200 + 1:] = np.where(np.arange(200) % 2 == 0, 21e-6, 20e-6)
+    fom = figures_of_merit(g[:, None], sch, smooth=1)
+    assert fom.g_max_S[0] == pytest.approx(50e-6) and fom.g_min_S[0] == pytest.approx(10e-6)
+    assert fom.g_sp_S[0] == pytest.approx(20.5e-6)
+    assert fom.dg_sp_S[0] == pytest.approx(1e-6) and fom.nsr[0] == pytest.approx(0, abs=1e-9)
+    assert fom.n_states[0] == pytest.approx(40) and fom.sp_skew[0] == pytest.approx(29.5 / 40)
+
+
+def test_bad_config():
+    for bad in (dict(up_V=-1.0), dict(down_V=0.5), dict(cycles=0), dict(alternating_pulses=2),
+                dict(settle=1.0)):
+        with pytest.raises(ConfigError):
+            SymmetryPoint(SymmetryPointConfig(**bad))
+
+
+def test_preset_text_keeps_the_base_and_marks_fitted_values():
+    base = '# head\nmodel = "cmo-hfox"\nname = "x"\n\n[pulse]\ndw_min = 0.1   # [C] old\n' \
+           'keep = 2   # [A] kept\n\n[other]\ndw_min = 7\n'
+    text = fitted_preset_text(base, name="fit", source="fitted", note="run.h5",
+                              table_values={"pulse": {"dw_min": 0.2, "asymmetry": -0.1}})
+    d = tomllib.loads(text)
+    assert d["name"] == "fit" and d["source"] == "fitted"
+    assert d["pulse"] == {"dw_min": 0.2, "keep": 2, "asymmetry": -0.1}
+    assert d["other"]["dw_min"] == 7
+    assert "# [A] kept" in text and "# fitted: run.h5" in text and "[C] old" not in text
+
+
+def test_bands_on_the_8x4_chip_and_the_fitted_preset_closes_the_loop(cmo_chip, drain, tmp_path):
+    """Measure, model, simulate: the fitted preset, loaded back, lands in the same bands."""
+    from labctl.sim_backend.presets import load_preset, load_model, preset_path
+    from labctl.sim_backend.simulated_array import SimulatedArray
+
+    base = load_preset("cmo-hfox-1t1r")
+    s, _ = drain(SymmetryPoint(_config(base["pulse"])), cmo_chip(8, 4, seed=0))
+    _bands(s)
+    assert s["n_states_min"] <= 18 and s["n_states_max"] >= 29  # spread reaches ~16 and ~33
+    text = fitted_preset_text(preset_path("cmo-hfox-1t1r").read_text(), name="fitted",
+                              source="test", note="test",
+                              table_values={"pulse": pulse_table(s["fit"]["population"],
+                                                                 s["fit"]["scheme"])})
+    path = tmp_path / "fitted.toml"
+    path.write_text(text)
+    fitted = load_preset(str(path))
+    for key in ("dw_min", "asymmetry", "sigma_c2c", "dw_min_d2d_ln"):
+        assert fitted["pulse"][key] == pytest.approx(s["fit"]["population"][key], rel=1e-5)
+    again, _ = drain(SymmetryPoint(_config(fitted["pulse"])),
+                     SimulatedArray(load_model(str(path)), 8, 4, seed=7))
+    _bands(again)
+
+
+def test_cli_writes_run_file_and_preset_the_simulator_loads(tmp_path, capsys):
+    from labctl.commands.report import render_report
+
+    out, preset = tmp_path / "sp.h5", tmp_path / "fit.toml"
+    assert main(["run", "symmetry-point", "--batch-pulses", "100", "--cycles", "1",
+                 "--alternating-pulses", "100", "--out", str(out), "--preset-out", str(preset),
+                 "--json", "--quiet"]) == 0
+    s = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    for key in ("n_states_mean", "n_states_min", "n_states_max", "sp_skew_mean", "nsr_mean",
+                "preset_file"):
+        assert key in s
+    assert s["preset_file"] == str(preset.resolve()) and preset.is_file()
+    with RunReader(out) as r:
+        assert r.status == "complete" and r.data("symmetry/trace_S").shape == (301, 32)
+    assert len(render_report(out, tmp_path / "rep")) == 3
+    out2 = tmp_path / "sp2.h5"
+    assert main(["run", "symmetry-point", "--preset", str(preset), "--batch-pulses", "50",
+                 "--cycles", "1", "--alternating-pulses", "50", "--read-repeats", "0",
+                 "--out", str(out2), "--quiet"]) == 0
+    with RunReader(out2) as r:
+        assert r.backend["preset"] == "fit"
+
+
+def test_cli_bad_preset_out_is_exit_2_before_anything(tmp_path, capsys):
+    out = tmp_path / "sp.h5"
+    assert main(["run", "symmetry-point", "--preset-out", str(tmp_path / "x.txt"),
+                 "--out", str(out)]) == 2
+    assert main(["run", "symmetry-point", "--preset-out", "/no/such/dir/x.toml",
+                 "--out", str(out)]) == 2
+    assert main(["run", "symmetry-point", "--cycles", "0", "--out", str(out)]) == 2
+    assert len(capsys.readouterr().err.strip().splitlines()) == 3 and not out.exists()

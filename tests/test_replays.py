@@ -1,0 +1,34 @@
+"""CI replays the runs recorded on the emulated bench (tests/replays/, made by record.py)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from labctl.cli import main
+
+RECORDED = sorted((Path(__file__).parent / "replays").glob("*.h5"))
+
+
+def test_there_are_recordings():
+    assert len(RECORDED) >= 2
+
+
+@pytest.mark.parametrize("run_file", RECORDED, ids=[p.stem for p in RECORDED])
+def test_transcript_replays_offline_identically(run_file, tmp_path, capsys):
+    code = main(["replay", str(run_file), "--backend", "transcript", "--json",
+                 "--out", str(tmp_path / "rep.h5")])
+    res = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert code == 0, [k for k, v in res["metrics"].items() if not v["pass"]]
+    # the same decisions, the same data: every statistic is identical, not merely close
+    assert all(m["statistic"] == 0 for m in res["metrics"].values())
+
+
+@pytest.mark.parametrize("run_file", RECORDED, ids=[p.stem for p in RECORDED])
+def test_bench_run_is_consistent_with_the_simulator(run_file, tmp_path, capsys):
+    code = main(["replay", str(run_file), "--json", "--tolerance", "0.25",
+                 "--out", str(tmp_path / "rep.h5")])
+    res = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert code == 0, {k: v for k, v in res["metrics"].items() if not v["pass"]}
