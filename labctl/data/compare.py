@@ -47,9 +47,23 @@ def flatten(summary: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
+#: name suffixes of metrics that carry a physical unit (compared purely relatively)
+_UNIT_SUFFIXES = ("_S", "_A", "_V", "_s", "_J", "_ohm", "_Hz")
+
+
 def relative_difference(a: float, b: float, floor: float = 1e-15) -> float:
     scale = max(abs(a), abs(b))
     return 0.0 if scale < floor else abs(a - b) / scale
+
+
+def scalar_difference(name: str, a: float, b: float, atol: float) -> float:
+    """Relative difference; for dimensionless metrics (fractions, overlaps, accuracies) an
+    absolute difference below ``atol`` counts as none, so that two near-zero probabilities
+    (1e-13 vs 1e-6) do not read as a 100 % change."""
+    base = name.split("[", 1)[0].rsplit(".", 1)[-1]
+    if not base.endswith(_UNIT_SUFFIXES) and abs(a - b) <= atol:
+        return 0.0
+    return relative_difference(a, b)
 
 
 def ks_2samp(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
@@ -60,7 +74,7 @@ def ks_2samp(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
 
 
 def compare_summaries(rec: dict[str, Any], rep: dict[str, Any], tolerance: float,
-                      alpha: float) -> list[MetricComparison]:
+                      alpha: float, atol: float = 0.01) -> list[MetricComparison]:
     out: list[MetricComparison] = []
     fr, fp = flatten(rec), flatten(rep)
     for name in sorted(set(fr) | set(fp)):
@@ -70,18 +84,18 @@ def compare_summaries(rec: dict[str, Any], rep: dict[str, Any], tolerance: float
                 continue
             out.append(MetricComparison(name, "scalar", a, b, float("inf"), None, False))
         elif isinstance(a, list) and isinstance(b, list):
-            out.extend(_compare_list(name, np.array(a), np.array(b), tolerance, alpha))
+            out.extend(_compare_list(name, np.array(a), np.array(b), tolerance, alpha, atol))
         elif isinstance(a, (bool, str)) or isinstance(b, (bool, str)):
             out.append(MetricComparison(name, "label", a, b, 0.0 if a == b else 1.0, None,
                                         a == b))
         else:
-            d = relative_difference(float(a), float(b))
+            d = scalar_difference(name, float(a), float(b), atol)
             out.append(MetricComparison(name, "scalar", a, b, d, None, d <= tolerance))
     return out
 
 
 def _compare_list(name: str, a: np.ndarray, b: np.ndarray, tolerance: float,
-                  alpha: float) -> list[MetricComparison]:
+                  alpha: float, atol: float) -> list[MetricComparison]:
     if a.shape != b.shape:
         return [MetricComparison(name, "scalar", a.tolist(), b.tolist(), float("inf"), None,
                                  False)]
@@ -91,8 +105,8 @@ def _compare_list(name: str, a: np.ndarray, b: np.ndarray, tolerance: float,
     for i, (x, y) in enumerate(zip(a, b)):
         if np.isnan(x) and np.isnan(y):
             continue
-        d = relative_difference(float(x), float(y)) if np.isfinite(x) and np.isfinite(y) \
-            else float("inf")
+        d = scalar_difference(name, float(x), float(y), atol) \
+            if np.isfinite(x) and np.isfinite(y) else float("inf")
         res.append(MetricComparison(f"{name}[{i}]", "scalar", float(x), float(y), d, None,
                                     d <= tolerance))
     return res

@@ -21,7 +21,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 RECORDINGS = {
     "forming-emulated.h5": ["run", "forming"],
-    "program-emulated.h5": ["run", "program", "--levels", "8", "--repeats", "4",
+    "program-emulated.h5": ["run", "program", "--levels", "8", "--repeats", "16",
                             "--tolerance", "0.02"],
 }
 
