@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+import tomllib
 from pathlib import Path
 
 import numpy as np
@@ -87,9 +88,9 @@ def test_sigkill_then_resume_equals_uninterrupted(case, tmp_path):
             {k: v for k, v in sb.items() if k not in files}
         for k in files:  # files written by the run (a fitted preset) hold the same content
 
-            def body(path):  # all but the lines naming the file the preset came from
-                return [ln for ln in Path(path).read_text().splitlines()
-                        if not ln.startswith(("name =", "source ="))]
+            def body(path):  # all values but those naming the file the preset came from
+                doc = tomllib.loads(Path(path).read_text())
+                return {k: v for k, v in doc.items() if k not in ("name", "source")}
 
             assert body(sa[k]) == body(sb[k])
         names_a, names_b = set(a.datasets()), set(b.datasets())
