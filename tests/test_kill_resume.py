@@ -32,6 +32,8 @@ CASES = [
      "run_symmetry_point"),
     ("retention", ["run", "retention", "--levels", "12", "--repeats", "8"], None, 2,
      "run_retention"),
+    ("prune", ["pipeline", "prune", "--dataset", "digits", "--network", "mlp", "--epochs", "30"],
+     None, 3, "pipeline_prune"),
 ]
 
 
