@@ -83,7 +83,6 @@ def calibrate(start: DeviceParams, measured: FiguresOfMerit, schedule: Schedule,
               settle: float = 0.5, replicas: int = 6, iterations: int = 6,
               seed: int = 0) -> Calibration:
     """Adjust ``start`` until the simulated figures of merit match ``measured``."""
-    n = start.g_min_S.size
     gmin, gmax = start.g_min_S.copy(), start.g_max_S.copy()
     gu, gd, sigma = start.gamma_up.copy(), start.gamma_down.copy(), start.sigma.copy()
     a_sp = measured.g_sp_S.copy()

@@ -40,41 +40,19 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, fields
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 
 from labctl.array import FloatArray, IntArray, Limits
 from labctl.errors import ConfigError
+from labctl.sim_backend.models.preset_tables import preset_table
 from labctl.sim_backend.models.pulse_response import PARAM_KEYS, PulseResponseSpec, apply_pulses
 from labctl.sim_backend.models.read_noise import ReadNoiseSpec
 from labctl.sim_backend.models.relaxation import RelaxationSpec
 
 State = dict[str, np.ndarray]
-T = TypeVar("T")
 
-
-def _table(cls: type[T], preset: dict[str, Any], key: str, name: str,
-           allow_extra: tuple[str, ...] = ()) -> T:
-    """Dataclass ``cls`` from preset table ``[key]``: numbers only, no unknown keys."""
-    table = preset.get(key)
-    if not isinstance(table, dict):
-        raise ConfigError(f"preset {name}: missing table [{key}]", key=key)
-    names = {f.name for f in fields(cls)}  # type: ignore[arg-type]
-    extra = sorted(set(table) - names - set(allow_extra))
-    if extra:
-        raise ConfigError(f"preset {name}: unknown key {key}.{extra[0]}", key=f"{key}.{extra[0]}")
-    values = {k: v for k, v in table.items() if k in names}
-    for k, v in values.items():
-        if isinstance(v, bool) or not isinstance(v, int | float) or not np.isfinite(v):
-            raise ConfigError(f"preset {name}: {key}.{k} must be a finite number",
-                              key=f"{key}.{k}")
-    try:
-        return cls(**values)
-    except TypeError as exc:
-        missing = [f for f in names if f not in values]
-        raise ConfigError(f"preset {name}: missing key {key}.{missing[0] if missing else '?'}",
-                          key=key) from exc
 
 
 @dataclass(frozen=True)
@@ -214,14 +192,14 @@ class CmoHfoxModel:
         pulse = preset.get("pulse")
         if not isinstance(pulse, dict):
             raise ConfigError(f"preset {name}: missing table [pulse]", key="pulse")
-        shape = _table(Shape, preset, "array", name)
+        shape = preset_table(Shape, preset, "array", name)
         return cls(
-            name, limits=_table(Limits, preset, "limits", name),
-            operating=_table(Operating, preset, "operating", name),
-            transistor=_table(Transistor, preset, "transistor", name),
-            forming=_table(Forming, preset, "forming", name),
-            sweep=_table(Sweep, preset, "sweep", name),
-            drive=_table(Drive, preset, "pulse", name, allow_extra=_RESPONSE_KEYS),
+            name, limits=preset_table(Limits, preset, "limits", name),
+            operating=preset_table(Operating, preset, "operating", name),
+            transistor=preset_table(Transistor, preset, "transistor", name),
+            forming=preset_table(Forming, preset, "forming", name),
+            sweep=preset_table(Sweep, preset, "sweep", name),
+            drive=preset_table(Drive, preset, "pulse", name, allow_extra=_RESPONSE_KEYS),
             response=PulseResponseSpec.from_dict(
                 {k: v for k, v in pulse.items() if k not in _DRIVE_KEYS}),
             relaxation=RelaxationSpec.from_dict(preset.get("relaxation", {})),

@@ -30,36 +30,17 @@ Physics, per cell:
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
-from typing import Any, TypeVar
+from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 
 from labctl.array import FloatArray, IntArray, Limits
 from labctl.errors import ConfigError
+from labctl.sim_backend.models.preset_tables import preset_table
 
 State = dict[str, np.ndarray]
-T = TypeVar("T")
 
-
-def _section(cls: type[T], preset: dict[str, Any], key: str, name: str) -> T:
-    """Build dataclass ``cls`` from table ``[key]``; every field required, all numbers."""
-    table = preset.get(key)
-    if not isinstance(table, dict):
-        raise ConfigError(f"preset {name}: missing table [{key}]", key=key)
-    names = [f.name for f in fields(cls)]  # type: ignore[arg-type]
-    extra = sorted(set(table) - set(names))
-    missing = [n for n in names if n not in table]
-    if extra or missing:
-        bad = extra[0] if extra else missing[0]
-        what = "unknown" if extra else "missing"
-        raise ConfigError(f"preset {name}: {what} key {key}.{bad}", key=f"{key}.{bad}")
-    for n in names:
-        v = table[n]
-        if isinstance(v, bool) or not isinstance(v, int | float) or not np.isfinite(v):
-            raise ConfigError(f"preset {name}: {key}.{n} must be a finite number, got {v!r}",
-                              key=f"{key}.{n}")
-    return cls(**{n: float(table[n]) for n in names})
 
 
 @dataclass(frozen=True)
@@ -174,18 +155,18 @@ class Fefet2tModel:
     @classmethod
     def from_preset(cls, preset: dict[str, Any], name: str) -> Fefet2tModel:
         """Build from a parsed preset TOML (see presets/mos2-fefet-2t.toml)."""
-        shape = _section(Shape, preset, "array", name)
+        shape = preset_table(Shape, preset, "array", name)
         noise = preset.get("read_noise")
         if not isinstance(noise, dict) or "sigma_rel" not in noise:
             raise ConfigError(f"preset {name}: missing key read_noise.sigma_rel",
                               key="read_noise.sigma_rel")
-        return cls(name, limits=_section(Limits, preset, "limits", name),
-                   operating=_section(Operating, preset, "operating", name),
-                   weight=_section(WeightFet, preset, "weight_fet", name),
-                   sparsity=_section(SparsityFet, preset, "sparsity_fet", name),
-                   update=_section(Update, preset, "update", name),
-                   retention=_section(Retention, preset, "retention", name),
-                   initial=_section(Initial, preset, "initial", name),
+        return cls(name, limits=preset_table(Limits, preset, "limits", name),
+                   operating=preset_table(Operating, preset, "operating", name),
+                   weight=preset_table(WeightFet, preset, "weight_fet", name),
+                   sparsity=preset_table(SparsityFet, preset, "sparsity_fet", name),
+                   update=preset_table(Update, preset, "update", name),
+                   retention=preset_table(Retention, preset, "retention", name),
+                   initial=preset_table(Initial, preset, "initial", name),
                    read_sigma_rel=float(noise["sigma_rel"]),
                    default_shape=(int(shape.rows), int(shape.cols)))
 

@@ -30,39 +30,19 @@ law below has placeholder parameters [C] (see the preset file):
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
-from typing import Any, TypeVar
+from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 
 from labctl.array import FloatArray, IntArray, Limits
-from labctl.errors import ConfigError
+from labctl.sim_backend.models.preset_tables import preset_table
 
 State = dict[str, np.ndarray]
-T = TypeVar("T")
 
 # Below this fraction of conductance change a reset counts as "no reset" (cell stays in LRS).
 _RESET_MARK = 0.01
 
-
-def _section(cls: type[T], preset: dict[str, Any], key: str, name: str) -> T:
-    """Build dataclass ``cls`` from table ``[key]``; every field required, all numbers."""
-    table = preset.get(key)
-    if not isinstance(table, dict):
-        raise ConfigError(f"preset {name}: missing table [{key}]", key=key)
-    names = [f.name for f in fields(cls)]  # type: ignore[arg-type]
-    extra = sorted(set(table) - set(names))
-    missing = [n for n in names if n not in table]
-    if extra or missing:
-        bad = extra[0] if extra else missing[0]
-        what = "unknown" if extra else "missing"
-        raise ConfigError(f"preset {name}: {what} key {key}.{bad}", key=f"{key}.{bad}")
-    values = {n: table[n] for n in names}
-    for n, v in values.items():
-        if isinstance(v, bool) or not isinstance(v, int | float) or not np.isfinite(v):
-            raise ConfigError(f"preset {name}: {key}.{n} must be a finite number, got {v!r}",
-                              key=f"{key}.{n}")
-    return cls(**{n: float(v) for n, v in values.items()})
 
 
 @dataclass(frozen=True)
@@ -212,17 +192,17 @@ class RramRandomModel:
     @classmethod
     def from_preset(cls, preset: dict[str, Any], name: str) -> RramRandomModel:
         """Build from a parsed preset TOML (see presets/rram-40nm-random.toml)."""
-        op = _section(Operating, preset, "operating", name)
-        arr = _section(Shape, preset, "array", name)
-        noise = _section(ReadNoise, preset, "read_noise", name)
-        return cls(name, limits=_section(Limits, preset, "limits", name),
+        op = preset_table(Operating, preset, "operating", name)
+        arr = preset_table(Shape, preset, "array", name)
+        noise = preset_table(ReadNoise, preset, "read_noise", name)
+        return cls(name, limits=preset_table(Limits, preset, "limits", name),
                    read_voltage_V=op.read_voltage_V, gate_voltage_V=op.gate_voltage_V,
                    set_polarity=int(op.set_polarity),
-                   transistor=_section(Transistor, preset, "transistor", name),
-                   fresh=_section(Fresh, preset, "fresh", name),
-                   forming=_section(Forming, preset, "forming", name),
-                   lrs=_section(Lrs, preset, "lrs", name),
-                   switching=_section(Switching, preset, "switching", name),
+                   transistor=preset_table(Transistor, preset, "transistor", name),
+                   fresh=preset_table(Fresh, preset, "fresh", name),
+                   forming=preset_table(Forming, preset, "forming", name),
+                   lrs=preset_table(Lrs, preset, "lrs", name),
+                   switching=preset_table(Switching, preset, "switching", name),
                    read_sigma_rel=noise.sigma_rel,
                    default_shape=(int(arr.rows), int(arr.cols)))
 
