@@ -36,7 +36,7 @@ def build(alg: str, rng: np.random.Generator) -> AnalogNetwork:
     refs = cls.references(rcfg)
     cc = cal.CalibrationConfig(settle_pairs=60, average_pairs=10, form_block_cells=1 << 18)
     ws, bs = init_weights(SIZES, rng)
-    scales = [float(np.abs(w).max() / 0.5) for w in ws]
+    scales = [float(np.abs(w).max() / 0.15) for w in ws]   # TrainConfig default omega
     rules = []
     for k, (n_in, n_out) in enumerate(zip(SIZES[:-1], SIZES[1:], strict=True)):
         tiles = {}

@@ -10,6 +10,7 @@ from labctl.errors import ConfigError
 
 DEFAULT_PRESET = "mos2-fefet-2t"
 DEFAULT_HIDDEN = {"digits": "64"}   # others: 128
+DEFAULT_LR = {"digits": 0.2}        # others: 0.5 (tuned on short runs; placeholders)
 
 
 def register(sub: Any) -> None:
@@ -29,6 +30,12 @@ def register(sub: Any) -> None:
                    help="use at most this many samples per split")
     p.add_argument("--sparsity", type=float, default=0.75,
                    help="fraction of weights pruned in every layer (default 0.75)")
+    p.add_argument("--distribution", default="erk", choices=("erk", "uniform"),
+                   help="per-layer sparsity at the overall --sparsity: erk (RigL's default: "
+                   "small layers denser) or uniform")
+    p.add_argument("--regrow-init", default="keep", choices=("keep", "zero"),
+                   help="regrown connections keep what their weight FeFET holds (default) or "
+                   "are programmed to zero weight first (RigL's choice)")
     p.add_argument("--update", default="vau", choices=("vau", "cell", "cell-batch"),
                    help="weight update: vectorial approximate (vau, default), exact cell by cell "
                    "per sample (cell), or exact on the digitally accumulated batch gradient "
@@ -36,8 +43,9 @@ def register(sub: Any) -> None:
     p.add_argument("--epochs", type=int, default=8, help="epochs per network (default 8)")
     p.add_argument("--hidden", default=None,
                    help="hidden layer sizes, comma separated (default 64 for digits, else 128)")
-    p.add_argument("--lr", type=float, default=0.2,
-                   help="learning rate, cosine annealed (default 0.2)")
+    p.add_argument("--lr", type=float, default=None,
+                   help="learning rate in weight units, cosine annealed (default 0.2 for "
+                   "digits, else 0.5)")
     p.add_argument("--batch-size", type=int, default=16, help="mini-batch (default 16)")
     p.add_argument("--logit-gain", type=float, default=3.0,
                    help="digital gain of the output layer (default 3)")
@@ -59,6 +67,9 @@ def register(sub: Any) -> None:
                    help="random runs per sparsity of the VAU error curve (default 50)")
     p.add_argument("--eval-passes", type=int, default=3,
                    help="test passes (fresh read noise each) averaged per epoch (default 3)")
+    p.add_argument("--batches-per-yield", type=int, default=100,
+                   help="mini-batches between checkpoints (default 100; raise it for large "
+                   "arrays, whose simulator snapshots are big)")
     p.add_argument("--no-baselines", action="store_true",
                    help="train only the main network (no cell-by-cell or dense comparison)")
     p.add_argument("--cost-model", default=None, metavar="FILE",
@@ -98,6 +109,12 @@ def human(s: dict[str, Any]) -> str:
               f"x{num(s['energy_ratio'])} (inference)",
               f"  index-based / index-free latency x{num(s.get('latency_ratio_index_based'))}, "
               f"energy x{num(s.get('energy_ratio_index_based'))} (inference)",
+              f"  training run vs index-free: dense latency "
+              f"x{num(s.get('train_latency_ratio'))} energy x{num(s.get('train_energy_ratio'))}; "
+              f"cell-by-cell x{num(s.get('train_latency_ratio_cell_by_cell'))} / "
+              f"x{num(s.get('train_energy_ratio_cell_by_cell'))}; index-based "
+              f"x{num(s.get('train_latency_ratio_index_based'))} / "
+              f"x{num(s.get('train_energy_ratio_index_based'))}",
               f"  training samples/s      {num(s.get('samples_per_s'), '.0f')}",
               f"  run file                {s['run_file']}"]
     return "\n".join(lines)
@@ -111,13 +128,17 @@ def build_config(args: argparse.Namespace) -> Any:
                                                      "--hidden")
     cost = load_cost_model(args.cost_model)
     return SparseTrainConfig(
-        dataset=args.dataset, sparsity=args.sparsity, update=args.update, hidden=hidden,
-        epochs=args.epochs, batch=args.batch_size, lr=args.lr, logit_gain=args.logit_gain,
+        dataset=args.dataset, sparsity=args.sparsity, distribution=args.distribution,
+        regrow_init=args.regrow_init, update=args.update, hidden=hidden,
+        epochs=args.epochs, batch=args.batch_size,
+        lr=args.lr if args.lr is not None else DEFAULT_LR.get(args.dataset, 0.5),
+        logit_gain=args.logit_gain,
         topology=TopologyConfig(alpha=args.prune_fraction, period=args.topology_period,
                                 end_fraction=args.topology_end),
         pulse=PulseConfig(amplitude_V=args.pulse_V, width_s=args.pulse_width_s),
         baselines=not args.no_baselines, map_epochs=_ints(args.map_epochs, "--map-epochs"),
         eval_passes=args.eval_passes, vau_runs=args.vau_runs, cost=cost.as_dict(),
+        batches_per_yield=args.batches_per_yield,
         cost_model_file=str(args.cost_model or "cost_fefet.toml (built in)"), seed=args.seed)
 
 
@@ -167,7 +188,7 @@ def handle(args: argparse.Namespace) -> int:
                                default_preset=DEFAULT_PRESET, provenance=data.provenance(),
                                array_factory=lambda: array_factory(args, plan))
     from labctl.data.runfile import RunReader
-    from labctl.pipelines.sparse.train import samples_per_s
+    from labctl.pipelines.sparse.analysis import samples_per_s
 
     with RunReader(summary["run_file"]) as reader:
         speed = samples_per_s(reader)

@@ -54,7 +54,7 @@ def register(sub: Any) -> None:
                    "in_chop_prob=0.3 or c_reference=symmetry-point")
     t = p.add_argument_group("analog tiles and network")
     t.add_argument("--omega", type=float, default=None,
-                   help="weight scaling: initial max |w| on the array (default 0.5; 0 = off)")
+                   help="weight scaling: initial max |w| on the array (default 0.15; 0 = off)")
     t.add_argument("--dac-bits", type=int, default=None, help="input DAC bits (7)")
     t.add_argument("--adc-bits", type=int, default=None, help="output ADC bits (9)")
     t.add_argument("--out-noise", type=float, default=None, help="output noise (0.06)")

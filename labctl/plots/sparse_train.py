@@ -134,7 +134,8 @@ def _cost(reader: Any, out_dir: Path) -> Path:
     for a, (key, unit, title) in zip(ax[0], panels, strict=True):
         vals = reader.data(f"cost/{key}")
         ok = np.isfinite(vals)
-        a.bar(np.array(names)[ok], vals[ok], color=["C0", "C1", "C2"][:int(ok.sum())])
+        colours = np.array([f"C{i}" for i in range(len(names))])
+        a.bar(np.array(names)[ok], vals[ok], color=colours[ok])
         a.set_yscale("log")
         a.set(ylabel=unit, title=title)
         a.tick_params(axis="x", labelrotation=20)

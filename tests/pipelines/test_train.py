@@ -145,9 +145,9 @@ def test_least_squares_sgd_bias_and_residual_learning() -> None:
     assert rms(w_rl - w_star) < 0.4 * rms(w_sgd - w_star)
 
 
-AGAD_DIGITS = ["--dataset", "digits", "--network", "64-128-10", "--epochs", "8",
-               "--lr", "0.05", "--transfer-every", "1", "--rule-option", "in_chop_prob=0.3",
-               "--rule-option", "c_reference=symmetry-point", "--fp-epochs", "8"]
+AGAD_DIGITS = ["--dataset", "digits", "--network", "64-256-10", "--epochs", "10",
+               "--lr", "0.02", "--transfer-every", "1", "--rule-option", "in_chop_prob=0.3",
+               "--rule-option", "c_reference=symmetry-point", "--fp-epochs", "10"]
 
 
 def test_agad_digits_end_to_end(tmp_path: Path) -> None:
@@ -158,7 +158,7 @@ def test_agad_digits_end_to_end(tmp_path: Path) -> None:
     for key in ("algorithm", "dataset", "accuracy", "fp_accuracy", "epochs", "samples_per_s",
                 "pulses_total"):
         assert key in s
-    assert s["algorithm"] == "agad" and s["dataset"] == "digits" and s["epochs"] == 8
+    assert s["algorithm"] == "agad" and s["dataset"] == "digits" and s["epochs"] == 10
     assert s["accuracy"] >= 0.90, s
     assert s["fp_accuracy"] > 0.85
     assert s["pulses_per_array"]["L0.A"] > s["pulses_per_array"]["L0.C"] > 0
@@ -167,8 +167,8 @@ def test_agad_digits_end_to_end(tmp_path: Path) -> None:
 
     with RunReader(out) as r:
         assert r.status == "complete"
-        assert r.data("weights/L0/C").shape == (64, 128)
-        assert r.data("train/pulses").shape == (8, 4)
+        assert r.data("weights/L0/C").shape == (64, 256)
+        assert r.data("train/pulses").shape == (10, 4)
         paths = render(r, tmp_path / "fig")
     assert {p.name for p in paths} >= {"train_curves.png", "train_pulses.png",
                                         "train_weights_L0.png"}
@@ -243,18 +243,22 @@ def test_bad_input_exits_2(args: list[str], words: str, tmp_path: Path,
 
 @pytest.mark.slow
 def test_seed003_sgd_fails_where_residual_learning_and_tiki_taka_do_not(tmp_path: Path) -> None:
-    """Seed 003 on the power-response device (gamma = 2): analog SGD collapses, residual
-    learning and Tiki-Taka v2 stay within 2 points of digital SGD (8x8 digits)."""
+    """Seed 003 on the power-response device (gamma = 2), 8x8 digits, sigmoid FCN, batch 10:
+    analog SGD collapses; residual learning (v1 and v2) and Tiki-Taka v2 end within 2 points
+    of digital SGD.  Weight scaling 0.06 gives the sigmoid net's weights room to grow ~16x
+    (as digital training needs)."""
     common = ["--dataset", "digits", "--network", "64-64-10", "--preset", "powstep-gamma2",
-              "--activation", "sigmoid", "--batch", "10", "--epochs", "15", "--json",
-              "--quiet"]
-    res = {}
-    for alg, extra in (("sgd", ["--lr", "0.5", "--fp-lr", "0.5"]),
-                       ("rl", ["--lr", "0.5", "--fp-epochs", "0"]),
-                       ("ttv2", ["--lr", "0.5", "--transfer-every", "1", "--fp-epochs", "0"])):
-        res[alg] = last_json(labctl("pipeline", "train", "--algorithm", alg, *common, *extra,
-                                    "--out", str(tmp_path / f"{alg}.h5"), timeout=3600))
+              "--activation", "sigmoid", "--batch", "10", "--epochs", "15", "--omega", "0.06",
+              "--json", "--quiet"]
+    runs = {"sgd": ["--lr", "0.5", "--fp-lr", "0.5"],
+            "rl": ["--lr", "0.3", "--beta", "0.02", "--fp-epochs", "0"],
+            "rlv2": ["--lr", "0.5", "--beta", "0.02", "--fp-epochs", "0"],
+            "ttv2": ["--lr", "0.5", "--transfer-every", "1", "--fp-epochs", "0"]}
+    res = {alg: last_json(labctl("pipeline", "train", "--algorithm", alg, *common, *extra,
+                                 "--out", str(tmp_path / f"{alg}.h5"), timeout=3600))
+           for alg, extra in runs.items()}
     fp = res["sgd"]["fp_accuracy"]
-    assert res["sgd"]["accuracy"] < fp - 0.10
-    assert res["rl"]["accuracy"] >= fp - 0.02
-    assert res["ttv2"]["accuracy"] >= fp - 0.02
+    assert fp > 0.94
+    assert res["sgd"]["accuracy"] < fp - 0.10, res["sgd"]
+    for alg in ("rl", "rlv2", "ttv2"):
+        assert res[alg]["accuracy"] >= fp - 0.02, (alg, res[alg]["accuracy"], fp)

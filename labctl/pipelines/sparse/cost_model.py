@@ -8,16 +8,23 @@ cost parameters are not published, so this model is our own, with every per-even
 
 * ``index_free`` - the two-FeFET arrays as trained: all ``rows x cols`` cell pairs are present,
   masked ones conduct ``g_off``; one MVM drives every row; ADCs sized to the largest number
-  of active rows of a column; updates as measured (VAU vector slots or cell-by-cell pulses).
+  of active rows of a column; updates as measured on the main run (VAU line slots, or
+  cell-by-cell pulses); the binary mask is rewritten row by row at each topology update (one
+  enable and one disable slot per row).
+* ``index_free_cell`` - the same arrays updated cell by cell (events of the exact run).
 * ``index_based`` - the same ``nnz`` weights packed column-wise into ``K x cols`` arrays
   (``K`` = the largest active count of a column) with a ``ceil(log2 rows)``-bit row index per
   weight in SRAM.  Rows no longer carry one input for every column, so every MVM first reads
   the indices and gathers each cell's input, ``gather_columns`` columns per pass; updates are
-  cell by cell through the index (a vector update needs a regular layout); every moved
-  connection rewrites its index.
+  cell by cell through the index (a vector update needs a regular layout: events of the exact
+  run); every moved connection rewrites its index and programs a fresh cell.
 * ``dense`` - the same network without pruning (its accuracy is measured by the same run:
   the "dense network of equal accuracy" is taken to be the same architecture trained dense),
-  with the update events measured on its own run.
+  with the update events measured on its own run (same update rule as the main run).
+
+Every design pays the digital work of its update (the per-cell gradient matrix for cell-by-cell
+updates, only the vectors for the VAU) and RigL's dense regrowth gradient at each topology
+update.
 
 The headline ``latency_ratio``/``energy_ratio`` are dense / index-free per inference (one
 sample through the network); the training-run figures are stored beside them.
@@ -35,7 +42,7 @@ from typing import Any
 from labctl.errors import ConfigError
 
 DEFAULT_FILE = "cost_fefet.toml"
-DESIGNS = ("index_free", "index_based", "dense")
+DESIGNS = ("index_free", "index_free_cell", "index_based", "dense")
 _INT_KEYS = ("adc_base_bits", "adc_max_bits", "columns_per_adc", "index_bits_per_cycle",
              "gather_columns")
 
@@ -173,7 +180,7 @@ def layer_inference(design: str, lay: LayerLoad, v_V: float, p: CostParams, *,
     if design == "dense":
         return _mvm(n_in, n_out, n_in, size, 0, lay, v_V, p)
     per_out = lay.max_col_nnz if not backward else math.ceil(lay.nnz / lay.rows)
-    if design == "index_free":
+    if design in ("index_free", "index_free_cell"):
         return _mvm(n_in, n_out, per_out, lay.nnz, size - lay.nnz, lay, v_V, p)
     # index-based: fetch every index, gather every cell's input, column-group passes
     bits = lay.nnz * _index_bits(lay)
@@ -201,7 +208,7 @@ def _update(design: str, u: UpdateLoad, w: Workload, p: CostParams) -> tuple[flo
     e = u.pulses * p.pulse_energy_J + u.slots * driven * p.line_energy_J
     # digital: the exact update needs the per-cell matrix; the VAU only the vectors
     macs = w.batch * (lines if u.mode == "vau" else cells)
-    macs += w.batch * cells / max(w.topology_period, 1) if u.moved > 0 else 0.0  # regrowth grad
+    macs += w.batch * cells * u.topology_updates   # RigL's dense regrowth gradient
     t += macs / p.macs_per_s
     e += macs * p.mac_J
     if design == "index_based":

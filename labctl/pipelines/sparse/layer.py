@@ -35,23 +35,24 @@ from labctl.pipelines.sparse.vau import PulseCounts
 class PulseConfig:
     """Gate pulses of the weight FeFETs and the limits of one update step.
 
-    ``amplitude_V``/``width_s``: the +-3 V, 100 us nominal pulse of the ``mos2-fefet-2t``
-    preset (placeholders there [C]); ``max_level``: largest VAU row/column magnitude;
-    ``max_count``: largest exact per-cell count per step; ``calibration_pulses``: pulses per
+    ``amplitude_V``/``width_s``: gate pulse (the ``mos2-fefet-2t`` preset's nominal pulse is
+    +-3 V, 100 us, a placeholder [C]; the pipeline defaults to 2.0 V for finer steps);
+    ``slots``: VAU time slots per sample (aihwkit's ``desired_bl``, 31);
+    ``max_count``: largest exact per-cell count per sample; ``calibration_pulses``: pulses per
     direction when measuring ``dw_min``.
     """
 
     amplitude_V: float = 3.0
     width_s: float = 100e-6
-    max_level: int = 4
+    slots: int = 31
     max_count: int = 8
     calibration_pulses: int = 4
 
     def validate(self) -> None:
         if self.amplitude_V <= 0 or self.width_s <= 0:
             raise ConfigError("pulse amplitude and width must be positive", key="pulse")
-        if min(self.max_level, self.max_count, self.calibration_pulses) < 1:
-            raise ConfigError("max_level, max_count and calibration_pulses must be >= 1",
+        if min(self.slots, self.max_count, self.calibration_pulses) < 1:
+            raise ConfigError("slots, max_count and calibration_pulses must be >= 1",
                               key="pulse")
 
 
@@ -132,6 +133,24 @@ class SparseLayer:
         self.pos.pulse(cells, a * np.sign(n), self.cfg.width_s, count=np.abs(n))
         self.neg.pulse(cells, -a * np.sign(n), self.cfg.width_s, count=np.abs(n))
         self.pulses += 2 * int(np.abs(n).sum())
+
+    def zero_weights(self, sel: np.ndarray, reads: int = 4) -> None:
+        """Program the selected pairs to ~zero weight: RigL starts regrown connections at 0.
+
+        Open loop from the mean of ``reads`` reads (read noise averages down): the VAU has been
+        writing the dense gradient into these masked cells, so they hold a random-walk weight.
+        """
+        sel = np.asarray(sel, bool)
+        if not sel.any():
+            return
+        cells = Cells.from_mask(sel)
+        w = sum(self.pos.read(cells) - self.neg.read(cells) for _ in range(reads)) \
+            / (reads * self.g_unit_S)
+        n = np.zeros(self.shape, np.int64)
+        limit = 8 * self.cfg.max_count
+        n[sel] = np.clip(np.rint(-w / self.dw_min), -limit, limit).astype(np.int64)
+        self._apply_cells(n)
+        self.slots += int(np.abs(n).sum())
 
     def calibrate(self) -> float:
         """Measure ``dw_min``: mean weight step of one push-pull pulse, from reads of all cells.

@@ -82,7 +82,7 @@ class SparseNetwork:
         res = self.backprop(x, y, rng)
         for k, layer in enumerate(self.layers):
             counts = update_counts(mode, res.inputs[k], res.errors[k], layer.mask,
-                                   lr / layer.dw_min, rng, max_level=layer.cfg.max_level,
+                                   lr / layer.dw_min, rng, slots=layer.cfg.slots,
                                    max_count=layer.cfg.max_count)
             layer.apply(counts, mode)
         return res

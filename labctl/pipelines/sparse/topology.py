@@ -6,7 +6,8 @@ Evci et al., *Rigging the Lottery: Making All Tickets Winners*, ICML 2020: every
 weight magnitude and regrows as many inactive connections with the largest dense-gradient
 magnitude, so the layer's sparsity stays fixed.  Seed 001 does not give its prune/regrow rule
 or schedule (reference/training.md section 5); this is the documented default.  Connections
-dropped in this update are not regrown in the same update.
+dropped in this update are not regrown in the same update.  Layer sparsities follow RigL's
+Erdos-Renyi (ERK) distribution by default (:func:`layer_sparsities`), uniform on request.
 """
 
 from __future__ import annotations
@@ -47,6 +48,36 @@ def update_fraction(step: int, total_steps: int, cfg: TopologyConfig) -> float:
     if step <= 0 or step % cfg.period or step >= end:
         return 0.0
     return 0.5 * cfg.alpha * (1.0 + math.cos(math.pi * step / end))
+
+
+DISTRIBUTIONS = ("erk", "uniform")
+
+
+def layer_sparsities(shapes: list[tuple[int, int]], sparsity: float,
+                     distribution: str = "erk") -> list[float]:
+    """Per-layer sparsity with ``sparsity`` overall (weighted by the layers' sizes).
+
+    ``uniform``: every layer at ``sparsity``.  ``erk`` (Erdos-Renyi, RigL's default for MLPs,
+    Evci et al. 2020 / Mocanu et al. 2018): density proportional to
+    ``(fan_in + fan_out) / (fan_in fan_out)``, layers that would exceed density 1 kept dense
+    and the rest rescaled, so small layers (the classifier) stay denser than wide ones.
+    """
+    if distribution == "uniform" or sparsity == 0.0:
+        return [float(sparsity)] * len(shapes)
+    if distribution != "erk":
+        raise ConfigError(f"unknown sparsity distribution {distribution!r}; choose one of "
+                          f"{', '.join(DISTRIBUTIONS)}", key="distribution")
+    sizes = np.array([r * c for r, c in shapes], float)
+    raw = np.array([(r + c) / (r * c) for r, c in shapes])
+    dense = np.zeros(len(shapes), bool)
+    keep = (1.0 - sparsity) * sizes.sum()
+    while True:
+        eps = (keep - sizes[dense].sum()) / (raw[~dense] * sizes[~dense]).sum()
+        density = np.where(dense, 1.0, eps * raw)
+        over = (density > 1.0) & ~dense
+        if not over.any():
+            return [float(1.0 - d) for d in density]
+        dense |= over
 
 
 def initial_mask(shape: tuple[int, int], sparsity: float, rng: np.random.Generator) -> np.ndarray:

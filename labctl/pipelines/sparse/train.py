@@ -9,14 +9,17 @@ same simulated dies - equal seeds - so they differ only in how they are trained)
    main update);
 3. ``dense`` - the same network without a mask, same update, same noise.
 
-Per network: measure ``dw_min`` and draw the initial random mask (written into the sparsity
-FeFETs), then ``epochs`` epochs of mini-batch SGD through the arrays, with a RigL topology
-update (prune by magnitude read from the arrays, regrow by dense gradient) every
-``topology.period`` steps.  Each epoch records the test accuracy (mean of ``eval_passes``
-passes, each with fresh read noise), the sparsity read back from the arrays' conductances,
-pulses and mask writes; weight and mask maps of the main network at ``map_epochs``.  Then the
-VAU error against the exact update over ``vau_runs`` random (mask, batch) draws per sparsity,
-using layer inputs and errors of the trained network, and the cost-model comparison.
+Per network: measure ``dw_min`` and draw the initial random mask at the per-layer sparsity
+(ERK by default, RigL's distribution: the small classifier layer stays denser, the overall
+sparsity is ``sparsity``), written into the sparsity FeFETs; then ``epochs`` epochs of
+mini-batch SGD through the arrays, with a RigL topology update (prune by magnitude read from
+the arrays, regrow by dense gradient; a regrown connection keeps the weight its weight FeFET
+holds unless ``regrow_init='zero'``) every ``topology.period`` steps.  Each epoch records the
+test accuracy (mean of ``eval_passes`` passes, each with fresh read noise), the sparsity read
+back from the arrays' conductances, pulses and mask writes; weight and mask maps of the main
+network at ``map_epochs``.  Then the VAU error against the exact update over ``vau_runs``
+random (mask, batch-window) draws per sparsity, using layer inputs and errors of the trained
+network, and the cost-model comparison.
 Each yielded step updates the state first, so a killed run resumes from its checkpoint.
 """
 
@@ -33,10 +36,11 @@ from labctl.array import Cells
 from labctl.errors import ConfigError
 from labctl.pipelines.nn import cosine_lr
 from labctl.pipelines.sparse import cost_model as cm
+from labctl.pipelines.sparse.analysis import analyse_sparse, cost_table
 from labctl.pipelines.sparse.layer import PulseConfig, SparseLayer
 from labctl.pipelines.sparse.network import SparseNetwork
-from labctl.pipelines.sparse.topology import (TopologyConfig, initial_mask, prune_regrow,
-                                              update_fraction)
+from labctl.pipelines.sparse.topology import (DISTRIBUTIONS, TopologyConfig, initial_mask,
+                                              layer_sparsities, prune_regrow, update_fraction)
 from labctl.pipelines.sparse.vau import UPDATE_MODES, update_error_curve
 from labctl.protocols.base import BaseProtocol, RunData, Step
 
@@ -66,6 +70,8 @@ class SparseData:
 class SparseTrainConfig:
     dataset: str = "digits"
     sparsity: float = 0.75
+    distribution: str = "erk"           # per-layer sparsity: "erk" (RigL) or "uniform"
+    regrow_init: str = "keep"           # regrown weights: "keep" (as found) or "zero" (RigL)
     update: str = "vau"
     hidden: tuple[int, ...] = (64,)
     epochs: int = 8
@@ -90,6 +96,11 @@ class SparseTrainConfig:
         if not 0.0 <= self.sparsity < 1.0:
             raise ConfigError(f"--sparsity must be in [0, 1), got {self.sparsity}",
                               key="sparsity")
+        if self.distribution not in DISTRIBUTIONS:
+            raise ConfigError(f"--distribution must be one of {', '.join(DISTRIBUTIONS)}",
+                              key="distribution")
+        if self.regrow_init not in ("zero", "keep"):
+            raise ConfigError("--regrow-init must be 'zero' or 'keep'", key="regrow_init")
         if self.update not in UPDATE_MODES:
             raise ConfigError(f"--update must be one of {', '.join(UPDATE_MODES)}",
                               key="update")
@@ -155,8 +166,8 @@ class SparseTraining(BaseProtocol):
     # --- state ---------------------------------------------------------------------------------
     def initial_state(self, array: Any) -> dict[str, Any]:
         return {"phase": "train", "variant": 0, "started": False, "epoch": 0, "batch": 0,
-                "step": 0, "topology_updates": 0, "net": {}, "nets": {}, "start": {}, "epoch_stats": _zero_stats(),
-                "results": {}, "workload": {}}
+                "step": 0, "topology_updates": 0, "net": {}, "nets": {}, "start": {},
+                "epoch_stats": _zero_stats(), "results": {}, "workload": {}}
 
     def _network(self, bank: Any, variant: str) -> SparseNetwork:
         cfg: SparseTrainConfig = self.config
@@ -201,10 +212,12 @@ class SparseTraining(BaseProtocol):
         """Measure dw_min, write the initial random mask, record epoch 0."""
         cfg: SparseTrainConfig = self.config
         rng = np.random.default_rng([cfg.seed, state["variant"], 1_000_000])
-        for layer in net.layers:
+        per_layer = layer_sparsities([layer.shape for layer in net.layers], sparsity,
+                                     cfg.distribution)
+        for layer, sp in zip(net.layers, per_layer, strict=True):
             layer.calibrate()
-            if sparsity > 0:
-                layer.set_mask(initial_mask(layer.shape, sparsity, rng))
+            if sp > 0:
+                layer.set_mask(initial_mask(layer.shape, sp, rng))
         state["start"] = {str(k): {c: getattr(layer, c) for c in COUNTERS}
                           for k, layer in enumerate(net.layers)}
         state["started"] = True
@@ -270,8 +283,11 @@ class SparseTraining(BaseProtocol):
         moved = []
         for k, layer in enumerate(net.layers):
             grad = res.inputs[k].T @ res.errors[k]   # dense gradient, from the vectors
-            new, n = prune_regrow(layer.mask, layer.read_weights(), grad, frac, rng)
+            old = layer.mask
+            new, n = prune_regrow(old, layer.read_weights(), grad, frac, rng)
             layer.set_mask(new)
+            if self.config.regrow_init == "zero":
+                layer.zero_weights(new & ~old)
             moved.append(float(n))
         return moved
 
@@ -342,7 +358,7 @@ class SparseTraining(BaseProtocol):
         curve = update_error_curve(res.inputs[0], res.errors[0], sp, runs=cfg.vau_runs,
                                    batch=cfg.batch, lr_over_dw=cfg.lr / layer.dw_min,
                                    rng=np.random.default_rng([cfg.seed, 99]),
-                                   max_level=cfg.pulse.max_level,
+                                   slots=cfg.pulse.slots,
                                    window=cfg.vau_window or cfg.topology.period)
         state["workload"] = self._workload(net, res)
         state["phase"] = "cost"
@@ -362,7 +378,8 @@ class SparseTraining(BaseProtocol):
     def _workload(self, net: SparseNetwork, res: Any) -> dict[str, Any]:
         layers = []
         for k, layer in enumerate(net.layers):
-            g = 0.5 * (layer.pos.read(Cells.all()) + layer.neg.read(Cells.all())).reshape(layer.shape)
+            g = 0.5 * (layer.pos.read(Cells.all())
+                       + layer.neg.read(Cells.all())).reshape(layer.shape)
             on = layer.mask
             layers.append({"rows": layer.shape[0], "cols": layer.shape[1],
                            "input_ms": float(np.mean(res.inputs[k] ** 2)),
@@ -372,8 +389,9 @@ class SparseTraining(BaseProtocol):
 
     def _cost(self, state: dict[str, Any]) -> Step:
         cfg: SparseTrainConfig = self.config
-        table = cost_table(cfg, state["workload"], state["results"], self._steps_total(),
-                           self.cost)
+        table = cost_table(state["workload"], state["results"], steps=self._steps_total(),
+                           batch=cfg.batch, topology_period=cfg.topology.period,
+                           params=self.cost)
         state["phase"] = "done"
         write: dict[str, tuple[Any, str]] = {"cost/designs": (np.array(table["designs"]), "")}
         for key, unit in (("inference_latency_s", "s"), ("inference_energy_J", "J"),
@@ -388,96 +406,3 @@ class SparseTraining(BaseProtocol):
 
 def _zero_stats() -> dict[str, Any]:
     return {"loss_sum": 0.0, "correct": 0, "samples": 0, "wall_s": 0.0}
-
-
-def cost_table(cfg: SparseTrainConfig, workload: dict[str, Any], results: dict[str, Any],
-               steps: int, params: cm.CostParams) -> dict[str, Any]:
-    """The three designs from the measured workload (index-based updates use the exact run)."""
-    main = results["sparse"]
-    layers = tuple(cm.LayerLoad(rows=w["rows"], cols=w["cols"], nnz=main["nnz"][k],
-                                max_col_nnz=main["max_col_nnz"][k], input_ms=w["input_ms"],
-                                g_on_S=w["g_on_S"], g_off_S=w["g_off_S"])
-                   for k, w in enumerate(workload["layers"]))
-    wl = cm.Workload(layers=layers, read_voltage_V=workload["read_voltage_V"], batch=cfg.batch,
-                     steps=steps, topology_period=cfg.topology.period)
-
-    def load(r: dict[str, Any] | None) -> cm.UpdateLoad | None:
-        if r is None:
-            return None
-        return cm.UpdateLoad(mode=r["mode"], pulses=r["pulses"], slots=r["slots"],
-                             mask_writes=r["mask_writes"], moved=r["mask_writes"] / 4,
-                             topology_updates=r["topology_updates"])
-
-    exact = results.get("sparse_cell", main if main["mode"] != "vau" else None)
-    updates = {"index_free": load(main), "index_based": load(exact),
-               "dense": load(results.get("dense"))}
-    return cm.compare(wl, {k: v for k, v in updates.items() if v is not None}, params)
-
-
-def _last(data: RunData, name: str) -> float | None:
-    return float(data.data(name)[-1]) if name in data else None
-
-
-def analyse_sparse(data: RunData) -> dict[str, Any]:
-    """Summary from the stored data alone."""
-    cfg = data.config
-    acc = _last(data, "sparse/test_accuracy")
-    cell = _last(data, "sparse_cell/test_accuracy")
-    if cell is None and cfg.get("update") == "cell":
-        cell = acc
-    out: dict[str, Any] = {
-        "dataset": cfg.get("dataset"), "sparsity": cfg.get("sparsity"),
-        "update": cfg.get("update"), "accuracy": acc,
-        "accuracy_dense": _last(data, "dense/test_accuracy"),
-        "accuracy_cell_by_cell": cell,
-        "measured_sparsity": _last(data, "sparse/sparsity"),
-        "network": "-".join(str(s) for s in ["in", *cfg.get("hidden", []), "out"]),
-    }
-    out.update(_vau_summary(data, float(cfg.get("sparsity", 0.0))))
-    out.update(_cost_summary(data))
-    return out
-
-
-def samples_per_s(data: RunData, network: str = "sparse") -> float | None:
-    """Training throughput of one network (wall time of its training steps; not in the
-    summary, which must not depend on the machine)."""
-    if f"{network}/samples" not in data or f"{network}/wall_s" not in data:
-        return None
-    wall = float(data.data(f"{network}/wall_s").sum())
-    return float(data.data(f"{network}/samples").sum()) / wall if wall > 0 else None
-
-
-def _vau_summary(data: RunData, sparsity: float) -> dict[str, Any]:
-    if "vau_error/sparsity" not in data:
-        return {"vau_mse": None, "vau_mse_relative": None}
-    sp = data.data("vau_error/sparsity")
-    i = int(np.argmin(np.abs(sp - sparsity)))
-    return {"vau_mse": float(data.data("vau_error/mse")[i]),
-            "vau_mse_relative": float(data.data("vau_error/mse_relative")[i]),
-            "cell_mse": float(data.data("vau_error/cell_mse")[i]),
-            "vau_bias_mse": float(data.data("vau_error/bias_mse")[i]),
-            "vau_mse_curve": {f"{s:.2f}": float(m) for s, m in
-                              zip(sp, data.data("vau_error/mse"), strict=True)}}
-
-
-def _cost_summary(data: RunData) -> dict[str, Any]:
-    if "cost/designs" not in data:
-        return {"latency_ratio": None, "energy_ratio": None}
-    names = [n.decode() if isinstance(n, bytes) else str(n) for n in data.data("cost/designs")]
-    table: dict[str, Any] = {"designs": names}
-    for key in ("inference_latency_s", "inference_energy_J", "train_latency_s",
-                "train_energy_J"):
-        table[key] = [float(v) for v in data.data(f"cost/{key}")]
-
-    def r(key: str, design: str) -> float | None:
-        v = cm.ratios(table, key, design)
-        return v if np.isfinite(v) else None
-
-    return {"latency_ratio": r("inference_latency_s", "dense"),
-            "energy_ratio": r("inference_energy_J", "dense"),
-            "latency_ratio_index_based": r("inference_latency_s", "index_based"),
-            "energy_ratio_index_based": r("inference_energy_J", "index_based"),
-            "train_latency_ratio": r("train_latency_s", "dense"),
-            "train_energy_ratio": r("train_energy_J", "dense"),
-            "train_latency_ratio_index_based": r("train_latency_s", "index_based"),
-            "train_energy_ratio_index_based": r("train_energy_J", "index_based")}

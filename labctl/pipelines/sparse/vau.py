@@ -13,22 +13,29 @@ not in the seed; this module implements a documented row-then-column approximati
   mini-batch gradient ``S (.) (X^T D)`` digitally and rounds it once per cell (less rounding
   noise, and a per-cell digital matrix the VAU does not need).
 * **VAU (row then column)** - per sample ``b`` of the mini-batch, the layer input ``x_b`` is
-  written as a *row vector* and the error ``d_b`` as a *column vector*, each quantised to a sign
-  and a small integer magnitude with unbiased stochastic rounding:
-  ``r_j = sign(x_j) SR(a |x_j|)``, ``c_i = -sign(d_i) SR(b |d_i|)``, magnitudes clipped to
-  ``max_level``; ``a b = lr / dw_min`` and ``a max|x| = b max|d|`` (balanced, as aihwkit's
-  update management, training.md section 1).  The row phase drives row line ``j`` with ``|r_j|``
-  pulse blocks of sign ``sign(r_j)``; in each block the column phase enables column ``i`` for
-  ``|c_i|`` slots, so cell ``(j, i)`` sees ``r_j c_i`` coincident gate pulses (half-select: one
-  line alone stays below the coercive voltage).  ``E[r_j c_i] = -lr x_j d_i / dw_min`` - the
-  exact update in expectation - but (1) it is rank one per sample, so the noise is shared along
-  lines, and (2) without an index memory the lines reach every cell, masked or not: the weight
-  FeFETs of pruned cells are programmed too (the device programs whatever the mask state).
-  The second effect is why the error against the exact update grows with sparsity.
+  written as *row vectors* and the error ``d_b`` as *column vectors*, each quantised to a sign
+  and a stochastic 1-bit magnitude per time slot (the parallel stochastic update of Gokmen &
+  Vlasov, Front. Neurosci. 10, 333, 2016; reference/training.md section 1, aihwkit's update
+  desired bit length): sample ``b`` takes ``BL_b = max(slots, ceil(lr max|x_b| max|d_b| /
+  dw_min))`` time slots (``slots`` = 31, aihwkit's ``desired_bl``); in each slot the row phase
+  drives row line ``j`` with a gate pulse of sign ``sign(x_j)`` with probability ``A |x_j|``
+  and the column phase enables column ``i`` (sign ``-sign(d_i)``) with probability
+  ``B |d_i|``, ``A B = lr / (dw_min BL_b)``, balanced so ``A max|x| = B max|d| <= 1``.
+  Only where a row and a column pulse coincide does the gate see more than the coercive
+  voltage (half-select), so cell ``(j, i)`` gets pulses with expected count
+  ``-lr x_j d_i / dw_min`` - the exact update in expectation.  The approximation: (1) the
+  noise is that of coincidence counting (``BL p (1 - p)`` per cell and sample) instead of one
+  rounding per cell, and it is shared along lines; many slots with small probabilities
+  decorrelate it (with ``BL = ceil(k)``, ~1 slot, VAU on the 784-wide layer alone cost ~2
+  points on a letters subset; with 31 slots the VAU matched the exact update); (2) without an
+  index memory the lines reach every cell, masked or not: the weight FeFETs of pruned cells
+  are programmed too (the device programs whatever the mask state).  The second effect is why
+  the error against the exact update grows with sparsity.  (Sign and integer-magnitude
+  vectors whose outer product is the count were tried first: 71.2 % on that letters subset,
+  against 75.4 % with 31-slot trains and 74.3 % for the exact update.)
 
 Up and down pulses of the batch are summed per cell and applied as two parallel steps (the
-order inside a batch matters only at second order in the step, see
-``labctl/pipelines/train/pulses.py``).
+order of the pulses inside one batch matters only at second order in the step size).
 """
 
 from __future__ import annotations
@@ -70,8 +77,8 @@ def stochastic_round(v: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 def rounding_variance(v: np.ndarray) -> np.ndarray:
     """Variance of :func:`stochastic_round` of ``v``: frac (1 - frac)."""
-    frac = np.asarray(v, np.float64) - np.floor(v)
-    return frac * (1.0 - frac)
+    frac = v - np.floor(v)
+    return frac * (1 - frac)
 
 
 def exact_counts(x: np.ndarray, d: np.ndarray, mask: np.ndarray, lr_over_dw: float,
@@ -84,52 +91,63 @@ def exact_counts(x: np.ndarray, d: np.ndarray, mask: np.ndarray, lr_over_dw: flo
 
 def exact_sample_counts(x: np.ndarray, d: np.ndarray, mask: np.ndarray, lr_over_dw: float,
                         rng: np.random.Generator, max_count: int) -> PulseCounts:
-    """Cell-by-cell pulses of every sample's own update, summed as set and reset pulses."""
-    x = np.asarray(x, np.float64)
-    d = np.asarray(d, np.float64)
-    per = -lr_over_dw * x[:, :, None] * d[:, None, :]
-    n = np.clip(stochastic_round(per, rng), -max_count, max_count) * np.asarray(mask, bool)
-    return PulseCounts(up=np.maximum(n, 0).sum(axis=0), down=np.maximum(-n, 0).sum(axis=0),
-                       slots=int(np.abs(n).sum()))
+    """Cell-by-cell pulses of every sample's own update, summed as set and reset pulses.
+
+    Works in float32 on the (batch, rows, cols) tensor (whole pulse counts are exact there).
+    """
+    xs = np.asarray(x, np.float32) * np.float32(-lr_over_dw)
+    per = xs[:, :, None] * np.asarray(d, np.float32)[:, None, :]
+    n = np.floor(per)
+    n += rng.random(per.shape, dtype=np.float32) < (per - n)
+    np.clip(n, -max_count, max_count, out=n)
+    n *= np.asarray(mask, bool)
+    up = np.maximum(n, 0).sum(axis=0)
+    down = np.maximum(-n, 0).sum(axis=0)
+    return PulseCounts(up=up.astype(np.int64), down=down.astype(np.int64),
+                       slots=int(up.sum() + down.sum()))
 
 
-def vau_vectors(x: np.ndarray, d: np.ndarray, lr_over_dw: float, rng: np.random.Generator,
-                max_level: int) -> tuple[np.ndarray, np.ndarray]:
-    """Signed integer row vectors (B, rows) and column vectors (B, cols) of the VAU.
+def vau_trains(x: np.ndarray, d: np.ndarray, lr_over_dw: float, rng: np.random.Generator,
+               slots: int) -> tuple[np.ndarray, np.ndarray]:
+    """Signed binary row vectors (slots, rows) and column vectors (slots, cols) of the VAU.
 
-    Their per-sample outer products are the pulses each cell receives (positive = set).
+    Sample ``b`` gets ``BL_b = max(slots, ceil(k_b))`` time slots, ``k_b = lr max|x_b|
+    max|d_b| / dw_min``; in each slot row ``j`` fires with probability ``A_b |x_bj|`` and
+    column ``i`` with ``B_b |d_bi|``, ``A_b B_b = lr / (dw_min BL_b)``,
+    ``A_b max|x_b| = B_b max|d_b| <= 1``.
     """
     x = np.asarray(x, np.float64)
     d = np.asarray(d, np.float64)
-    mx = np.abs(x).max(axis=1, keepdims=True)
-    md = np.abs(d).max(axis=1, keepdims=True)
+    mx = np.abs(x).max(axis=1)
+    md = np.abs(d).max(axis=1)
     live = (mx > 0) & (md > 0)
-    mx = np.where(live, mx, 1.0)
-    md = np.where(live, md, 1.0)
-    a = np.sqrt(lr_over_dw * md / mx)   # row gain: a * max|x| == b * max|d|
-    b = np.sqrt(lr_over_dw * mx / md)   # column gain: a * b == lr / dw_min
-    rows = np.minimum(stochastic_round(a * np.abs(x), rng), max_level) * np.sign(x)
-    cols = np.minimum(stochastic_round(b * np.abs(d), rng), max_level) * -np.sign(d)
-    return (rows * live).astype(np.int64), (cols * live).astype(np.int64)
+    x, d, mx, md = x[live], d[live], mx[live], md[live]
+    bl = np.maximum(np.ceil(lr_over_dw * mx * md), slots).astype(np.int64)
+    base = np.sqrt(lr_over_dw / bl)
+    px = np.minimum(np.abs(x) * (base * np.sqrt(md / mx))[:, None], 1.0)
+    pd = np.minimum(np.abs(d) * (base * np.sqrt(mx / md))[:, None], 1.0)
+    rep = np.repeat(np.arange(len(x)), bl)
+    rows = (rng.random((rep.size, x.shape[1]), dtype=np.float32) < px[rep]) * np.sign(x)[rep]
+    cols = (rng.random((rep.size, d.shape[1]), dtype=np.float32) < pd[rep]) * -np.sign(d)[rep]
+    return rows.astype(np.int8), cols.astype(np.int8)
 
 
 def vau_counts(x: np.ndarray, d: np.ndarray, lr_over_dw: float, rng: np.random.Generator,
-               max_level: int) -> PulseCounts:
+               slots: int) -> PulseCounts:
     """Per-cell up/down pulses of the row-then-column update of a mini-batch (all cells)."""
-    r, c = vau_vectors(x, d, lr_over_dw, rng, max_level)
-    rf, cf = r.astype(np.float64), c.astype(np.float64)
+    r, c = vau_trains(x, d, lr_over_dw, rng, slots)
+    rf, cf = r.astype(np.float32), c.astype(np.float32)
     net = rf.T @ cf
     total = np.abs(rf).T @ np.abs(cf)
-    slots = int((np.abs(r).max(axis=1) * np.abs(c).max(axis=1)).sum())
     return PulseCounts(up=np.rint((total + net) / 2).astype(np.int64),
-                       down=np.rint((total - net) / 2).astype(np.int64), slots=slots)
+                       down=np.rint((total - net) / 2).astype(np.int64), slots=int(len(r)))
 
 
 def update_counts(mode: str, x: np.ndarray, d: np.ndarray, mask: np.ndarray, lr_over_dw: float,
-                  rng: np.random.Generator, *, max_level: int, max_count: int) -> PulseCounts:
+                  rng: np.random.Generator, *, slots: int, max_count: int) -> PulseCounts:
     """The pulse counts of one mini-batch step under ``mode`` (one of :data:`UPDATE_MODES`)."""
     if mode == "vau":
-        return vau_counts(x, d, lr_over_dw, rng, max_level)
+        return vau_counts(x, d, lr_over_dw, rng, slots)
     if mode == "cell":
         return exact_sample_counts(x, d, mask, lr_over_dw, rng, max_count)
     if mode == "cell-batch":
@@ -165,7 +183,7 @@ class ErrorCurve:
 
 
 def _one_run(batches: list[tuple[np.ndarray, np.ndarray]], mask: np.ndarray, lr_over_dw: float,
-             rng: np.random.Generator, max_level: int) -> np.ndarray:
+             rng: np.random.Generator, slots: int) -> np.ndarray:
     """Errors of the VAU (sampled) and the exact update (its rounding variance, computed in
     closed form) over the accumulated batches of one run."""
     dense = np.zeros(mask.shape)
@@ -173,8 +191,10 @@ def _one_run(batches: list[tuple[np.ndarray, np.ndarray]], mask: np.ndarray, lr_
     cell_var = np.zeros(mask.shape)
     for x, d in batches:
         dense -= lr_over_dw * (x.T @ d)
-        vau += vau_counts(x, d, lr_over_dw, rng, max_level).net
-        cell_var += rounding_variance(-lr_over_dw * x[:, :, None] * d[:, None, :]).sum(axis=0)
+        vau += vau_counts(x, d, lr_over_dw, rng, slots).net
+        per = np.asarray(x, np.float32)[:, :, None] * np.float32(-lr_over_dw) \
+            * np.asarray(d, np.float32)[:, None, :]
+        cell_var += rounding_variance(per).sum(axis=0)
     target = dense * mask
     err = (vau - target) ** 2
     active_ms = float(np.mean(target[mask] ** 2)) if mask.any() else np.nan
@@ -187,7 +207,7 @@ def _one_run(batches: list[tuple[np.ndarray, np.ndarray]], mask: np.ndarray, lr_
 
 def update_error_curve(x_pool: np.ndarray, d_pool: np.ndarray, sparsities: np.ndarray, *,
                        runs: int, batch: int, lr_over_dw: float, rng: np.random.Generator,
-                       max_level: int, window: int = 1) -> ErrorCurve:
+                       slots: int, window: int = 1) -> ErrorCurve:
     """MSE of the VAU against the exact update over ``runs`` random draws per sparsity.
 
     ``x_pool`` (N, rows) and ``d_pool`` (N, cols) are matching layer inputs and errors of a
@@ -203,7 +223,7 @@ def update_error_curve(x_pool: np.ndarray, d_pool: np.ndarray, sparsities: np.nd
             mask = initial_mask(shape, float(s), rng)
             picks = [rng.choice(len(x_pool), size=size, replace=False) for _ in range(window)]
             out[i, k] = _one_run([(x_pool[j], d_pool[j]) for j in picks], mask, lr_over_dw,
-                                 rng, max_level)
+                                 rng, slots)
     mean = np.nanmean(out, axis=1)
     return ErrorCurve(sparsity=np.asarray(sparsities, float), vau_mse=mean[:, 0],
                       vau_mse_std=out[:, :, 0].std(axis=1), cell_mse=mean[:, 1],

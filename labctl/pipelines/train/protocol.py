@@ -5,8 +5,9 @@ transposed MVMs, pulsed updates, one-hot column reads, conductance reads), so th
 trains a simulated chip or a real one.  Phases, each yielding steps that update the state
 first (resumable from any checkpoint):
 
-1. ``calibrate`` - per array: settle to the symmetry point, measure dG_sp (dw_min), set the
-   reference, program the initial weights into the visible array (:mod:`.calibrate`);
+1. ``calibrate`` - per array: form the cells of a fresh die, settle to the symmetry point,
+   measure dG_sp (dw_min), set the reference, program the initial weights into the visible
+   array (:mod:`.calibrate`);
 2. ``train`` - ``steps_per_epoch`` steps per epoch, then the test accuracy through the arrays;
 3. ``fp`` - the floating-point baseline (digital SGD, same network and initial weights);
 4. ``maps`` - final weight maps read from every array.
@@ -52,7 +53,7 @@ class TrainConfig:
     rule: dict[str, Any] = field(default_factory=dict)   # overrides of the rule's defaults
     tile: TileConfig = field(default_factory=TileConfig)
     calibration: cal.CalibrationConfig = field(default_factory=cal.CalibrationConfig)
-    weight_scaling_omega: float = 0.5   # initial max |w| on the array: headroom to the bounds [C]
+    weight_scaling_omega: float = 0.15  # initial max |w| on the array: room to grow 6.7x [C]
     bias_lr: float | None = None        # None: the rule's lr
     fp_lr: float = 0.1                  # FP-baseline SGD learning rate [C]
     fp_epochs: int | None = None        # None: as many as the analog run; 0: no baseline
