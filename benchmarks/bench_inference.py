@@ -1,6 +1,6 @@
 """Benchmark: weight transfer and analog inference on the simulator (run by hand).
 
-    /tmp/venv0/bin/python benchmarks/bench_inference.py [--quick]
+    .venv/bin/python benchmarks/bench_inference.py [--quick]
 
 Prints (1) the wall time to program a 256x256 weight matrix as differential pairs
 (256 x 512 = 131,072 cells) at 2 % on a simulated cmo-hfox-1t1r chip, pulses per cell and

@@ -7,7 +7,7 @@ for the program-verify loop, once with the on-instrument loop (the 2636B TSP scr
 the generator over digio) and once with the host lock-step loop.  Projected with the
 latency model below; the physical floor is pulses x (pulse width + read time).
 
-    /tmp/venv0/bin/python benchmarks/bench_round_trips.py [--levels 8] [--tolerance 0.02]
+    .venv/bin/python benchmarks/bench_round_trips.py [--levels 8] [--tolerance 0.02]
 """
 
 from __future__ import annotations
