@@ -8,9 +8,9 @@ transposed MVMs through the arrays, pulses, topology updates).
 Full mode runs the whole pipeline (``labctl pipeline sparse-train``: sparse VAU, sparse cell
 by cell, dense; VAU error curve; cost model) and prints its figures:
 
-    /tmp/venv0/bin/python benchmarks/bench_sparse_train.py                  # quick, digits
-    /tmp/venv0/bin/python benchmarks/bench_sparse_train.py --dataset letters
-    /tmp/venv0/bin/python benchmarks/bench_sparse_train.py --full --dataset letters \\
+    .venv/bin/python benchmarks/bench_sparse_train.py                  # quick, digits
+    .venv/bin/python benchmarks/bench_sparse_train.py --dataset letters
+    .venv/bin/python benchmarks/bench_sparse_train.py --full --dataset letters \\
         --epochs 8 --out letters.h5
 """
 

@@ -88,7 +88,8 @@ def _maps(reader: Any, out_dir: Path) -> Path:
             a_m.imshow(mask.T, cmap="Greys", aspect="auto", interpolation="nearest",
                        vmin=0, vmax=1)
             a_m.set(title=f"{k} mask, epoch {int(e.split('_')[1])} "
-                    f"({100 * (1 - mask.mean()):.0f} % pruned)", xlabel="input (row)",
+                    f"({100 * (1 - mask.mean()):.0f} % pruned, black = kept)",
+                    xlabel="input (row)",
                     ylabel="output (column)")
             im = a_w.imshow(w.T, cmap="RdBu_r", aspect="auto", interpolation="nearest",
                             vmin=-vmax, vmax=vmax)
@@ -135,9 +136,14 @@ def _cost(reader: Any, out_dir: Path) -> Path:
         vals = reader.data(f"cost/{key}")
         ok = np.isfinite(vals)
         colours = np.array([f"C{i}" for i in range(len(names))])
-        a.bar(np.array(names)[ok], vals[ok], color=colours[ok])
-        a.set_yscale("log")
-        a.set(ylabel=unit, title=title)
+        bars = a.bar(np.array(names)[ok], vals[ok], color=colours[ok])
+        if vals[ok].max() > 30 * vals[ok].min():
+            a.set_yscale("log")
+        ref = vals[names.index("index_free")]
+        for bar, v in zip(bars, vals[ok], strict=True):
+            a.annotate(f"x{v / ref:.2g}", (bar.get_x() + bar.get_width() / 2, v),
+                       ha="center", va="bottom", fontsize=8)
+        a.set(ylabel=unit, title=f"{title}\n(x = relative to index_free)")
         a.tick_params(axis="x", labelrotation=20)
     fig.suptitle(f"Cost model ({reader.config.get('cost_model_file', '')}) — "
                  f"{title_note(reader)}", fontsize=9)

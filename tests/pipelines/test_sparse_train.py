@@ -274,6 +274,13 @@ class _Stop(Exception):
 
 
 def test_interrupted_run_resumes_to_the_same_result(tmp_path):
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="blas"):   # as the CLI runs it
+        _interrupt_and_resume(tmp_path)
+
+
+def _interrupt_and_resume(tmp_path: Path) -> None:
     proto, bank = _small(tmp_path)
     full = tmp_path / "full.h5"
     with _writer(full, proto) as w:
