@@ -47,6 +47,9 @@ def flatten(summary: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
+#: wall-clock speeds: shown, never a reason for inconsistency (another machine, another load)
+_TIMING_SUFFIXES = ("samples_per_s", "wall_s")
+
 #: name suffixes of metrics that carry a physical unit (compared purely relatively)
 _UNIT_SUFFIXES = ("_S", "_A", "_V", "_s", "_J", "_ohm", "_Hz")
 
@@ -85,6 +88,9 @@ def compare_summaries(rec: dict[str, Any], rep: dict[str, Any], tolerance: float
             out.append(MetricComparison(name, "scalar", a, b, float("inf"), None, False))
         elif isinstance(a, list) and isinstance(b, list):
             out.extend(_compare_list(name, np.array(a), np.array(b), tolerance, alpha, atol))
+        elif name.endswith(_TIMING_SUFFIXES):
+            d = relative_difference(float(a), float(b))
+            out.append(MetricComparison(name, "timing", a, b, d, None, True))
         elif isinstance(a, (bool, str)) or isinstance(b, (bool, str)):
             out.append(MetricComparison(name, "label", a, b, 0.0 if a == b else 1.0, None,
                                         a == b))
@@ -132,7 +138,8 @@ def distribution_datasets(reader: Any) -> dict[str, np.ndarray]:
     """The 1-D measured distributions of a run: float datasets with units, >= 8 values."""
     out = {}
     for name in reader.datasets():
-        if reader.units(name) == "" or name.startswith("transcript/"):
+        if reader.units(name) == "" or name.startswith("transcript/") \
+                or name.endswith(_TIMING_SUFFIXES):
             continue
         arr = reader.data(name)
         if arr.ndim == 1 and arr.size >= 8 and arr.dtype.kind == "f":
