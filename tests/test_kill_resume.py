@@ -67,6 +67,22 @@ def test_sigkill_then_resume_equals_uninterrupted(case, tmp_path):
     cid, argv, counter, need, module = case
     if importlib.util.find_spec(f"labctl.commands.{module}") is None:
         pytest.fail(f"labctl.commands.{module} is missing")
+    _kill_resume_compare(cid, argv, counter, need, tmp_path)
+
+
+def test_sigkill_then_resume_inference(tmp_path):
+    """The inference pipeline on a 64x64 transfer: killed mid-way, resumed, equal."""
+    w = tmp_path / "w.npy"
+    np.save(w, np.clip(np.random.default_rng(1).normal(size=(64, 64)), -1, 1))
+    transfer = tmp_path / "transfer.h5"
+    r = _labctl("program", str(w), "--rows", "64", "--cols", "64", "--mapping", "reference",
+                "--tolerance", "0.02", "--seed", "2", "--out", str(transfer))
+    assert r.returncode == 0, r.stderr
+    _kill_resume_compare("inference", ["pipeline", "inference", str(transfer)], None, 1,
+                         tmp_path)
+
+
+def _kill_resume_compare(cid, argv, counter, need, tmp_path):
     full = tmp_path / "full.h5"
     r = _labctl(*argv, "--seed", "5", "--out", str(full))
     assert r.returncode == 0, r.stderr
