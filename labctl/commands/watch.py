@@ -66,7 +66,8 @@ def handle(args: argparse.Namespace) -> int:
             status, new_size, n = snapshot_once(run_file, out, size)
             seen = True
         except (DataFormatError, RuntimeError, OSError, KeyError, ValueError):
-            if not seen or not run_file.exists():
+            # a file being created may not carry its attributes yet: allow a short grace
+            if not run_file.exists() or (not seen and time.monotonic() - t0 > 10.0):
                 raise DataFormatError(f"{run_file} is not a readable labctl run file") from None
             time.sleep(args.interval_s)  # a torn read while the writer appends: try again
             continue
