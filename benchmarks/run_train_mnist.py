@@ -1,8 +1,8 @@
 """Issue 7's benchmark runs: MNIST, 3-layer FC (784-256-128-10), through ``labctl pipeline train``.
 
-1. ``agad``: AGAD on ``cmo-hfox-1t1r`` (measured statistics; C read against each device's
-   symmetry point, and against mid-window) and on the symmetric-device variant
-   ``cmo-hfox-1t1r-symmetric`` (mid-window), with the FP-SGD baseline.  Done when: AGAD
+1. ``agad``: AGAD on ``cmo-hfox-1t1r`` (measured statistics) with the FP-SGD baseline, on
+   the symmetric-device variant ``cmo-hfox-1t1r-symmetric``, and on the measured device with
+   C read against each device's symmetry point instead of mid-window.  Done when: AGAD
    >= 96 %, within 2 points of FP (>= 98 %), and the symmetric variant gains (seed 004:
    96.9 % -> 97.6 %, FP 98.3 %).
 2. ``seed003``: on ``powstep-gamma2`` (power response, gamma = 2): analog SGD vs residual
@@ -12,7 +12,7 @@
 Each run writes its run file (figures: ``labctl report RUN.h5``) and the table is printed
 at the end.  Long: an MNIST epoch on the simulator takes ~0.5-1 min on 2 cores.
 
-    python benchmarks/run_train_mnist.py agad --epochs 20 [--out-dir DIR] [--limit N]
+    python benchmarks/run_train_mnist.py agad --epochs 12 [--out-dir DIR] [--limit N]
     python benchmarks/run_train_mnist.py seed003 --epochs 10 --limit 20000
 """
 
@@ -26,9 +26,10 @@ import time
 from pathlib import Path
 
 # the AGAD settings of these runs.  The rule's documented defaults are seed 004's (lr 1e-2,
-# fast_lr 0.1, transfer every 3 samples, batch 32); on this simulator and budget of epochs a
-# faster transfer (every sample, lr 0.05) and a shorter chopper period learn faster.
-AGAD_ARGS = ["--algorithm", "agad", "--lr", "0.05", "--transfer-every", "1",
+# fast_lr 0.1, transfer every 3 samples, batch 32); on this simulator and a 12-epoch budget a
+# transfer every sample with lr 0.02 and a shorter chopper period (0.3) learn in time
+# (measured: 96.9 % at epoch 8, FP 98.4 %).
+AGAD_ARGS = ["--algorithm", "agad", "--lr", "0.02", "--transfer-every", "1",
              "--rule-option", "in_chop_prob=0.3"]
 # seed 003's sigmoid FCN needs room for its weights to grow (~16x the initial ones)
 SEED003_ARGS = ["--preset", "powstep-gamma2", "--activation", "sigmoid", "--batch", "10",
@@ -36,14 +37,14 @@ SEED003_ARGS = ["--preset", "powstep-gamma2", "--activation", "sigmoid", "--batc
 
 SUITES = {
     "agad": [
+        # C read against mid-window, as in seed 004 / aihwkit: the device's asymmetry shows
+        ("agad / measured", [*AGAD_ARGS, "--preset", "cmo-hfox-1t1r"]),
+        ("agad / symmetric", [*AGAD_ARGS, "--preset", "cmo-hfox-1t1r-symmetric",
+                              "--fp-epochs", "0"]),
         # C read against each device's symmetry point (a programmed reference array)
         ("agad / measured, SP ref", [*AGAD_ARGS, "--preset", "cmo-hfox-1t1r",
-                                     "--rule-option", "c_reference=symmetry-point"]),
-        # C read against mid-window, as in seed 004 / aihwkit: the device's asymmetry shows
-        ("agad / measured, mid ref", [*AGAD_ARGS, "--preset", "cmo-hfox-1t1r",
-                                      "--fp-epochs", "0"]),
-        ("agad / symmetric, mid ref", [*AGAD_ARGS, "--preset", "cmo-hfox-1t1r-symmetric",
-                                       "--fp-epochs", "0"]),
+                                     "--rule-option", "c_reference=symmetry-point",
+                                     "--fp-epochs", "0"]),
     ],
     "seed003": [
         ("sgd / powstep-gamma2", ["--algorithm", "sgd", *SEED003_ARGS, "--lr", "0.5",
@@ -77,7 +78,7 @@ def run(label: str, args: list[str], common: list[str], out: Path) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("suite", choices=sorted(SUITES))
-    ap.add_argument("--epochs", type=int, default=20)
+    ap.add_argument("--epochs", type=int, default=12)
     ap.add_argument("--limit", type=int, default=None, help="MNIST subset per split")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out-dir", default=".")
