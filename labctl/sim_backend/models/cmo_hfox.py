@@ -46,7 +46,7 @@ import numpy as np
 
 from labctl.array import FloatArray, IntArray, Limits
 from labctl.errors import ConfigError
-from labctl.sim_backend.models.preset_tables import preset_table
+from labctl.sim_backend.models.preset_tables import Shape, preset_table
 from labctl.sim_backend.models.pulse_response import PARAM_KEYS, PulseResponseSpec, apply_pulses
 from labctl.sim_backend.models.read_noise import ReadNoiseSpec
 from labctl.sim_backend.models.relaxation import RelaxationSpec
@@ -122,11 +122,6 @@ class Drive:
     reset_boost: float          # the first pulses after a full quasi-static reset act coarser
     reset_boost_pulses: float   # ... by 1 + reset_boost * exp(-n / reset_boost_pulses)
 
-
-@dataclass(frozen=True)
-class Shape:
-    rows: int
-    cols: int
 
 
 _NO_RESET = 1e9

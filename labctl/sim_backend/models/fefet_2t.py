@@ -37,7 +37,7 @@ import numpy as np
 
 from labctl.array import FloatArray, IntArray, Limits
 from labctl.errors import ConfigError
-from labctl.sim_backend.models.preset_tables import preset_table
+from labctl.sim_backend.models.preset_tables import Shape, preset_table
 
 State = dict[str, np.ndarray]
 
@@ -51,11 +51,6 @@ class Operating:
     gate_voltage_V: float
     set_polarity: float
 
-
-@dataclass(frozen=True)
-class Shape:
-    rows: float
-    cols: float
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import MISSING, fields
+from dataclasses import MISSING, dataclass, fields
 from typing import Any, TypeVar
 
 import numpy as np
@@ -10,6 +10,14 @@ import numpy as np
 from labctl.errors import ConfigError
 
 T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Shape:
+    """Default array size of a preset (table ``[array]``)."""
+
+    rows: int
+    cols: int
 
 
 def preset_table(cls: type[T], preset: dict[str, Any], key: str, name: str,

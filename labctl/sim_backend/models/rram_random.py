@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from labctl.array import FloatArray, IntArray, Limits
-from labctl.sim_backend.models.preset_tables import preset_table
+from labctl.sim_backend.models.preset_tables import Shape, preset_table
 
 State = dict[str, np.ndarray]
 
@@ -53,13 +53,6 @@ class Operating:
     gate_voltage_V: float
     set_polarity: float
 
-
-@dataclass(frozen=True)
-class Shape:
-    """Default array size of the preset."""
-
-    rows: float
-    cols: float
 
 
 @dataclass(frozen=True)
