@@ -35,9 +35,10 @@ def register(sub: Any) -> None:
     p.add_argument("--times", default="1s,1h,1d,1y,10y",
                    help="times after the transfer, comma separated with units s/min/h/d/y "
                    "(default 1s,1h,1d,1y,10y)")
-    p.add_argument("--calibration", choices=("columns", "none"), default="columns",
-                   help="per-column gain and reference calibration at the first time (default) "
-                   "or none")
+    p.add_argument("--calibration", choices=("rows", "columns", "none"), default="rows",
+                   help="once, at the first time: 'rows' (default) fits a gain and offset per "
+                   "column and a reference per row, 'columns' the per-column part only, "
+                   "'none' nothing")
     p.add_argument("--adc-sigmas", type=float, default=3.5,
                    help="ADC full scale in standard deviations of the expected output "
                    "(default 3.5)")

@@ -21,7 +21,14 @@ gain and a reference-current correction once, at the first time point: a least-s
 fit of ADC outputs to the intended ``W x`` over separate random calibration inputs.  It
 takes out the static part of the IR drop (the row-wire attenuation, which scales a
 column's whole current including the reference part) as chips do with per-column
-calibration; relaxation after it stays uncorrected.
+calibration; relaxation after it stays uncorrected.  ``calibration="rows"`` (default) fits
+in the same least squares one reference correction per row as well, shared by all columns
+of a tile: the readout then subtracts ``sum_i g_i V_i`` instead of ``G_ref * sum(V)``.  It
+takes out the part of the column-wire drop common to all columns (rows far from the
+amplifiers deliver less of the reference current), which per-column constants cannot; it
+costs ``rows`` numbers per tile and one ``rows``-long dot product per input vector, like
+``sum(V)`` itself.  At the 64x64 benchmark the IR-drop residual is about 0.035 with it and
+0.064 with columns alone.
 
 Breakdown.  Each cause is measured alone, as an RMSE against ``y`` (they add roughly in
 quadrature, not linearly):
@@ -56,7 +63,8 @@ YEAR_S = 365.25 * 86400.0
 TIME_UNITS = (("y", YEAR_S), ("d", 86400.0), ("h", 3600.0), ("min", 60.0), ("s", 1.0))
 DEFAULT_TIMES_S = (1.0, 3600.0, 86400.0, YEAR_S, 10 * YEAR_S)
 CAUSES = ("quantisation", "programming", "relaxation", "read_noise", "ir_drop")
-CALIBRATIONS = ("columns", "none")
+CALIBRATIONS = ("rows", "columns", "none")
+CALIBRATION_KEYS = ("gain", "offset", "row_reference")
 
 
 def time_label(t_s: float) -> str:
@@ -99,7 +107,7 @@ class InferenceConfig:
     times_s: tuple[float, ...] = DEFAULT_TIMES_S   # [A] 1 s ... 10 y after programming
     wire_resistance_ohm: float = 0.35          # [A] per segment (the backend applies it)
     adc_sigmas: float = 3.5                    # [C] ADC full scale in expected output sigmas
-    calibration: str = "columns"               # [C] per-column gain + reference, once
+    calibration: str = "rows"                  # [C] per-row reference + per-column gain, once
     calibration_inputs: int = 0                # 0: twice the largest tile's rows, >= 64 [C]
     read_repeats: int = 4                      # [C] reads averaged for the ablations
 
@@ -156,6 +164,37 @@ def _fit_columns(y: np.ndarray, s: np.ndarray, target: np.ndarray) -> tuple[np.n
     safe = np.where(ok, det, 1.0)
     return (np.where(ok, (b1 * a22 - a12 * b2) / safe, 1.0),
             np.where(ok, (a11 * b2 - a12 * b1) / safe, 0.0))
+
+
+def _fit_rows(y: np.ndarray, x: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """The per-row reference ``u`` of ``a_j y_j + b_j s + x @ u ~ target_j`` (all j at once).
+
+    For a given ``u`` every column's ``(a_j, b_j)`` is its own 2-parameter fit, so the
+    optimal ``u`` minimises ``sum_j |P_j (target_j - x u)|^2`` with ``P_j`` the projection
+    off ``span(s, y_j)``: normal equations of size ``rows``, built with one orthonormal
+    basis per column.  ``u`` along ``(1, ..., 1)`` is the same as the offsets ``b``; the
+    minimum-norm solution is taken.
+    """
+    s = x.sum(axis=1)
+    q1 = s / max(float(np.linalg.norm(s)), 1e-300)
+    y2 = y - np.outer(q1, q1 @ y)
+    q2 = y2 / np.maximum(np.linalg.norm(y2, axis=0), 1e-300)      # (inputs, cols)
+    xq1 = x.T @ q1                                                 # (rows,)
+    z = x.T @ q2                                                   # (rows, cols)
+    m = y.shape[1]
+    a = m * (x.T @ x - np.outer(xq1, xq1)) - z @ z.T
+    t_sum = target.sum(axis=1)
+    rhs = x.T @ t_sum - xq1 * (q1 @ t_sum) - z @ np.einsum("kj,kj->j", q2, target)
+    return np.linalg.lstsq(a, rhs, rcond=None)[0]
+
+
+def fit_calibration(y: np.ndarray, x: np.ndarray, target: np.ndarray,
+                    rows: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Gain ``a`` and offset ``b`` per column, reference ``u`` per row (zeros unless ``rows``):
+    ``a * y + outer(sum(x), b) + x @ u`` is the least-squares fit of ``target``."""
+    u = _fit_rows(y, x, target) if rows else np.zeros(x.shape[1])
+    a, b = _fit_columns(y, x.sum(axis=1), target - (x @ u)[:, None])
+    return a, b, u
 
 
 def rms(e: np.ndarray) -> float:
@@ -255,7 +294,7 @@ class Inference(BaseProtocol):
             reads = [self._device_matrix(array.read(self._cells()))
                      for _ in range(cfg.read_repeats)]
             write = dict(first) if k == 0 else {}
-            if k == 0 and cfg.calibration == "columns" and not state["calibration"]:
+            if k == 0 and cfg.calibration != "none" and not state["calibration"]:
                 state["calibration"] = self._calibrate(array, np.mean(reads, axis=0))
                 for key, per_tile in state["calibration"].items():
                     write[f"{GROUP}/calibration/{key}"] = (
@@ -277,7 +316,8 @@ class Inference(BaseProtocol):
         return y
 
     def _calibrate(self, array: Array, g_S: np.ndarray) -> dict[str, dict[str, np.ndarray]]:
-        """Per tile and column: gain a and offset b with a * ADC(y) + b * sum(x) ~ W x.
+        """Per tile: gain a and offset b per column (and reference u per row with
+        ``calibration="rows"``) with ``a * ADC(y) + b * sum(x) + x @ u ~ W x``.
 
         Fitted twice on the same calibration inputs: to the chip's MVM (what the readout
         uses) and to the ideal-wire model of the same conductances ``g_S`` (what the IR-drop
@@ -286,17 +326,18 @@ class Inference(BaseProtocol):
         cfg = self.config
         n_cal = cfg.calibration_inputs or max(64, 2 * max(t.shape[0] for t in self.tiles))
         rng = np.random.default_rng([cfg.input_seed, 1])
-        fits: dict[str, dict[str, np.ndarray]] = {k: {} for k in ("gain", "offset",
-                                                                  "gain_ideal", "offset_ideal")}
+        fits: dict[str, dict[str, np.ndarray]] = {k + suffix: {} for suffix in ("", "_ideal")
+                                                  for k in CALIBRATION_KEYS}
         for i, (t, fs) in enumerate(zip(self.tiles, self.full_scale, strict=True)):
             xc = dac(rng.uniform(-1.0, 1.0, (n_cal, t.shape[0])), cfg.dac_bits)
             target = xc @ self._w(t, self.plan.weights)
-            y, s = self._analog(array, t, xc)
+            y, _ = self._analog(array, t, xc)
             y_ideal = xc @ self._w(t, self.plan.mapping.weights(g_S))
             for suffix, out in (("", y), ("_ideal", y_ideal)):
-                a, b = _fit_columns(adc(out, cfg.adc_bits, fs), s, target)
-                fits["gain" + suffix][str(i)] = a
-                fits["offset" + suffix][str(i)] = b
+                fit = fit_calibration(adc(out, cfg.adc_bits, fs), xc, target,
+                                      rows=cfg.calibration == "rows")
+                for key, value in zip(CALIBRATION_KEYS, fit, strict=True):
+                    fits[key + suffix][str(i)] = value
         return fits
 
     def _measure(self, array: Array, state: dict[str, Any], x: np.ndarray, xq: np.ndarray,
@@ -309,12 +350,14 @@ class Inference(BaseProtocol):
         g_avg = np.mean(reads, axis=0)
         w_t = mp.weights(g_avg)
         for i, (t, fs) in enumerate(zip(self.tiles, self.full_scale, strict=True)):
-            y, s = self._analog(array, t, xq[:, t.rows[0]:t.rows[1]])
-            a, b, a0, b0 = self._gains(state, i)
-            y_hw[:, self._wcols(t)] += a * adc(y, cfg.adc_bits, fs) + np.outer(s, b)
-            y_lin[:, self._wcols(t)] += a * y + np.outer(s, b)
-            ideal = xq[:, t.rows[0]:t.rows[1]] @ self._w(t, w_t)
-            y_ideal[:, self._wcols(t)] += a0 * ideal + np.outer(s, b0)
+            xt = xq[:, t.rows[0]:t.rows[1]]
+            y, s = self._analog(array, t, xt)
+            (a, b, u), (a0, b0, u0) = self._gains(state, i, t.shape[0])
+            ref = np.outer(s, b) + (xt @ u)[:, None]
+            y_hw[:, self._wcols(t)] += a * adc(y, cfg.adc_bits, fs) + ref
+            y_lin[:, self._wcols(t)] += a * y + ref
+            ideal = xt @ self._w(t, w_t)
+            y_ideal[:, self._wcols(t)] += a0 * ideal + np.outer(s, b0) + (xt @ u0)[:, None]
         rn = rms(x @ (mp.weights(reads[0]) - mp.weights(reads[1]))) / np.sqrt(2.0)
         ir_ms = np.mean((y_lin - y_ideal) ** 2) - rn ** 2 * (1 + 1 / len(reads))
         breakdown = {**fixed, "relaxation": rms(x @ (w_t - w_prog)), "read_noise": rn,
@@ -326,13 +369,17 @@ class Inference(BaseProtocol):
                 "g_spread_S": (float(np.std(g_avg - self.plan.g_programmed_S)), "S")}
 
     @staticmethod
-    def _gains(state: dict[str, Any], i: int) -> tuple[Any, Any, Any, Any]:
-        """(gain, offset) of tile ``i`` for the chip and for the ideal-wire model."""
+    def _gains(state: dict[str, Any], i: int, rows: int) -> tuple[tuple[Any, Any, Any],
+                                                                 tuple[Any, Any, Any]]:
+        """(gain, offset, row reference) of tile ``i``: for the chip, for the ideal wires."""
         cal = state["calibration"]
         if not cal:
-            return 1.0, 0.0, 1.0, 0.0
-        return tuple(np.asarray(cal[k][str(i)]) for k in ("gain", "offset", "gain_ideal",
-                                                           "offset_ideal"))  # type: ignore
+            none = (1.0, 0.0, np.zeros(rows))
+            return none, none
+        chip, ideal = ([np.asarray(cal[k + suffix][str(i)]) if k + suffix in cal
+                        else np.zeros(rows) for k in CALIBRATION_KEYS]
+                       for suffix in ("", "_ideal"))
+        return tuple(chip), tuple(ideal)  # type: ignore[return-value]
 
     def analyse(self, data: RunData) -> dict[str, Any]:
         return analyse_inference(data)
