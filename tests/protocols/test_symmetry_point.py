@@ -126,3 +126,21 @@ def test_cli_bad_preset_out_is_exit_2_before_anything(tmp_path, capsys):
                  "--out", str(out)]) == 2
     assert main(["run", "symmetry-point", "--cycles", "0", "--out", str(out)]) == 2
     assert len(capsys.readouterr().err.strip().splitlines()) == 3 and not out.exists()
+
+
+def test_symmetric_variant_moves_only_the_symmetry_point(tmp_path, capsys):
+    """The symmetric-device preset of the training benchmark measures SP skew ~0.5 while its
+    number of states and noise-to-signal ratio stay those of the measured device."""
+    from labctl.sim_backend.presets import PRESET_DIR
+
+    measured = {}
+    for name in ("cmo-hfox-1t1r", "cmo-hfox-1t1r-symmetric"):
+        out = tmp_path / f"{name}.h5"
+        assert main(["run", "symmetry-point", "--preset", str(PRESET_DIR / f"{name}.toml"),
+                     "--rows", "8", "--cols", "8", "--seed", "1", "--out", str(out),
+                     "--json", "--quiet"]) == 0
+        measured[name] = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    base, sym = measured["cmo-hfox-1t1r"], measured["cmo-hfox-1t1r-symmetric"]
+    assert abs(sym["sp_skew_mean"] - 0.5) < 0.03 and base["sp_skew_mean"] > 0.58
+    assert abs(sym["n_states_mean"] / base["n_states_mean"] - 1) < 0.1, (sym, base)
+    assert abs(sym["nsr_mean"] / base["nsr_mean"] - 1) < 0.05, (sym, base)
