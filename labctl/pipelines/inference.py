@@ -38,7 +38,8 @@ quadrature, not linearly):
   transfer;
 * ``relaxation`` -- ``(W_t - W_prog) x`` with ``W_t`` from ``read_repeats`` averaged reads of
   every cell at time t;
-* ``read_noise`` -- ``(W_read1 - W_read2) x / sqrt(2)`` from two single reads;
+* ``read_noise`` -- ``(W_read - W_t) x`` of single reads about their mean, over the
+  ``read_repeats`` reads (with the ``n / (n - 1)`` correction);
 * ``ir_drop`` -- the calibrated, unquantised MVM output against ``W_t DAC(x)`` (the same
   chip state through ideal wires), with the read noise of the MVM and of the averaged
   reads removed in quadrature.
@@ -358,7 +359,9 @@ class Inference(BaseProtocol):
             y_lin[:, self._wcols(t)] += a * y + ref
             ideal = xt @ self._w(t, w_t)
             y_ideal[:, self._wcols(t)] += a0 * ideal + np.outer(s, b0) + (xt @ u0)[:, None]
-        rn = rms(x @ (mp.weights(reads[0]) - mp.weights(reads[1]))) / np.sqrt(2.0)
+        # read noise of one read through x: spread of the repeated reads about their mean
+        w_reads = [mp.weights(g) for g in reads]
+        rn = float(np.sqrt(sum(rms(x @ (wk - w_t)) ** 2 for wk in w_reads) / (len(reads) - 1)))
         ir_ms = np.mean((y_lin - y_ideal) ** 2) - rn ** 2 * (1 + 1 / len(reads))
         breakdown = {**fixed, "relaxation": rms(x @ (w_t - w_prog)), "read_noise": rn,
                      "ir_drop": float(np.sqrt(max(ir_ms, 0.0)))}

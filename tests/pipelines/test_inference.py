@@ -99,12 +99,14 @@ def test_inference_summary_breakdown_and_growth(transfer, tmp_path, capsys):
 
 def test_finer_converters_and_no_wires_remove_their_causes(transfer, tmp_path, capsys):
     tf, _ = transfer
-    # a wide ADC range, so that no output clips and only the resolution differs
-    base = _infer(tf, tmp_path / "a.h5", capsys, "--adc-sigmas", "8")["rmse_breakdown"]["1s"]
+    # a wide ADC range, so that no output clips and only the resolution differs; wires of
+    # 10 ohm per segment so that the 16x16 array has an IR drop well above the noise floor
+    base = _infer(tf, tmp_path / "a.h5", capsys, "--adc-sigmas", "8", "--wire-resistance-ohm",
+                  "10")["rmse_breakdown"]["1s"]
     fine = _infer(tf, tmp_path / "b.h5", capsys, "--adc-sigmas", "8", "--dac-bits", "14",
                   "--adc-bits", "16", "--wire-resistance-ohm", "0")["rmse_breakdown"]["1s"]
     assert fine["quantisation"] < 0.05 * base["quantisation"]
-    assert fine["ir_drop"] < 0.3 * base["ir_drop"] + 1e-3
+    assert base["ir_drop"] > 0.02 and fine["ir_drop"] < 0.2 * base["ir_drop"], (base, fine)
     assert fine["relaxation"] == pytest.approx(base["relaxation"], rel=0.2)
 
 
