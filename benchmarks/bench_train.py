@@ -17,14 +17,18 @@ import argparse
 import os
 import time
 
-import numpy as np
+# the machine is shared: one BLAS thread unless told otherwise (threaded BLAS on busy cores
+# spins, and slowed this benchmark up to ~10x; see bench_sparse_train.py)
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-from labctl.commands.backend import open_sim
-from labctl.datasets import load_dataset
-from labctl.pipelines.train import calibrate as cal
-from labctl.pipelines.train.network import AnalogNetwork, init_weights
-from labctl.pipelines.train.rules import ALGORITHMS, RULES, make_config
-from labctl.pipelines.train.tile import AnalogTile, TileConfig
+import numpy as np  # noqa: E402
+
+from labctl.commands.backend import open_sim  # noqa: E402
+from labctl.datasets import load_dataset  # noqa: E402
+from labctl.pipelines.train import calibrate as cal  # noqa: E402
+from labctl.pipelines.train.network import AnalogNetwork, init_weights  # noqa: E402
+from labctl.pipelines.train.rules import ALGORITHMS, RULES, make_config  # noqa: E402
+from labctl.pipelines.train.tile import AnalogTile, TileConfig  # noqa: E402
 
 SIZES = (784, 256, 128, 10)
 BATCH = 32

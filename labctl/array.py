@@ -105,7 +105,11 @@ class Limits:
     def check_voltage(self, voltage_V: npt.ArrayLike, terminal: str = "bit line") -> None:
         from labctl.errors import LimitError
 
-        v = float(np.max(np.abs(np.asarray(voltage_V, dtype=float)))) if np.size(voltage_V) else 0.0
+        if isinstance(voltage_V, int | float):  # one value (gates, pulse amplitudes): no array
+            v = abs(float(voltage_V))
+        else:
+            a = np.asarray(voltage_V, dtype=float)
+            v = float(np.max(np.abs(a))) if a.size else 0.0
         limit = self.max_gate_voltage_V if terminal == "gate" else self.max_voltage_V
         if not np.isfinite(v) or v > limit:
             raise LimitError(f"{terminal} voltage {v:.4g} V exceeds the limit of {limit:.4g} V",

@@ -5,6 +5,11 @@ arrays owned by the array, so that a whole chip can be snapshotted, restored and
 updated in one vectorised call.  ``r`` and ``c`` are the index arrays of the
 addressed cells; every method acts on all of them at once, never in a Python loop
 over cells.
+
+Optional: ``read_moments(state, r, c, t_s) -> (mean_S, var_S2)``, the noise-free
+conductance and the read-noise variance of one nominal read of each cell (independent
+Gaussian noise).  With it :class:`SimulatedArray` draws the read noise of an MVM in output
+space (one normal per output current instead of one per cell and MVM).
 """
 
 from __future__ import annotations

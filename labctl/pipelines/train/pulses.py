@@ -57,7 +57,8 @@ def coincidence_counts(x: np.ndarray, d: np.ndarray, lr: float | np.ndarray, dw_
     """
     x = np.asarray(x, dtype=np.float64)
     d = np.asarray(d, dtype=np.float64)
-    lr_b = np.broadcast_to(np.asarray(lr, dtype=np.float64), (x.shape[0],))
+    lr_b = (np.full(x.shape[0], float(lr)) if np.ndim(lr) == 0  # type: ignore[arg-type]
+            else np.broadcast_to(np.asarray(lr, dtype=np.float64), (x.shape[0],)))
     mx = np.abs(x).max(axis=1)
     md = np.abs(d).max(axis=1)
     k = lr_b * mx * md / dw_min
@@ -65,16 +66,22 @@ def coincidence_counts(x: np.ndarray, d: np.ndarray, lr: float | np.ndarray, dw_
     live = bl > 0
     if not np.any(live):
         return _empty((x.shape[1], d.shape[1]))
-    x, d, mx, md, lr_b, bl = x[live], d[live], mx[live], md[live], lr_b[live], bl[live]
+    if not live.all():
+        x, d, mx, md, lr_b, bl = x[live], d[live], mx[live], md[live], lr_b[live], bl[live]
     base = np.sqrt(lr_b / (dw_min * bl))
     ax = base * np.sqrt(md / mx)
     bd = base * np.sqrt(mx / md)
-    px = np.minimum(np.abs(x) * ax[:, None], 1.0)
-    pd = np.minimum(np.abs(d) * bd[:, None], 1.0)
+    shape = (x.shape[1], d.shape[1])
+    # a line whose value is 0 in every sample never fires: draw and count only the others
+    jx = np.flatnonzero(np.any(x != 0, axis=0))
+    jd = np.flatnonzero(np.any(d != 0, axis=0))
+    x, d = x[:, jx], d[:, jd]
+    px = np.minimum(np.abs(x) * ax[:, None], 1.0).astype(np.float32)
+    pd = np.minimum(np.abs(d) * bd[:, None], 1.0).astype(np.float32)
     rep = np.repeat(np.arange(x.shape[0]), bl)
-    xb = rng.random((rep.size, x.shape[1]), dtype=np.float32) < px[rep].astype(np.float32)
-    db = rng.random((rep.size, d.shape[1]), dtype=np.float32) < pd[rep].astype(np.float32)
-    return _split(xb, db, np.sign(x)[rep], np.sign(d)[rep])
+    xb = rng.random((rep.size, jx.size), dtype=np.float32) < px[rep]
+    db = rng.random((rep.size, jd.size), dtype=np.float32) < pd[rep]
+    return _split(xb, db, np.sign(x)[rep], np.sign(d)[rep], jx, jd, shape)
 
 
 def _empty(shape: tuple[int, int]) -> PulseCounts:
@@ -82,17 +89,25 @@ def _empty(shape: tuple[int, int]) -> PulseCounts:
     return PulseCounts(shape, z, z.copy(), z.copy())
 
 
-def _split(xb: np.ndarray, db: np.ndarray, sx: np.ndarray, sd: np.ndarray) -> PulseCounts:
-    """Up/down counts from binary trains (slots, rows)/(slots, cols) and their signs."""
+def _split(xb: np.ndarray, db: np.ndarray, sx: np.ndarray, sd: np.ndarray, jx: np.ndarray,
+           jd: np.ndarray, shape: tuple[int, int]) -> PulseCounts:
+    """Up/down counts from binary trains (slots, lines jx)/(slots, lines jd) and their signs
+    (lines of a ``shape`` array)."""
     xf = xb.astype(np.float32)
     df = db.astype(np.float32)
     total = xf.T @ df                       # every coincidence (exact small integers)
     net = (xf * sx.astype(np.float32)).T @ (df * sd.astype(np.float32))
-    idx = np.flatnonzero(total)
-    t = total.ravel()[idx].astype(np.int64)
-    # sign(x d) > 0 -> the weight must go down (reset); < 0 -> up (set)
-    down = (t + net.ravel()[idx].astype(np.int64)) // 2
-    return PulseCounts(total.shape, idx, t - down, down)
+    nz = np.flatnonzero(total != 0)         # (a mask scans ~6x faster than floats)
+    t = total.ravel()[nz]
+    n = net.ravel()[nz]
+    # sign(x d) > 0 -> the weight must go down (reset); < 0 -> up (set); t + n and t - n
+    # are even and the halves exact (small integers in float32)
+    half = np.float32(0.5)
+    down = ((t + n) * half).astype(np.int64)
+    up = ((t - n) * half).astype(np.int64)
+    r = nz // jd.size
+    idx = jx[r] * shape[1] + jd[nz - r * jd.size]   # row-major, as jx and jd are sorted
+    return PulseCounts(shape, idx, up, down)
 
 
 def exact_counts(n_signed: np.ndarray) -> PulseCounts:

@@ -117,7 +117,10 @@ class AnalogTile:
         i_A = self.array.mvm(v, transpose=transpose)
         ref = self.g_ref_S
         if isinstance(ref, np.ndarray):
-            i_ref = v @ (ref.T if transpose else ref)
+            r = ref.T if transpose else ref
+            lines = np.flatnonzero(np.any(v != 0, axis=0))
+            # few driven lines (one-hot column reads): only their reference rows contribute
+            i_ref = v[:, lines] @ r[lines] if lines.size * 4 <= v.shape[1] else v @ r
         else:
             i_ref = ref * v.sum(axis=1, keepdims=True)
         y = (i_A - i_ref) / (self.v_read_V * self.g_unit_S)

@@ -249,6 +249,7 @@ class EmulatedBench:
             model.pulse(self.array.state, r, c, np.full(r.size, semantic), float(width_s), gate,
                         np.full(r.size, int(count), dtype=np.int64), self.array.rng,
                         self.array.now())
+            self.array.state_changed()
 
     # --- routing -----------------------------------------------------------------------------
     def _lines_driven_by(self, role: str) -> set[int]:
@@ -301,8 +302,10 @@ class EmulatedBench:
     def _sweep_cells(self, r: np.ndarray, c: np.ndarray, gate_V: float, v: np.ndarray,
                      compliance_A: float) -> np.ndarray:
         self._check_overstress(float(np.max(np.abs(v))), gate_V, "sweep")
-        return self.array.model.sweep(self.array.state, r, c, v, gate_V, float(compliance_A),
-                                      self.array.rng, self.array.now())
+        i = self.array.model.sweep(self.array.state, r, c, v, gate_V, float(compliance_A),
+                                   self.array.rng, self.array.now())
+        self.array.state_changed()
+        return i
 
     # --- bookkeeping -------------------------------------------------------------------------
     def _expose(self, role: str, volts: float) -> None:

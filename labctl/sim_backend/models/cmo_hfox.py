@@ -38,6 +38,7 @@ voltage returns (the quantity the seed reports), at the moment of programming
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, fields
 from typing import Any
@@ -47,7 +48,12 @@ import numpy as np
 from labctl.array import FloatArray, IntArray, Limits
 from labctl.errors import ConfigError
 from labctl.sim_backend.models.preset_tables import Shape, preset_table
-from labctl.sim_backend.models.pulse_response import PARAM_KEYS, PulseResponseSpec, apply_pulses
+from labctl.sim_backend.models.pulse_response import (
+    PARAM_KEYS,
+    ParamTable,
+    PulseResponseSpec,
+    apply_pulses,
+)
 from labctl.sim_backend.models.read_noise import ReadNoiseSpec
 from labctl.sim_backend.models.relaxation import RelaxationSpec
 
@@ -175,6 +181,10 @@ class CmoHfoxModel:
         self.set_polarity = int(operating.set_polarity)
         self.selector_resistance_ohm = float(transistor.triode_ohm(self.gate_voltage_V,
                                                                     transistor.vth_V))
+        # packed pulse-response parameters per die state (see _param_table)
+        self._tables: dict[int, tuple[tuple[weakref.ref[np.ndarray], ...], ParamTable]] = {}
+        self._drives: dict[tuple[float, float, float], float] = {}  # see _drive_of
+        self._unarmed: dict[int, weakref.ref[np.ndarray]] = {}  # see _armed
         self.params: dict[str, Any] = {
             "operating": asdict(operating), "transistor": asdict(transistor),
             "forming": asdict(forming), "sweep": asdict(sweep),
@@ -236,24 +246,33 @@ class CmoHfoxModel:
     def _put(state: State, key: str, sel: slice | IntArray, values: np.ndarray) -> None:
         state[key].reshape(-1)[sel] = values
 
-    def _relaxed(self, state: State, sel: slice | IntArray, t_s: float) -> np.ndarray:
+    def _relaxed(self, state: State, sel: slice | IntArray, t_s: float,
+                 t_prog: np.ndarray | None = None) -> np.ndarray:
         """Programmed conductance relaxed to ``t_s`` (no read noise)."""
         g = self._get(state, "g_S", sel)
-        dt = t_s - self._get(state, "t_prog_s", sel)
+        if t_s <= 0:  # the clock never ran: nothing has relaxed (t_prog_s >= 0)
+            return np.array(g, dtype=np.float64)
+        if t_prog is None:
+            t_prog = self._get(state, "t_prog_s", sel)
+        dt = t_s - t_prog
         if not np.any(dt > 0):
             return np.array(g, dtype=np.float64)
         return self.relax.relaxed(g, self._get(state, "relax_z", sel), dt)
 
     def _program(self, state: State, sel: slice | IntArray, g: np.ndarray, t_s: float,
-                 rng: np.random.Generator) -> None:
+                 rng: np.random.Generator, t_prog: np.ndarray | None = None) -> None:
         """Store new programmed conductances: the relaxation clock restarts.
 
         A cell whose clock has run since its last programming gets a fresh relaxation draw;
         one reprogrammed at the same instant keeps its (still unused, independent) draw, so
-        a burst of pulses without waiting costs no random numbers here.
+        a burst of pulses without waiting costs no random numbers here.  ``t_prog``: the
+        cells' programming times if the caller has already gathered them.
         """
         self._put(state, "g_S", sel, g)
-        t_prog = self._get(state, "t_prog_s", sel)
+        if t_s <= 0:  # the clock never ran: every cell was programmed at t = 0 already
+            return
+        if t_prog is None:
+            t_prog = self._get(state, "t_prog_s", sel)
         moved = t_prog < t_s
         if not np.any(moved):
             return
@@ -327,6 +346,7 @@ class CmoHfoxModel:
         self._finish_sweep(state, sel, formed, was_formed, g, g_start, t_s, rng)
         if np.any(mark):  # a full reset arms the coarse phase, a set disarms it
             flat = np.arange(state["g_S"].size)[sel][mark > 0]
+            self._unarmed.pop(id(state["pulses_since_reset"]), None)
             self._put(state, "pulses_since_reset", flat,
                       np.where(mark[mark > 0] == 1, 0.0, _NO_RESET))
         return out
@@ -375,15 +395,19 @@ class CmoHfoxModel:
               t_s: float) -> None:
         """``count`` identical pulses per cell (positive = set); unformed cells do not switch."""
         sel = _selector(state["g_S"].shape, r, c)
-        a0 = float(amplitude_V[0])
-        uniform = bool(np.all(amplitude_V == a0))
+        lo, hi = float(amplitude_V.min()), float(amplitude_V.max())
+        uniform = lo == hi
         if uniform:  # one amplitude for all: scalar direction and drive
-            up_all: bool | np.ndarray = a0 > 0
-            drive_all: float | np.ndarray = float(
-                self._drive(np.array([abs(a0)]), np.array([a0 > 0]), width_s, gate_V)[0])
+            up_all: bool | np.ndarray = lo > 0
+            drive_all: float | np.ndarray = self._drive_of(lo, width_s, gate_V)
         else:
             up_all = amplitude_V > 0
-            drive_all = self._drive(np.abs(amplitude_V), up_all, width_s, gate_V)
+            if lo < 0 < hi and not np.any((amplitude_V != lo) & (amplitude_V != hi)):
+                # one set and one reset amplitude (a parallel update): two drives to compute
+                drive_all = np.where(up_all, np.float32(self._drive_of(hi, width_s, gate_V)),
+                                     np.float32(self._drive_of(lo, width_s, gate_V)))
+            else:
+                drive_all = self._drive(np.abs(amplitude_V), up_all, width_s, gate_V)
         for sub, part in _chunks(sel, r.size):
             up = up_all if uniform else up_all[part]  # type: ignore[index]
             drive = drive_all if uniform else drive_all[part]  # type: ignore[index]
@@ -392,22 +416,75 @@ class CmoHfoxModel:
     def _pulse_block(self, state: State, sel: slice | IntArray, up: bool | np.ndarray,
                      drive: float | np.ndarray, count: IntArray, rng: np.random.Generator,
                      t_s: float) -> None:
-        formed = self._get(state, "formed", sel)
-        all_formed = bool(formed.all())
+        all_formed = bool(state["formed"].all())  # (a scan of 1 byte per cell beats a gather)
         if not all_formed:
-            drive = np.where(formed, drive, 0.0)
-        g = self._relaxed(state, sel, t_s)
-        p = {k: self._get(state, k, sel) for k in PARAM_KEYS}
-        n_prev = self._get(state, "pulses_since_reset", sel)
+            formed = self._get(state, "formed", sel)
+            all_formed = bool(formed.all())
+            if not all_formed:
+                drive = np.where(formed, drive, 0.0)
+        t_prog = self._get(state, "t_prog_s", sel) if t_s > 0 else None
+        g = self._relaxed(state, sel, t_s, t_prog)
+        flat = np.arange(state["g_S"].size)[sel] if isinstance(sel, slice) else sel
+        p = self._param_table(state).take(flat, up, width=not self.response.unit_gamma)
         boost0 = None
         d = self.drive
-        if d.reset_boost > 0 and np.any(n_prev < 30 * d.reset_boost_pulses):
-            boost0 = d.reset_boost * np.exp(-n_prev / d.reset_boost_pulses)
-        g_new = apply_pulses(g, p, up, drive, count, self.response, rng, boost0=boost0,
+        if self._armed(state):
+            n_prev = self._get(state, "pulses_since_reset", sel)
+            if np.any(n_prev < 30 * d.reset_boost_pulses):
+                boost0 = d.reset_boost * np.exp(-n_prev / d.reset_boost_pulses)
+        g_new = apply_pulses(g, p, drive, count, self.response, rng, boost0=boost0,
                              boost_pulses=d.reset_boost_pulses)
-        self._program(state, sel, g_new if all_formed else np.where(formed, g_new, g), t_s, rng)
+        self._program(state, sel, g_new if all_formed else np.where(formed, g_new, g), t_s, rng,
+                      t_prog)
         if boost0 is not None:
             self._put(state, "pulses_since_reset", sel, np.minimum(n_prev + count, _NO_RESET))
+
+    def _armed(self, state: State) -> bool:
+        """Whether any cell of the die may still be in the coarse phase after a full reset.
+
+        Only sweeps and masks arm cells (they forget the answer); pulses only take cells out
+        of the phase, so once a full check finds none armed, pulse calls skip the per-cell
+        check until the next sweep or mask.
+        """
+        psr = state["pulses_since_reset"]
+        hit = self._unarmed.get(id(psr))
+        if hit is not None and hit() is psr:
+            return False
+        d = self.drive
+        if d.reset_boost > 0 and np.any(psr < 30 * d.reset_boost_pulses):
+            return True
+        key = id(psr)
+        self._unarmed[key] = weakref.ref(psr, lambda _, k=key: self._unarmed.pop(k, None))
+        return False
+
+    def _param_table(self, state: State) -> ParamTable:
+        """The die's pulse-response parameters packed for pulsing, built once.
+
+        Cached per state; the device-to-device draws never change after
+        :meth:`initial_state`, and a state whose parameter arrays were replaced (restore)
+        gets a new table.  The entry goes when the state's arrays are freed.
+        """
+        src = [state[k] for k in PARAM_KEYS]
+        key = id(src[0])
+        hit = self._tables.get(key)
+        if hit is not None and all(ref() is a for ref, a in zip(hit[0], src, strict=True)):
+            return hit[1]
+        table = ParamTable.pack(dict(zip(PARAM_KEYS, src, strict=True)))
+        self._tables[key] = (tuple(weakref.ref(a) for a in src), table)
+        weakref.finalize(src[0], self._tables.pop, key, None)
+        return table
+
+    def _drive_of(self, amplitude_V: float, width_s: float, gate_V: float) -> float:
+        """:meth:`_drive` of one pulse shape, remembered (a training run uses very few)."""
+        key = (amplitude_V, width_s, gate_V)
+        d = self._drives.get(key)
+        if d is None:
+            if len(self._drives) >= 256:
+                self._drives.clear()
+            d = float(self._drive(np.array([abs(amplitude_V)]), np.array([amplitude_V > 0]),
+                                  width_s, gate_V)[0])
+            self._drives[key] = d
+        return d
 
     def _drive(self, v_abs: np.ndarray, up: np.ndarray, width_s: float,
                gate_V: float) -> np.ndarray:
@@ -441,6 +518,22 @@ class CmoHfoxModel:
             g = self._chord(state, sel, g, formed, read_voltage_V, gate_V)
         return self.noise.add(g, rng)
 
+    def read_moments(self, state: State, r: IntArray, c: IntArray,
+                     t_s: float) -> tuple[FloatArray, FloatArray]:
+        """Mean (relaxed, noise-free) and read-noise variance of one nominal read of each cell.
+
+        ``conductance`` at the nominal read voltage and gate is ``mean + sqrt(var) * z``
+        with an independent standard normal ``z`` per cell and read; SimulatedArray sums
+        these in output space for MVMs.
+        """
+        sel = _selector(state["g_S"].shape, r, c)
+        g = self._relaxed(state, sel, t_s)
+        formed = self._get(state, "formed", sel)
+        if not formed.all():
+            g = self._chord(state, sel, g, formed, self.read_voltage_V, self.gate_voltage_V)
+        sd = self.noise.sigma_S(g)
+        return g, sd * sd
+
     def _chord(self, state: State, sel: slice | IntArray, g: np.ndarray, formed: np.ndarray,
                v: float, gate_V: float) -> np.ndarray:
         """Chord conductance I(V)/V of every cell at an arbitrary read voltage and gate."""
@@ -461,6 +554,7 @@ class CmoHfoxModel:
         g = level * (1.0 + self.sw.mask_sigma_rel * rng.standard_normal(level.size))
         g = np.where(formed, np.maximum(g, 0.0), self._get(state, "g_S", sel))
         self._program(state, sel, g, t_s, rng)
+        self._unarmed.pop(id(state["pulses_since_reset"]), None)
         self._put(state, "pulses_since_reset", sel, np.where(enabled, _NO_RESET, 0.0))
 
     def conductance_matrix(self, state: State, rng: np.random.Generator, t_s: float) -> FloatArray:

@@ -113,101 +113,162 @@ class PulseResponseSpec:
         return dict(zip(PARAM_KEYS, (gmin, gmax, dw, asym, gup, gdn, sig), strict=True))
 
 
-Direction = bool | np.ndarray   # True = up for every cell, or per cell (bool or 0/1 floats)
+Direction = bool | np.ndarray   # True = up for every cell, or per cell (bool)
 Drive = float | np.ndarray
 
-
-def _pick(up: Direction, if_up: np.ndarray | float, if_down: np.ndarray | float) -> Any:
-    """``where(up, if_up, if_down)``; arithmetic blend for arrays (np.where on a random
-    mask costs ~10x more)."""
-    if isinstance(up, bool | np.bool_):
-        return if_up if up else if_down
-    u = up if up.dtype == np.float32 else up.astype(np.float32)
-    return if_down + u * (np.subtract(if_up, if_down, dtype=np.float32))
+#: columns of a :class:`ParamTable` and rows of the blocks it gives
+BOUND, DWA, SIGMA, GAMMA, WIDTH = range(5)
 
 
-def mean_step(g: np.ndarray, p: dict[str, np.ndarray], up: Direction, drive: Drive,
-              spec: PulseResponseSpec) -> np.ndarray:
-    """Expected step of one pulse in its own direction (siemens, negative beyond a bound).
+@dataclass(frozen=True)
+class ParamTable:
+    """The per-cell parameters of :meth:`PulseResponseSpec.draw` packed for pulsing.
 
-    Computed in float32 (steps need ~1e-7 relative precision, not the state's float64).
+    ``rows`` is (2 * cells, 4) float32: row ``2 i`` holds what an up pulse on cell i uses,
+    row ``2 i + 1`` what a down pulse uses (bound, dw_min (1 +- a), sigma, gamma), so a
+    pulse call gathers each addressed cell once, 16 bytes, instead of once per key;
+    ``width`` (G_max - G_min per cell) is only gathered when the exponents are not 1.
     """
+
+    rows: np.ndarray
+    width: np.ndarray
+
+    @classmethod
+    def pack(cls, p: dict[str, np.ndarray]) -> ParamTable:
+        def flat(key: str) -> np.ndarray:
+            return np.asarray(p[key], np.float32).reshape(-1)
+
+        one = np.float32(1.0)
+        gmin, gmax, dw, asym = flat("pr_gmin"), flat("pr_gmax"), flat("pr_dw"), flat("pr_asym")
+        rows = np.empty((gmin.size, 2, 4), np.float32)
+        rows[:, :, BOUND] = np.stack([gmax, gmin], axis=1)
+        rows[:, :, DWA] = np.stack([dw * (one + asym), dw * (one - asym)], axis=1)
+        rows[:, :, SIGMA] = flat("pr_sigma")[:, None]
+        rows[:, :, GAMMA] = np.stack([flat("pr_gamma_up"), flat("pr_gamma_down")], axis=1)
+        return cls(rows.reshape(-1, 4), gmax - gmin)
+
+    def take(self, flat: np.ndarray, up: Direction, width: bool = False) -> np.ndarray:
+        """The block of the cells ``flat`` pulsed in direction(s) ``up``: (4, k) float32 with
+        rows BOUND, DWA, SIGMA, GAMMA, plus a WIDTH row with ``width``."""
+        flat = np.asarray(flat, np.int64)
+        idx = 2 * flat
+        if isinstance(up, bool | np.bool_):
+            if not up:
+                idx += 1
+        else:
+            idx += ~np.asarray(up, bool)
+        block = np.take(self.rows, idx, axis=0).T   # (a strided view: each row is used once)
+        if width:
+            return np.concatenate([block, self.width[flat][None, :]])
+        return block
+
+
+@dataclass(frozen=True)
+class PulseTerms:
+    """Per-cell constants of one pulse call, in the form the pulse loop uses.
+
+    The signed mean step of the module docstring is, for either direction,
+
+        dG = coef * W * spow((bound - G) / W, gamma) * (G / G_ref)**beta
+
+    with ``bound = G_max`` (up) or ``G_min`` (down), ``coef = dw_min (1 +- a) s`` and
+    ``spow(r, gamma) = sign(r) |r|**gamma``, because ``(1 - x) W = G_max - G`` and
+    ``-x W = G_min - G``; for ``gamma = 1`` it is ``coef * (bound - G) * (G / G_ref)**beta``.
+    Its noise has variance ``sigma2 dG**2 + gate2 G**2`` (``sigma2 = sigma**2``,
+    ``gate2 = (sigma_g min(s, 1))**2``).  All float32 (steps need ~1e-7 relative
+    precision, not the state's float64).
+    """
+
+    bound: np.ndarray
+    coef: np.ndarray
+    sigma2: np.ndarray
+    gate2: np.ndarray | np.float32
+    width: np.ndarray | None = None    # only for gamma != 1
+    gamma: np.ndarray | None = None
+
+    @classmethod
+    def of(cls, block: np.ndarray, drive: Drive, spec: PulseResponseSpec) -> PulseTerms:
+        """From a :meth:`ParamTable.take` block and the drive factor(s) of the pulses."""
+        s = np.float32(drive) if np.isscalar(drive) else np.asarray(drive, np.float32)
+        gate = np.minimum(s, np.float32(1.0)) * np.float32(spec.sigma_g_rel)
+        width = gamma = None
+        if not spec.unit_gamma:
+            width, gamma = block[WIDTH], block[GAMMA]
+        return cls(block[BOUND], block[DWA] * s, np.square(block[SIGMA]), gate * gate,
+                   width, gamma)
+
+    def take(self, idx: np.ndarray) -> PulseTerms:
+        """The terms of the cells ``idx``."""
+        def t(v: Any) -> Any:
+            return v[idx] if isinstance(v, np.ndarray) and v.ndim else v
+
+        return PulseTerms(t(self.bound), t(self.coef), t(self.sigma2), t(self.gate2),
+                          t(self.width), t(self.gamma))
+
+
+def _pulse_in_place(g: np.ndarray, t: PulseTerms, spec: PulseResponseSpec, z: np.ndarray,
+                    boost: np.ndarray | None) -> None:
+    """One pulse on every cell of ``g`` (float64, updated in place); ``z`` standard normals."""
     g32 = g.astype(np.float32)
-    gmin = p["pr_gmin"]
-    w = p["pr_gmax"] - gmin
-    x = (g32 - gmin) / w
-    base = _pick(up, np.float32(1.0) - x, x)
-    asym = _pick(up, np.float32(1.0) + p["pr_asym"], np.float32(1.0) - p["pr_asym"])
-    if not spec.unit_gamma:
-        # beyond a bound the "step" turns back towards it (sign(base) |base|**gamma), so
-        # noise cannot carry a saturated device away from its bound
-        gamma = _pick(up, p["pr_gamma_up"], p["pr_gamma_down"])
-        base = np.copysign(np.power(np.abs(base), gamma), base)
-    m = p["pr_dw"] * asym * base * w
-    m *= np.float32(drive) if np.isscalar(drive) else np.asarray(drive, np.float32)
+    m = np.subtract(t.bound, g32)          # signed mean step, see PulseTerms
+    if t.gamma is not None:
+        m /= t.width
+        m = np.copysign(np.power(np.abs(m), t.gamma), m)
+        m *= t.width
+    m *= t.coef
+    if boost is not None:
+        m *= boost
+    var_g = None
+    if spec.sigma_g_rel:
+        var_g = np.square(g32)
+        var_g *= t.gate2 if boost is None else t.gate2 * boost * boost
     if spec.g_exponent:
         floor = np.float32(spec.g_min_S * 0.1 + 1e-12)
-        m *= np.power(np.maximum(g32, floor) * np.float32(1.0 / spec.g_ref_S),
-                      np.float32(spec.g_exponent))
-    return m
+        np.maximum(g32, floor, out=g32)
+        g32 *= np.float32(1.0 / spec.g_ref_S)
+        m *= np.power(g32, np.float32(spec.g_exponent), out=g32)
+    sd = np.square(m)
+    sd *= t.sigma2
+    if var_g is not None:
+        sd += var_g
+    np.sqrt(sd, out=sd)
+    sd *= z
+    sd += m
+    g += sd
+    np.clip(g, spec.floor_S, spec.ceiling_S, out=g)
 
 
-def one_pulse(g: np.ndarray, p: dict[str, np.ndarray], up: Direction, drive: Drive,
-              spec: PulseResponseSpec, rng: np.random.Generator,
-              boost: np.ndarray | None = None) -> np.ndarray:
-    """Conductance after one pulse on every cell (up where ``up``, down elsewhere).
-
-    ``boost`` (>= 1 per cell) multiplies the step and both noise terms: a transient
-    coarse response (see :func:`apply_pulses`).
-    """
-    d = drive if boost is None else drive * boost
-    m = mean_step(g, p, up, d, spec)
-    sd = p["pr_sigma"] * np.abs(m)
-    if spec.sigma_g_rel:
-        gate = np.minimum(drive, 1.0) * np.float32(spec.sigma_g_rel)
-        if boost is not None:
-            gate = gate * boost
-        gn = (gate * g).astype(np.float32)
-        sd = np.sqrt(sd * sd + gn * gn)
-    z = rng.standard_normal(g.shape, dtype=np.float32)
-    signed = _pick(up, m, -m)
-    out = g + (signed + sd * z)
-    return np.clip(out, spec.floor_S, spec.ceiling_S, out=out)
-
-
-def _subset(v: Any, idx: np.ndarray) -> Any:
-    return v[idx] if isinstance(v, np.ndarray) and v.ndim else v
-
-
-def apply_pulses(g: np.ndarray, p: dict[str, np.ndarray], up: Direction, drive: Drive,
-                 count: np.ndarray, spec: PulseResponseSpec, rng: np.random.Generator, *,
+def apply_pulses(g: np.ndarray, block: np.ndarray, drive: Drive, count: np.ndarray,
+                 spec: PulseResponseSpec, rng: np.random.Generator, *,
                  boost0: np.ndarray | None = None, boost_pulses: float = 1.0) -> np.ndarray:
     """``count[k]`` identical pulses on cell k; returns the new conductances.
 
-    ``up`` and ``drive`` may be per cell or one value for all.  Loops over the pulse index
-    with a shrinking active set, so a mix of counts costs ``sum(count)`` cell-updates,
-    never a Python loop over cells.  With ``boost0`` the j-th pulse of this call acts
+    ``block`` is a block of :meth:`ParamTable.take` (it fixes each cell's
+    direction); ``drive`` is per cell or one value for all.  Loops over the pulse index
+    with a shrinking active set (gathered only when it shrinks), so a mix of counts costs
+    ``sum(count)`` cell-updates, never a Python loop over cells; the noise of all of them
+    is drawn at once.  With ``boost0`` the j-th pulse of this call acts
     ``1 + boost0 * exp(-j / boost_pulses)`` times coarser.
     """
     g = np.array(g, dtype=np.float64)
     count = np.asarray(count)
-    if isinstance(up, np.ndarray):
-        up = up.astype(np.float32)  # 1 = up, 0 = down (see _pick)
-    n_max = int(count.max(initial=0))
-    idx: np.ndarray | None = None  # None = every cell is still active
-    sub_p, sub_up, sub_drive, sub_b = p, up, drive, boost0
-    for k in range(n_max):
-        if k > 0:
-            alive = count > k if idx is None else count[idx] > k
-            if not alive.all():
-                keep = np.flatnonzero(alive)
-                idx = keep if idx is None else idx[keep]
-                sub_p = {key: v[keep] for key, v in sub_p.items()}
-                sub_up, sub_drive = _subset(sub_up, keep), _subset(sub_drive, keep)
-                sub_b = None if sub_b is None else sub_b[keep]
+    terms = PulseTerms.of(block, drive, spec)
+    z = rng.standard_normal(int(count.sum()), dtype=np.float32)
+    used = 0
+    idx: np.ndarray | None = None   # cells still pulsing; None = all of them
+    sub, sub_count, sub_b = g, count, boost0
+    for k in range(int(count.max(initial=0))):
+        alive = sub_count > k
+        if not alive.all():
+            keep = np.flatnonzero(alive)
+            if idx is not None:
+                g[idx] = sub
+            idx = keep if idx is None else idx[keep]
+            sub, sub_count, terms = g[idx], sub_count[keep], terms.take(keep)
+            sub_b = None if sub_b is None else sub_b[keep]
         b = None if sub_b is None else (1.0 + sub_b * np.exp(-k / boost_pulses)).astype(np.float32)
-        if idx is None:
-            g = one_pulse(g, sub_p, sub_up, sub_drive, spec, rng, b)
-        else:
-            g[idx] = one_pulse(g[idx], sub_p, sub_up, sub_drive, spec, rng, b)
+        _pulse_in_place(sub, terms, spec, z[used:used + sub.size], b)
+        used += sub.size
+    if idx is not None:
+        g[idx] = sub
     return g
