@@ -149,7 +149,8 @@ def build_config(args: argparse.Namespace) -> Any:
 def array_factory(args: argparse.Namespace, plan: list[tuple[str, int, int]]) -> Any:
     """Simulated: one array per plan entry; a bench: windows of its one die."""
     from labctl.commands.backend import open_backend, open_sim
-    from labctl.pipelines.sparse.arrays import ArrayWindow, make_bank, tile
+    from labctl.pipelines.array_bank import make_bank
+    from labctl.pipelines.sparse.arrays import ArrayWindow, tile
 
     if (args.backend or "sim") == "sim":
         # every network gets the same dies (equal seeds), each array of a network its own seed

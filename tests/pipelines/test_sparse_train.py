@@ -23,7 +23,8 @@ from labctl.commands.backend import open_sim
 from labctl.data.runfile import RunReader, RunWriter
 from labctl.errors import ConfigError
 from labctl.pipelines.sparse import cost_model as cm
-from labctl.pipelines.sparse.arrays import ArrayWindow, make_bank, tile
+from labctl.pipelines.array_bank import make_bank
+from labctl.pipelines.sparse.arrays import ArrayWindow, tile
 from labctl.pipelines.sparse.layer import PulseConfig, SparseLayer
 from labctl.pipelines.sparse.topology import (TopologyConfig, initial_mask, layer_sparsities,
                                               prune_regrow, update_fraction)

@@ -1,10 +1,8 @@
-"""Several Arrays as one backend, and a rectangle of one die seen as an Array of its own.
+"""A rectangle of one die seen as an Array of its own, and the tiling of layers onto a die.
 
-The sparse-training run needs two arrays per layer and per trained network.  The runner
-(:func:`labctl.protocols.base.run`) drives one backend object: :class:`ArrayBank` closes every
-member, describes every member for the run file and, when every member can be snapshotted,
-snapshots them all in a checkpoint so that a simulated run resumes exactly.  On a bench with
-one die the CLI tiles the layers onto it with :class:`ArrayWindow`; a window drives only its
+The sparse-training run needs two arrays per layer and per trained network; on a bench with
+one die the CLI tiles the layers onto it with :class:`ArrayWindow` and hands the windows to
+:func:`labctl.pipelines.array_bank.make_bank` with the die as owner.  A window drives only its
 own rows and reads only its own columns (the other rows at 0 V).
 """
 
@@ -16,66 +14,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from labctl.array import (Array, ArrayInfo, Cells, FloatArray, OuterProductCapable, Snapshottable,
+from labctl.array import (Array, ArrayInfo, Cells, FloatArray, OuterProductCapable,
                           SweepResult)
-
-
-class ArrayBank:
-    """Named arrays; ``info`` is the largest member's (the runner sizes checkpoints by it).
-
-    ``owners`` are the objects actually closed (the die behind windows, or the members)."""
-
-    def __init__(self, arrays: dict[str, Array], owners: list[Any] | None = None) -> None:
-        if not arrays:
-            raise ValueError("an array bank needs at least one array")
-        self.arrays = dict(arrays)
-        self.owners = list(owners) if owners is not None else list(self.arrays.values())
-
-    def __getitem__(self, name: str) -> Array:
-        return self.arrays[name]
-
-    def __contains__(self, name: str) -> bool:
-        return name in self.arrays
-
-    @property
-    def info(self) -> ArrayInfo:
-        return max((a.info for a in self.arrays.values()), key=lambda i: i.rows * i.cols)
-
-    def describe(self) -> dict[str, Any]:
-        return {"backend": "bank", "arrays": {n: a.describe() for n, a in self.arrays.items()}}
-
-    def close(self) -> None:
-        errors = []
-        for a in self.owners:
-            try:
-                a.close()
-            except Exception as e:  # noqa: BLE001 - close every member even if one fails
-                errors.append(e)
-        if errors:
-            raise errors[0]
-
-    def __enter__(self) -> ArrayBank:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-class SnapshottableBank(ArrayBank):
-    """A bank whose members can all be snapshotted (simulated arrays)."""
-
-    def snapshot(self) -> dict[str, Any]:
-        return {n: a.snapshot() for n, a in self.arrays.items()}  # type: ignore[attr-defined]
-
-    def restore(self, state: dict[str, Any]) -> None:
-        for n, a in self.arrays.items():
-            a.restore(state[n])  # type: ignore[attr-defined]
-
-
-def make_bank(arrays: dict[str, Array], owners: list[Any] | None = None) -> ArrayBank:
-    if owners is None and all(isinstance(a, Snapshottable) for a in arrays.values()):
-        return SnapshottableBank(arrays)
-    return ArrayBank(arrays, owners)
 
 
 class ArrayWindow:

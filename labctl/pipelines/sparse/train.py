@@ -152,7 +152,7 @@ def array_plan(cfg: SparseTrainConfig, n_inputs: int,
 
 
 class SparseTraining(BaseProtocol):
-    """The sparse-training pipeline over an :class:`~labctl.pipelines.sparse.arrays.ArrayBank`."""
+    """The sparse-training pipeline over an :class:`~labctl.pipelines.array_bank.ArrayBank`."""
 
     name: ClassVar[str] = "sparse-train"
 

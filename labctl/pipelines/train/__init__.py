@@ -7,7 +7,7 @@ rule per module), :mod:`.network` (digital parts, FP baseline), :mod:`.protocol`
 resumable training run), :mod:`.bank` (several arrays as one backend).
 """
 
-from labctl.pipelines.train.bank import ArrayBank, make_bank
+from labctl.pipelines.array_bank import ArrayBank, make_bank
 from labctl.pipelines.train.calibrate import CalibrationConfig
 from labctl.pipelines.train.protocol import (TrainConfig, TrainData, Training, analyse_training,
                                              array_plan)

@@ -87,7 +87,7 @@ def array_plan(cfg: TrainConfig) -> list[tuple[str, int, int]]:
 
 
 class Training(BaseProtocol):
-    """The training pipeline over an :class:`~labctl.pipelines.train.bank.ArrayBank`."""
+    """The training pipeline over an :class:`~labctl.pipelines.array_bank.ArrayBank`."""
 
     name: ClassVar[str] = "train"
 

@@ -1,9 +1,10 @@
 """Several Arrays of one pipeline presented as one backend to the protocol runner.
 
-Training needs one array per tile (two per layer for Tiki-Taka and residual learning).
-:func:`labctl.protocols.base.run` drives one backend object: the bank closes every member,
-describes every member for the run file and, when every member can be snapshotted, snapshots
-them all in a checkpoint so that a simulated run resumes exactly.
+Training needs one array per tile (two per layer for Tiki-Taka and residual learning), sparse
+training two per layer and network.  :func:`labctl.protocols.base.run` drives one backend
+object: the bank closes every member (or the die behind them, ``owners``), describes every
+member for the run file and, when every member can be snapshotted, snapshots them all in a
+checkpoint so that a simulated run resumes exactly.
 """
 
 from __future__ import annotations
@@ -14,12 +15,15 @@ from labctl.array import Array, ArrayInfo, Snapshottable
 
 
 class ArrayBank:
-    """Named arrays; ``info`` is the largest member's (the runner only sizes checkpoints by it)."""
+    """Named arrays; ``info`` is the largest member's (the runner sizes checkpoints by it).
 
-    def __init__(self, arrays: dict[str, Array]) -> None:
+    ``owners`` are the objects actually closed (the die behind windows, or the members)."""
+
+    def __init__(self, arrays: dict[str, Array], owners: list[Any] | None = None) -> None:
         if not arrays:
             raise ValueError("an array bank needs at least one array")
         self.arrays = dict(arrays)
+        self.owners = list(owners) if owners is not None else list(self.arrays.values())
 
     def __getitem__(self, name: str) -> Array:
         return self.arrays[name]
@@ -44,10 +48,10 @@ class ArrayBank:
 
     def close(self) -> None:
         errors = []
-        for a in self.arrays.values():
+        for a in self.owners:
             try:
                 a.close()
-            except Exception as e:  # close every member even if one fails
+            except Exception as e:  # noqa: BLE001 - close every member even if one fails
                 errors.append(e)
         if errors:
             raise errors[0]
@@ -70,7 +74,7 @@ class SnapshottableBank(ArrayBank):
             a.restore(state[n])  # type: ignore[attr-defined]
 
 
-def make_bank(arrays: dict[str, Array]) -> ArrayBank:
-    if all(isinstance(a, Snapshottable) for a in arrays.values()):
+def make_bank(arrays: dict[str, Array], owners: list[Any] | None = None) -> ArrayBank:
+    if owners is None and all(isinstance(a, Snapshottable) for a in arrays.values()):
         return SnapshottableBank(arrays)
-    return ArrayBank(arrays)
+    return ArrayBank(arrays, owners)
