@@ -12,6 +12,7 @@ import numpy.typing as npt
 from labctl.array import ArrayInfo, Cells, FloatArray, SweepResult
 from labctl.errors import ConfigError
 from labctl.sim_backend.device_model import DeviceModel, State
+from labctl.sim_backend.normals import standard_normal_f32
 
 log = logging.getLogger(__name__)
 
@@ -170,7 +171,7 @@ class SimulatedArray:
             return mean
         x2 = np.square(x, dtype=np.float32)
         sd = np.sqrt(x2 @ (var.T if transpose else var))
-        return mean + sd * self.rng.standard_normal(mean.shape, dtype=np.float32)
+        return mean + sd * standard_normal_f32(self.rng, mean.size).reshape(mean.shape)
 
     def _moments(self) -> tuple[FloatArray, np.ndarray | None]:
         """Read mean and float32 variance of every cell (None: no read noise), cached.

@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from labctl.errors import ConfigError
+from labctl.sim_backend.normals import standard_normal_f32
 
 #: per-cell parameter arrays a response needs (keys of :meth:`PulseResponseSpec.draw`)
 PARAM_KEYS = ("pr_gmin", "pr_gmax", "pr_dw", "pr_asym", "pr_gamma_up", "pr_gamma_down",
@@ -253,7 +254,7 @@ def apply_pulses(g: np.ndarray, block: np.ndarray, drive: Drive, count: np.ndarr
     g = np.array(g, dtype=np.float64)
     count = np.asarray(count)
     terms = PulseTerms.of(block, drive, spec)
-    z = rng.standard_normal(int(count.sum()), dtype=np.float32)
+    z = standard_normal_f32(rng, int(count.sum()))
     used = 0
     idx: np.ndarray | None = None   # cells still pulsing; None = all of them
     sub, sub_count, sub_b = g, count, boost0
