@@ -8,22 +8,34 @@
 2. ``seed003``: on ``powstep-gamma2`` (power response, gamma = 2): analog SGD vs residual
    learning (v1, v2) vs Tiki-Taka v2 against digital SGD (seed 003: SGD < 15 % once gamma >= 1,
    RL / Tiki-Taka within ~1 point of digital).
+3. ``sp-position``: why the symmetric variant does not gain here.  AGAD on variants of
+   ``cmo-hfox-1t1r`` that differ only in [pulse] values (written next to the run files):
+   the asymmetry swept from the measured -0.14 to +0.04 (dw_min and sigma_c2c re-fitted so
+   N_states ~21 and NSR ~0.89 stay), and two controls with a linear response (beta = 0) that
+   separate the shape of the response (asymmetry) from the position of its symmetry point
+   (the soft bounds shifted so the asymmetric device's SP sits above w = 0 and the symmetric
+   one's below).
 
 Each run writes its run file (figures: ``labctl report RUN.h5``) and the table is printed
 at the end.  Long: an MNIST epoch on the simulator takes ~0.5-1 min on 2 cores.
 
     python benchmarks/run_train_mnist.py agad --epochs 12 [--out-dir DIR] [--limit N]
     python benchmarks/run_train_mnist.py seed003 --epochs 10 --limit 20000
+    python benchmarks/run_train_mnist.py sp-position --jobs 2
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+from labctl.sim_backend.presets import preset_path
 
 # the AGAD settings of these runs: the rule's documented defaults, seed 004's own (lr 1e-2,
 # fast_lr 0.1, transfer every 3 samples, batch 32; chopper 0.1).  ``--tuned`` uses lr 0.02, a
@@ -33,6 +45,39 @@ TUNED_ARGS = ["--lr", "0.02", "--transfer-every", "1", "--rule-option", "in_chop
 # seed 003's sigmoid FCN needs room for its weights to grow (~16x the initial ones)
 SEED003_ARGS = ["--preset", "powstep-gamma2", "--activation", "sigmoid", "--batch", "10",
                 "--omega", "0.06"]
+
+# [pulse] overrides of cmo-hfox-1t1r for the sp-position suite (calibrated with the open-loop
+# scheme of tests/sim_backend/test_cmo_hfox.py: N_states ~21, NSR ~0.89; G_sp as read)
+LINEAR = {"g_exponent": "0.0", "sigma_c2c": "0.82"}
+SP_VARIANTS = {
+    "a -0.05 (G_sp 46 uS)": {"asymmetry": "-0.05", "dw_min": "0.079", "sigma_c2c": "0.835"},
+    "a +0.04 (G_sp 51 uS)": {"asymmetry": "0.04", "dw_min": "0.073", "sigma_c2c": "0.845"},
+    "linear a -0.2 (G_sp 42 uS)": {**LINEAR, "asymmetry": "-0.2", "dw_min": "0.1"},
+    "linear a 0 (G_sp 52 uS)": {**LINEAR, "asymmetry": "0.0", "dw_min": "0.096"},
+    "linear a -0.2 shifted (G_sp 52 uS)": {**LINEAR, "asymmetry": "-0.2", "dw_min": "0.1",
+                                           "g_min_S": "14e-6", "g_max_S": "110e-6",
+                                           "ceiling_S": "130e-6"},
+    "linear a 0 shifted (G_sp 43 uS)": {**LINEAR, "asymmetry": "0.0", "dw_min": "0.096",
+                                        "g_min_S": "0.5e-6", "g_max_S": "86e-6"},
+}
+
+
+def variant_preset(label: str, overrides: dict[str, str], out_dir: Path) -> Path:
+    """cmo-hfox-1t1r with ``overrides`` in its [pulse] table, written to ``out_dir``."""
+    text = preset_path("cmo-hfox-1t1r").read_text()
+    head, rest = text.split("[pulse]", 1)
+    pulse, tail = rest.split("[relaxation]", 1)
+    for key, value in overrides.items():
+        pulse, n = re.subn(rf"(?m)^{key}\s*=\s*[^#\n]*", f"{key} = {value}  ", pulse, count=1)
+        if n != 1:
+            raise SystemExit(f"{label}: no [pulse] {key} in cmo-hfox-1t1r")
+    name = "sp-" + re.sub(r"[^a-z0-9]+", "-", label.lower()).strip("-")
+    text = head + "[pulse]" + pulse + "[relaxation]" + tail
+    text = text.replace('name = "cmo-hfox-1t1r"', f'name = "{name}"')
+    path = out_dir / f"{name}.toml"
+    path.write_text(f"# {label}: cmo-hfox-1t1r with [pulse] {overrides}\n" + text)
+    return path
+
 
 SUITES = {
     "agad": [
@@ -54,6 +99,13 @@ SUITES = {
                                    "--beta", "0.02", "--fp-epochs", "0"]),
         ("ttv2 / powstep-gamma2", ["--algorithm", "ttv2", *SEED003_ARGS, "--lr", "0.35",
                                    "--transfer-every", "2", "--fp-epochs", "0"]),
+    ],
+    "sp-position": [
+        ("measured a -0.14 (G_sp 41 uS)", [*AGAD_ARGS, "--preset", "cmo-hfox-1t1r"]),
+        ("symmetric a 0 (G_sp 49 uS)", [*AGAD_ARGS, "--preset", "cmo-hfox-1t1r-symmetric",
+                                        "--fp-epochs", "0"]),
+        *((label, [*AGAD_ARGS, "--preset", f"@{label}", "--fp-epochs", "0"])
+          for label in SP_VARIANTS),
     ],
 }
 
@@ -82,6 +134,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out-dir", default=".")
     ap.add_argument("--tuned", action="store_true", help="AGAD with the tuned settings")
+    ap.add_argument("--jobs", type=int, default=1, help="runs at once (one core each)")
     a = ap.parse_args()
     out_dir = Path(a.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -90,8 +143,14 @@ def main() -> None:
         common += TUNED_ARGS
     if a.limit:
         common += ["--limit", str(a.limit)]
-    results = [run(label, args, common, out_dir / f"{a.suite}-{i}.h5")
-               for i, (label, args) in enumerate(SUITES[a.suite])]
+    runs = []
+    for i, (label, args) in enumerate(SUITES[a.suite]):
+        if "@" + label in args:  # a preset variant of this suite: write its file first
+            path = variant_preset(label, SP_VARIANTS[label], out_dir)
+            args = [str(path) if x == "@" + label else x for x in args]
+        runs.append((label, args, out_dir / f"{a.suite}-{i}.h5"))
+    with ThreadPoolExecutor(max(1, a.jobs)) as pool:
+        results = list(pool.map(lambda r: run(r[0], r[1], common, r[2]), runs))
     fp = results[0]["fp_accuracy"]
     print(f"\nMNIST 784-256-128-10, {a.epochs} epochs"
           f"{f', {a.limit} samples per split' if a.limit else ''}; FP SGD {100 * fp:.2f} %")

@@ -87,8 +87,10 @@ def test_missing_table_unknown_key_and_bad_value_are_config_errors(tmp_path: Pat
         load_model(write(tmp_path, text.replace("[sweep]", "[sweep]\ntypo = 1"), "b.toml"))
     with pytest.raises(ConfigError, match="must be a finite number"):
         load_model(write(tmp_path, text.replace("vth_V = 0.787", 'vth_V = "high"'), "c.toml"))
+    negative = re.sub(r"(?m)^dw_min = [0-9.]+", "dw_min = -0.1", text, count=1)
+    assert negative != text
     with pytest.raises(ConfigError, match="dw_min"):
-        load_model(write(tmp_path, text.replace("dw_min = 0.10", "dw_min = -0.1"), "d.toml"))
+        load_model(write(tmp_path, negative, "d.toml"))
 
 
 def test_load_preset_keeps_name_and_model() -> None:
