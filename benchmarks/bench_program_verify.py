@@ -51,8 +51,8 @@ def bench_direct(n: int, tol: float, seed: int) -> dict[str, float]:
 
 def bench_runner(n: int, tol: float, seed: int) -> float:
     from labctl.data.runfile import RunWriter
-    from labctl.protocols.program import Program, ProgramConfig
     from labctl.protocols.base import run
+    from labctl.protocols.program import Program, ProgramConfig
 
     arr = formed_array(n, seed)
     proto = Program(ProgramConfig(targets_file="(benchmark targets)", form=False,

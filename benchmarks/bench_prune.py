@@ -26,8 +26,13 @@ from labctl.pipelines.chip_layers import ChipMatMul
 from labctl.pipelines.nn.models import build_network
 from labctl.pipelines.nn.network import software_matmul
 from labctl.pipelines.prune import required_layout
-from labctl.pipelines.train_loop import (Schedule, calibrate, evaluate, train_scores_epoch,
-                                         train_weights_epoch)
+from labctl.pipelines.train_loop import (
+    Schedule,
+    calibrate,
+    evaluate,
+    train_scores_epoch,
+    train_weights_epoch,
+)
 
 
 def data(n: int) -> tuple[np.ndarray, np.ndarray, str]:

@@ -119,7 +119,8 @@ class Limits:
         from labctl.errors import LimitError
 
         if not (0 < current_A <= self.max_current_A):
-            raise LimitError(f"compliance {current_A:.4g} A is outside (0, {self.max_current_A:.4g}] A",
+            raise LimitError(f"compliance {current_A:.4g} A is outside "
+                             f"(0, {self.max_current_A:.4g}] A",
                              quantity="compliance", value=current_A, limit=self.max_current_A)
 
     def check_width(self, width_s: float) -> None:

@@ -23,7 +23,8 @@ def add_common(p: argparse.ArgumentParser, *, preset_default: str = "cmo-hfox-1t
     g.add_argument("--backend", default="sim",
                    help="'sim' (default: the simulated chip) or a station file STATION.toml")
     g.add_argument("--preset", default=None,
-                   help=f"simulated device preset name or preset FILE.toml (default {preset_default})")
+                   help="simulated device preset name or preset FILE.toml "
+                        f"(default {preset_default})")
     g.add_argument("--rows", type=int, default=None, help="array rows (default: the preset's)")
     g.add_argument("--cols", type=int, default=None, help="array columns (default: the preset's)")
     g.add_argument("--seed", type=int, default=0, help="seed of the simulator's RNG (default 0)")
@@ -89,7 +90,8 @@ def execute_protocol(args: argparse.Namespace, command: str, protocol: Any, *,
     if args.resume:
         with RunReader(args.resume) as rr:
             if rr.command != command:
-                raise ConfigError(f"--resume {args.resume} is a '{rr.command}' run, not '{command}'",
+                raise ConfigError(f"--resume {args.resume} is a '{rr.command}' run, "
+                                  f"not '{command}'",
                                   key="resume")
             if jsonable(rr.config) != jsonable(json.loads(json.dumps(jsonable(config)))):
                 diff = sorted(k for k in set(rr.config) | set(config)

@@ -78,7 +78,8 @@ def table(report: dict[str, Any]) -> str:
         rows.append((role, i["driver"], i["resource"], i["identity"], opts, errs,
                      _fmt_cap(i["capability"])))
     widths = [max(len(str(r[k])) for r in rows) for k in range(len(rows[0]))]
-    lines = ["  ".join(str(v).ljust(w) for v, w in zip(r, widths)).rstrip() for r in rows]
+    lines = ["  ".join(str(v).ljust(w) for v, w in zip(r, widths, strict=True)).rstrip()
+             for r in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
     lim = report["limits"]
     lines.append(f"station limits: |V| <= {lim['max_voltage_V']:g} V, |V_gate| <= "

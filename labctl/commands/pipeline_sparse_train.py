@@ -125,8 +125,12 @@ def human(s: dict[str, Any]) -> str:
 
 
 def build_config(args: argparse.Namespace) -> Any:
-    from labctl.pipelines.sparse import (PulseConfig, SparseTrainConfig, TopologyConfig,
-                                         load_cost_model)
+    from labctl.pipelines.sparse import (
+        PulseConfig,
+        SparseTrainConfig,
+        TopologyConfig,
+        load_cost_model,
+    )
 
     hidden = _ints(args.hidden, "--hidden") or _ints(DEFAULT_HIDDEN.get(args.dataset, "128"),
                                                      "--hidden")

@@ -7,7 +7,8 @@ import time
 
 
 class ProgressBar:
-    """Call with (done, total, label); draws after ``delay_s``, at most ``rate_hz`` times a second."""
+    """Call with (done, total, label); draws after ``delay_s``, at most ``rate_hz`` times a
+    second."""
 
     def __init__(self, title: str, *, delay_s: float = 1.0, rate_hz: float = 8.0,
                  enabled: bool = True) -> None:
@@ -41,7 +42,8 @@ class ProgressBar:
             pct = int(10 * frac) * 10
             if pct != self._last_pct:
                 self._last_pct = pct
-                sys.stderr.write(f"{self.title}: {pct}% ({done}/{total}, {elapsed:.1f} s) {label}\n")
+                sys.stderr.write(f"{self.title}: {pct}% ({done}/{total}, {elapsed:.1f} s) "
+                                 f"{label}\n")
         sys.stderr.flush()
 
     def close(self) -> None:

@@ -28,7 +28,8 @@ def human(s: dict[str, Any]) -> str:
         return "n/a" if x is None else format(x * scale, fmt)
 
     return (f"forming: {s['formed']}/{s['cells']} cells formed (yield {100 * s['yield']:.1f} %)\n"
-            f"  V_form (1T1R)   {f(s['v_form_mean_V'], 1, '.3f')} +/- {f(s['v_form_std_V'], 1, '.3f')} V\n"
+            f"  V_form (1T1R)   {f(s['v_form_mean_V'], 1, '.3f')} +/- "
+            f"{f(s['v_form_std_V'], 1, '.3f')} V\n"
             f"  V_form (ReRAM)  {f(s['v_form_reram_mean_V'], 1, '.3f')} V\n"
             f"  I_form          {f(s['i_form_mean_A'], 1e6, '.1f')} uA\n"
             f"  G after         {f(s['g_after_mean_S'], 1e6, '.2f')} uS\n"

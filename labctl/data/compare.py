@@ -108,7 +108,7 @@ def _compare_list(name: str, a: np.ndarray, b: np.ndarray, tolerance: float,
     if a.size >= 8:
         return [_ks_comparison(name, a, b, alpha)]
     res = []
-    for i, (x, y) in enumerate(zip(a, b)):
+    for i, (x, y) in enumerate(zip(a, b, strict=True)):
         if np.isnan(x) and np.isnan(y):
             continue
         d = scalar_difference(name, float(x), float(y), atol) \

@@ -9,7 +9,7 @@ shift), rasterised on a 2x super-sampled 28x28 grid with the even-odd rule, plus
 from __future__ import annotations
 
 import string
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -43,7 +43,7 @@ def font_dir() -> Path:
     return bundled
 
 
-@lru_cache(maxsize=None)
+@cache
 def _glyph(font_path: str, char: str) -> tuple[np.ndarray, ...]:
     """Outline polygons of one glyph, centred and scaled to a unit box."""
     from matplotlib.font_manager import FontProperties

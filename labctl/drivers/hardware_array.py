@@ -168,7 +168,7 @@ class HardwareArray:
         with self._operation():
             self._gate_to(gate_V)
             self._smu_ready(float(compliance_A))
-            for k, (row, col) in enumerate(zip(r.tolist(), c.tolist())):
+            for k, (row, col) in enumerate(zip(r.tolist(), c.tolist(), strict=True)):
                 self._connect("smu", row, col)
                 self._smu_on_()
                 out[k] = np.asarray(self.smu.sweep(v.tolist()), dtype=float)
@@ -211,7 +211,7 @@ class HardwareArray:
         with self._operation():
             self._gate_to(g)
             self._smu_ready(self._read_compliance())
-            for k, (row, col) in enumerate(zip(r.tolist(), c.tolist())):
+            for k, (row, col) in enumerate(zip(r.tolist(), c.tolist(), strict=True)):
                 self._connect("smu", row, col)
                 self._smu_on_()
                 out[k] = self.smu.measure_current(v) / v

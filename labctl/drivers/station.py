@@ -216,7 +216,7 @@ def _wiring(doc: dict[str, Any], chip: ChipSpec, instruments: dict[str, Instrume
     inp = get_table(w, "inputs", "wiring")
     mapping = get_table(w, "mapping", "wiring")
     allowed = {"smu", "pulse", "gate", "ground", "gate_bias", "pulse_reset"}
-    for k, v in inp.items():
+    for k in inp:
         if k not in allowed:
             raise ConfigError(f"station file: unknown matrix input wiring.inputs.{k} "
                               f"({', '.join(sorted(allowed))})", key=f"wiring.inputs.{k}")

@@ -81,7 +81,7 @@ def parse_times(spec: str) -> tuple[float, ...]:
     """'1s,1h,1d,1y,10y' -> seconds; ConfigError for anything else."""
     out = []
     for item in (s.strip() for s in spec.split(",") if s.strip()):
-        for unit, scale in TIME_UNITS:
+        for unit, scale in TIME_UNITS:  # noqa: B007 (scale is used after the break)
             if item.endswith(unit):
                 num = item[: -len(unit)]
                 break

@@ -36,12 +36,22 @@ from labctl.pipelines import edge_popup as ep
 from labctl.pipelines.chip_layers import ChipLayout, ChipMatMul, plan_layout
 from labctl.pipelines.nn.models import build_network
 from labctl.pipelines.nn.network import Network, software_matmul
-from labctl.pipelines.prune_chip import (apply_mask, counting_matmul, init_scores_state,
-                                         program_targets, programmed_readback,
-                                         read_random_weights)
+from labctl.pipelines.prune_chip import (
+    apply_mask,
+    counting_matmul,
+    init_scores_state,
+    program_targets,
+    programmed_readback,
+    read_random_weights,
+)
 from labctl.pipelines.prune_report import analyse_prune
-from labctl.pipelines.train_loop import (Schedule, calibrate, evaluate, train_scores_epoch,
-                                         train_weights_epoch)
+from labctl.pipelines.train_loop import (
+    Schedule,
+    calibrate,
+    evaluate,
+    train_scores_epoch,
+    train_weights_epoch,
+)
 from labctl.protocols.base import BaseProtocol, RunData, Step
 from labctl.protocols.forming import Forming, FormingConfig
 from labctl.protocols.program_verify import VerifyConfig, reset_to_hrs, verify_steps

@@ -19,13 +19,13 @@ lines: with the column voltages fixed every row is a tridiagonal system, with th
 voltages fixed every column is one; all rows (columns) of all inputs of the batch are one
 stacked set of tridiagonal systems, eliminated once (Thomas algorithm) and solved for the
 whole batch in vectorised passes.  The iteration contracts by about ``x / (1 + x)`` per
-half-sweep with ``x = 4 N^2 R G / pi^2`` (``N`` the line length, ``G`` the mean cell conductance), i.e. fast
-for real arrays (0.03 at 64x64, 0.3 at 256x256 with 50 uS cells); when it does not converge
-within ``max_iter`` the whole system is solved directly (SuperLU).  The result is the exact
-solution of the linear network to a relative tolerance of ``tol`` of the largest input
-voltage -- the only approximations are the model's: linear cells at the read voltage,
-ideal drivers and ideal virtual grounds, no wire capacitance (DC), one resistance per
-segment.
+half-sweep with ``x = 4 N^2 R G / pi^2`` (``N`` the line length, ``G`` the mean cell
+conductance), i.e. fast for real arrays (0.03 at 64x64, 0.3 at 256x256 with 50 uS cells);
+when it does not converge within ``max_iter`` the whole system is solved directly (SuperLU).
+The result is the exact solution of the linear network to a relative tolerance of ``tol`` of
+the largest input voltage -- the only approximations are the model's: linear cells at the
+read voltage, ideal drivers and ideal virtual grounds, no wire capacitance (DC), one
+resistance per segment.
 """
 
 from __future__ import annotations

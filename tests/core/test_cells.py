@@ -7,7 +7,7 @@ from labctl.errors import LimitError
 
 def test_all_is_row_major():
     r, c = Cells.all().indices((2, 3))
-    assert list(zip(r, c)) == [(0, 0), (0, 1), (0, 2), (1, 0), (1, 1), (1, 2)]
+    assert list(zip(r, c, strict=True)) == [(0, 0), (0, 1), (0, 2), (1, 0), (1, 1), (1, 2)]
 
 
 def test_rect_mask_and_index_agree():

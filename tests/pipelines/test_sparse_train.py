@@ -22,16 +22,24 @@ from labctl.array import Cells
 from labctl.commands.backend import open_sim
 from labctl.data.runfile import RunReader, RunWriter
 from labctl.errors import ConfigError
-from labctl.pipelines.sparse import cost_model as cm
 from labctl.pipelines.array_bank import make_bank
+from labctl.pipelines.sparse import cost_model as cm
 from labctl.pipelines.sparse.arrays import ArrayWindow, tile
 from labctl.pipelines.sparse.layer import PulseConfig, SparseLayer
-from labctl.pipelines.sparse.topology import (TopologyConfig, initial_mask, layer_sparsities,
-                                              prune_regrow, update_fraction)
-from labctl.pipelines.sparse.train import (SparseData, SparseTrainConfig, SparseTraining,
-                                           array_plan)
-from labctl.pipelines.sparse.vau import (exact_counts, exact_sample_counts, update_error_curve,
-                                         vau_counts)
+from labctl.pipelines.sparse.topology import (
+    TopologyConfig,
+    initial_mask,
+    layer_sparsities,
+    prune_regrow,
+    update_fraction,
+)
+from labctl.pipelines.sparse.train import SparseData, SparseTrainConfig, SparseTraining, array_plan
+from labctl.pipelines.sparse.vau import (
+    exact_counts,
+    exact_sample_counts,
+    update_error_curve,
+    vau_counts,
+)
 from labctl.protocols.base import run
 from labctl.sim_backend.simulated_array import SimulatedArray
 

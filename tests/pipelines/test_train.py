@@ -178,8 +178,7 @@ def test_resumed_run_equals_uninterrupted(tmp_path: Path) -> None:
     from labctl.commands.backend import open_sim as sim
     from labctl.data.runfile import RunReader, RunWriter
     from labctl.datasets import load_dataset
-    from labctl.pipelines.train import (TrainConfig, TrainData, Training, array_plan,
-                                        make_bank)
+    from labctl.pipelines.train import TrainConfig, TrainData, Training, array_plan, make_bank
     from labctl.protocols.base import run
 
     ds = load_dataset("digits", limit=300)

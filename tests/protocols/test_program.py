@@ -9,6 +9,7 @@ from scipy.stats import norm
 from labctl.array import Cells
 from labctl.cli import main
 from labctl.data.runfile import RunReader
+from labctl.errors import ConfigError
 from labctl.protocols.analysis.levels import (
     adjacent_overlap,
     fit_line,
@@ -22,7 +23,6 @@ from labctl.protocols.program_verify import (
     amplitudes_for,
     verify_steps,
 )
-from labctl.errors import ConfigError
 
 # devices.md section 1: programming-noise fits of seed 004 (slope, intercept in uS units)
 FIT_2 = (11.29e-3, 11.22e-3)

@@ -9,6 +9,7 @@ import pytest
 
 from labctl.cli import main
 from labctl.data.runfile import RunReader
+from labctl.errors import ConfigError
 from labctl.protocols.analysis.relaxation import (
     TEN_YEARS_S,
     fit_vs_ln_t,
@@ -17,7 +18,6 @@ from labctl.protocols.analysis.relaxation import (
     time_key,
 )
 from labctl.protocols.retention import Retention, RetentionConfig
-from labctl.errors import ConfigError
 
 
 def test_grid_and_keys():

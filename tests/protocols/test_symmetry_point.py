@@ -10,10 +10,10 @@ import pytest
 
 from labctl.cli import main
 from labctl.data.runfile import RunReader
+from labctl.errors import ConfigError
 from labctl.protocols.analysis.open_loop import figures_of_merit, open_loop_schedule
 from labctl.protocols.analysis.preset_toml import fitted_preset_text, pulse_table
 from labctl.protocols.symmetry_point import SymmetryPoint, SymmetryPointConfig
-from labctl.errors import ConfigError
 
 
 def _bands(s, *, n_lo=18.0, n_hi=26.0):
@@ -74,7 +74,7 @@ def test_preset_text_keeps_the_base_and_marks_fitted_values():
 
 def test_bands_on_the_8x4_chip_and_the_fitted_preset_closes_the_loop(cmo_chip, drain, tmp_path):
     """Measure, model, simulate: the fitted preset, loaded back, lands in the same bands."""
-    from labctl.sim_backend.presets import load_preset, load_model, preset_path
+    from labctl.sim_backend.presets import load_model, load_preset, preset_path
     from labctl.sim_backend.simulated_array import SimulatedArray
 
     base = load_preset("cmo-hfox-1t1r")

@@ -100,7 +100,8 @@ def test_mvm_and_transpose_match_the_conductance_matrix() -> None:
     x = np.random.default_rng(0).uniform(-0.2, 0.2, (5, 16))
     np.testing.assert_allclose(a.mvm(x), x @ g, rtol=0.02, atol=5e-7)  # read noise ~0.1 uA
     y = np.random.default_rng(1).uniform(-0.2, 0.2, (5, 8))
-    np.testing.assert_allclose(a.mvm(y, transpose=True), y @ g.T, rtol=0.02, atol=5e-7)  # read noise ~0.1 uA
+    # read noise ~0.1 uA
+    np.testing.assert_allclose(a.mvm(y, transpose=True), y @ g.T, rtol=0.02, atol=5e-7)
     assert a.conductance_matrix().shape == (16, 8)
 
 

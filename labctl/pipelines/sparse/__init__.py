@@ -9,12 +9,11 @@ index-free, index-based and dense designs; parameters in ``cost_fefet.toml``), :
 :mod:`.analysis` (summary, throughput and cost table from a run file).
 """
 
+from labctl.pipelines.sparse.analysis import analyse_sparse, samples_per_s
 from labctl.pipelines.sparse.cost_model import CostParams, load_cost_model
 from labctl.pipelines.sparse.layer import PulseConfig, SparseLayer
 from labctl.pipelines.sparse.topology import TopologyConfig
-from labctl.pipelines.sparse.analysis import analyse_sparse, samples_per_s
-from labctl.pipelines.sparse.train import (SparseData, SparseTrainConfig, SparseTraining,
-                                           array_plan)
+from labctl.pipelines.sparse.train import SparseData, SparseTrainConfig, SparseTraining, array_plan
 
 __all__ = ["CostParams", "PulseConfig", "SparseData", "SparseLayer", "SparseTrainConfig",
            "SparseTraining", "TopologyConfig", "analyse_sparse", "array_plan", "load_cost_model",

@@ -14,8 +14,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from labctl.array import (Array, ArrayInfo, Cells, FloatArray, OuterProductCapable,
-                          SweepResult)
+from labctl.array import Array, ArrayInfo, Cells, FloatArray, OuterProductCapable, SweepResult
 
 
 class ArrayWindow:

@@ -39,8 +39,14 @@ from labctl.pipelines.sparse import cost_model as cm
 from labctl.pipelines.sparse.analysis import analyse_sparse, cost_table
 from labctl.pipelines.sparse.layer import PulseConfig, SparseLayer
 from labctl.pipelines.sparse.network import SparseNetwork
-from labctl.pipelines.sparse.topology import (DISTRIBUTIONS, TopologyConfig, initial_mask,
-                                              layer_sparsities, prune_regrow, update_fraction)
+from labctl.pipelines.sparse.topology import (
+    DISTRIBUTIONS,
+    TopologyConfig,
+    initial_mask,
+    layer_sparsities,
+    prune_regrow,
+    update_fraction,
+)
 from labctl.pipelines.sparse.vau import UPDATE_MODES, update_error_curve
 from labctl.protocols.base import BaseProtocol, RunData, Step
 

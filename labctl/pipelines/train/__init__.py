@@ -9,8 +9,13 @@ resumable training run), :mod:`.bank` (several arrays as one backend).
 
 from labctl.pipelines.array_bank import ArrayBank, make_bank
 from labctl.pipelines.train.calibrate import CalibrationConfig
-from labctl.pipelines.train.protocol import (TrainConfig, TrainData, Training, analyse_training,
-                                             array_plan)
+from labctl.pipelines.train.protocol import (
+                                             TrainConfig,
+                                             TrainData,
+                                             Training,
+                                             analyse_training,
+                                             array_plan,
+)
 from labctl.pipelines.train.rules import ALGORITHMS, RULES
 from labctl.pipelines.train.tile import AnalogTile, TileConfig
 

@@ -24,8 +24,13 @@ import numpy as np
 
 from labctl.errors import ConfigError
 from labctl.pipelines.train import calibrate as cal
-from labctl.pipelines.train.network import (ACTIVATIONS, AnalogNetwork, DigitalNetwork,
-                                            evaluate, init_weights)
+from labctl.pipelines.train.network import (
+    ACTIVATIONS,
+    AnalogNetwork,
+    DigitalNetwork,
+    evaluate,
+    init_weights,
+)
 from labctl.pipelines.train.rules import UpdateRule, make_config, rule_class
 from labctl.pipelines.train.tile import AnalogTile, TileConfig
 from labctl.protocols.base import BaseProtocol, RunData, Step

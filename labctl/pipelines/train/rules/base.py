@@ -78,7 +78,7 @@ class UpdateRule(ABC):
         """Digital state to checkpoint (buffers, choppers, running means, counters)."""
         return {}
 
-    def load_state(self, s: dict[str, Any]) -> None:
+    def load_state(self, s: dict[str, Any]) -> None:  # noqa: B027 (optional hook, like state)
         """Inverse of :meth:`state`."""
 
     def weight_maps(self) -> dict[str, np.ndarray]:
