@@ -93,10 +93,10 @@ SUITES = {
     "seed003": [
         ("sgd / powstep-gamma2", ["--algorithm", "sgd", *SEED003_ARGS, "--lr", "0.5",
                                   "--fp-lr", "0.5"]),
-        ("rl / powstep-gamma2", ["--algorithm", "rl", *SEED003_ARGS, "--lr", "0.3",
-                                 "--beta", "0.01", "--fp-epochs", "0"]),
+        ("rl / powstep-gamma2", ["--algorithm", "rl", *SEED003_ARGS, "--lr", "0.5",
+                                 "--fp-epochs", "0"]),
         ("rlv2 / powstep-gamma2", ["--algorithm", "rlv2", *SEED003_ARGS, "--lr", "0.5",
-                                   "--beta", "0.02", "--fp-epochs", "0"]),
+                                   "--fp-epochs", "0"]),
         ("ttv2 / powstep-gamma2", ["--algorithm", "ttv2", *SEED003_ARGS, "--lr", "0.35",
                                    "--transfer-every", "2", "--fp-epochs", "0"]),
     ],

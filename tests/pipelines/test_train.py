@@ -250,8 +250,8 @@ def test_seed003_sgd_fails_where_residual_learning_and_tiki_taka_do_not(tmp_path
               "--activation", "sigmoid", "--batch", "10", "--epochs", "15", "--omega", "0.06",
               "--json", "--quiet"]
     runs = {"sgd": ["--lr", "0.5", "--fp-lr", "0.5"],
-            "rl": ["--lr", "0.3", "--beta", "0.01", "--fp-epochs", "0"],
-            "rlv2": ["--lr", "0.5", "--beta", "0.02", "--fp-epochs", "0"],
+            "rl": ["--lr", "0.5", "--fp-epochs", "0"],      # beta 0.01 (seed 003's default)
+            "rlv2": ["--lr", "0.5", "--fp-epochs", "0"],
             "ttv2": ["--lr", "0.35", "--transfer-every", "2", "--fp-epochs", "0"]}
     res = {alg: last_json(labctl("pipeline", "train", "--algorithm", alg, *common, *extra,
                                  "--out", str(tmp_path / f"{alg}.h5"), timeout=3600))
