@@ -35,6 +35,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from labctl.protocols.analysis.preset_toml import fitted_preset_text
 from labctl.sim_backend.presets import preset_path
 
 # the AGAD settings of these runs: the rule's documented defaults, seed 004's own (lr 1e-2,
@@ -48,34 +49,28 @@ SEED003_ARGS = ["--preset", "powstep-gamma2", "--activation", "sigmoid", "--batc
 
 # [pulse] overrides of cmo-hfox-1t1r for the sp-position suite (calibrated with the open-loop
 # scheme of tests/sim_backend/test_cmo_hfox.py: N_states ~21, NSR ~0.89; G_sp as read)
-LINEAR = {"g_exponent": "0.0", "sigma_c2c": "0.82"}
-SP_VARIANTS = {
-    "a -0.05 (G_sp 46 uS)": {"asymmetry": "-0.05", "dw_min": "0.079", "sigma_c2c": "0.835"},
-    "a +0.04 (G_sp 51 uS)": {"asymmetry": "0.04", "dw_min": "0.073", "sigma_c2c": "0.845"},
-    "linear a -0.2 (G_sp 42 uS)": {**LINEAR, "asymmetry": "-0.2", "dw_min": "0.1"},
-    "linear a 0 (G_sp 52 uS)": {**LINEAR, "asymmetry": "0.0", "dw_min": "0.096"},
-    "linear a -0.2 shifted (G_sp 52 uS)": {**LINEAR, "asymmetry": "-0.2", "dw_min": "0.1",
-                                           "g_min_S": "14e-6", "g_max_S": "110e-6",
-                                           "ceiling_S": "130e-6"},
-    "linear a 0 shifted (G_sp 43 uS)": {**LINEAR, "asymmetry": "0.0", "dw_min": "0.096",
-                                        "g_min_S": "0.5e-6", "g_max_S": "86e-6"},
+LINEAR = {"g_exponent": 0.0, "sigma_c2c": 0.82}
+SP_VARIANTS: dict[str, dict[str, float]] = {
+    "a -0.05 (G_sp 46 uS)": {"asymmetry": -0.05, "dw_min": 0.079, "sigma_c2c": 0.835},
+    "a +0.04 (G_sp 51 uS)": {"asymmetry": 0.04, "dw_min": 0.073, "sigma_c2c": 0.845},
+    "linear a -0.2 (G_sp 42 uS)": {**LINEAR, "asymmetry": -0.2, "dw_min": 0.1},
+    "linear a 0 (G_sp 52 uS)": {**LINEAR, "asymmetry": 0.0, "dw_min": 0.096},
+    "linear a -0.2 shifted (G_sp 52 uS)": {**LINEAR, "asymmetry": -0.2, "dw_min": 0.1,
+                                           "g_min_S": 14e-6, "g_max_S": 110e-6,
+                                           "ceiling_S": 130e-6},
+    "linear a 0 shifted (G_sp 43 uS)": {**LINEAR, "asymmetry": 0.0, "dw_min": 0.096,
+                                        "g_min_S": 0.5e-6, "g_max_S": 86e-6},
 }
 
 
-def variant_preset(label: str, overrides: dict[str, str], out_dir: Path) -> Path:
+def variant_preset(label: str, overrides: dict[str, float], out_dir: Path) -> Path:
     """cmo-hfox-1t1r with ``overrides`` in its [pulse] table, written to ``out_dir``."""
-    text = preset_path("cmo-hfox-1t1r").read_text()
-    head, rest = text.split("[pulse]", 1)
-    pulse, tail = rest.split("[relaxation]", 1)
-    for key, value in overrides.items():
-        pulse, n = re.subn(rf"(?m)^{key}\s*=\s*[^#\n]*", f"{key} = {value}  ", pulse, count=1)
-        if n != 1:
-            raise SystemExit(f"{label}: no [pulse] {key} in cmo-hfox-1t1r")
     name = "sp-" + re.sub(r"[^a-z0-9]+", "-", label.lower()).strip("-")
-    text = head + "[pulse]" + pulse + "[relaxation]" + tail
-    text = text.replace('name = "cmo-hfox-1t1r"', f'name = "{name}"')
+    text = fitted_preset_text(preset_path("cmo-hfox-1t1r").read_text(), name=name,
+                              source=f"cmo-hfox-1t1r, sp-position variant: {label}",
+                              table_values={"pulse": overrides}, note=f"variant {label!r}")
     path = out_dir / f"{name}.toml"
-    path.write_text(f"# {label}: cmo-hfox-1t1r with [pulse] {overrides}\n" + text)
+    path.write_text(text)
     return path
 
 
