@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
+from decimal import ROUND_DOWN, Decimal
 
 from labctl.errors import LimitError
 
@@ -65,5 +66,12 @@ def choice(value: object, options: Iterable[object], *, quantity: str) -> object
 
 
 def fmt(value: float) -> str:
-    """A number as sent on the wire: 9 significant digits, no trailing zeros."""
-    return f"{float(value):.9g}"
+    """A number as sent on the wire: 9 significant digits, no trailing zeros, rounded toward
+    zero, so a value that passed a limit check is never sent larger than it was checked
+    (1.068359375 V goes out as 1.06835937, not 1.06835938)."""
+    v = float(value)
+    if v == 0.0 or not math.isfinite(v):
+        return f"{v:.9g}"
+    exact = Decimal(repr(v))  # the shortest decimal that is exactly v
+    digits = exact.quantize(Decimal(1).scaleb(exact.adjusted() - 8), rounding=ROUND_DOWN)
+    return f"{float(digits):.9g}"
