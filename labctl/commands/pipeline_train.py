@@ -59,6 +59,8 @@ def register(sub: Any) -> None:
     t.add_argument("--adc-bits", type=int, default=None, help="output ADC bits (9)")
     t.add_argument("--out-noise", type=float, default=None, help="output noise (0.06)")
     t.add_argument("--out-bound", type=float, default=None, help="ADC bound (12)")
+    t.add_argument("--bias-lr", type=float, default=None,
+                   help="learning rate of the digital biases (default: the rule's lr)")
     t.add_argument("--fp-lr", type=float, default=None, help="FP-baseline learning rate (0.1)")
     t.add_argument("--fp-epochs", type=int, default=None,
                    help="FP-baseline epochs (default --epochs; 0 = none)")
@@ -117,7 +119,7 @@ def build_config(args: argparse.Namespace, n_in: int, n_classes: int) -> Any:
                                  ("out_noise", args.out_noise), ("out_bound", args.out_bound))
                if v is not None}
     cfg_kw: dict[str, Any] = {}
-    for key, attr in (("weight_scaling_omega", "omega"), ("fp_lr", "fp_lr"),
+    for key, attr in (("weight_scaling_omega", "omega"), ("fp_lr", "fp_lr"), ("bias_lr", "bias_lr"),
                       ("fp_epochs", "fp_epochs"), ("steps_per_epoch", "steps_per_epoch")):
         if getattr(args, attr) is not None:
             cfg_kw[key] = getattr(args, attr)

@@ -228,6 +228,7 @@ def test_resumed_run_equals_uninterrupted(tmp_path: Path) -> None:
     (["--rule-option", "bogus=1"], "unknown option"),
     (["--algorithm", "sgd", "--fast-lr", "0.1"], "unknown option"),
     (["--backend", "a.toml,b.toml"], "station"),
+    (["--bias-lr", "-0.1"], "bias_lr"),
 ])
 def test_bad_input_exits_2(args: list[str], words: str, tmp_path: Path,
                            capsys: pytest.CaptureFixture[str]) -> None:
