@@ -6,7 +6,9 @@ the initial weights through the Array interface exactly as ``labctl pipeline tra
 then MNIST mini-batches go through ``AnalogNetwork.train_batch`` (forward and transposed
 MVMs, pulsed updates, column reads for transfers).  Prints wall-clock and process-CPU
 samples/s: on a shared machine the CPU figure is the one that compares with an idle one.
-Target (issue 7): >= 3,000 samples/s for ttv1/ttv2/cttv2/agad (aihwkit: 157-181).
+Target (issue 7): >= 3,000 samples/s for ttv1/ttv2/cttv2/agad.  aihwkit's own figures on this
+machine: ``benchmarks/aihwkit_reference.py speed`` (its presets ~220-290 for the Tiki-Taka
+family; AGAD with the settings run here ~2,900-3,300).
 
     python benchmarks/bench_train.py [ALGORITHM ...] [--batches N] [--warmup N]
 """

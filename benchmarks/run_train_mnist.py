@@ -8,7 +8,9 @@
 2. ``seed003``: on ``powstep-gamma2`` (power response, gamma = 2): analog SGD vs residual
    learning (v1, v2) vs Tiki-Taka v2 against digital SGD (seed 003: SGD < 15 % once gamma >= 1,
    RL / Tiki-Taka within ~1 point of digital).
-3. ``sp-position``: why the symmetric variant does not gain here.  AGAD on variants of
+3. ``aihwkit-net``: the two presets in aihwkit's own MNIST set-up (sigmoid, no weight
+   scaling), the configuration ``benchmarks/aihwkit_reference.py agad`` runs in aihwkit itself.
+4. ``sp-position``: why the symmetric variant does not gain here.  AGAD on variants of
    ``cmo-hfox-1t1r`` that differ only in [pulse] values (written next to the run files):
    the asymmetry swept from the measured -0.14 to +0.04 (dw_min and sigma_c2c re-fitted so
    N_states ~21 and NSR ~0.89 stay), and two controls with a linear response (beta = 0) that
@@ -21,6 +23,7 @@ at the end.  Long: an MNIST epoch on the simulator takes ~0.5-1 min on 2 cores.
 
     python benchmarks/run_train_mnist.py agad --epochs 12 [--out-dir DIR] [--limit N]
     python benchmarks/run_train_mnist.py seed003 --epochs 10 --limit 20000
+    python benchmarks/run_train_mnist.py aihwkit-net --jobs 2 [--seed S]
     python benchmarks/run_train_mnist.py sp-position --jobs 2
 """
 
@@ -46,6 +49,10 @@ TUNED_ARGS = ["--lr", "0.02", "--transfer-every", "1", "--rule-option", "in_chop
 # seed 003's sigmoid FCN needs room for its weights to grow (~16x the initial ones)
 SEED003_ARGS = ["--preset", "powstep-gamma2", "--activation", "sigmoid", "--batch", "10",
                 "--omega", "0.06"]
+
+# aihwkit's MNIST example network with its MappingParameter defaults: sigmoid, no weight
+# scaling (the device window is the weight range), digital biases
+AIHWKIT_NET_ARGS = ["--activation", "sigmoid", "--omega", "0"]
 
 # [pulse] overrides of cmo-hfox-1t1r for the sp-position suite (calibrated with the open-loop
 # scheme of tests/sim_backend/test_cmo_hfox.py: N_states ~21, NSR ~0.89; G_sp as read)
@@ -94,6 +101,13 @@ SUITES = {
                                    "--fp-epochs", "0"]),
         ("ttv2 / powstep-gamma2", ["--algorithm", "ttv2", *SEED003_ARGS, "--lr", "0.35",
                                    "--transfer-every", "2", "--fp-epochs", "0"]),
+    ],
+    # aihwkit's own MNIST network and mapping defaults (sigmoid, no weight scaling), the
+    # configuration benchmarks/aihwkit_reference.py runs in aihwkit itself
+    "aihwkit-net": [
+        ("measured, sigmoid", [*AGAD_ARGS, *AIHWKIT_NET_ARGS, "--preset", "cmo-hfox-1t1r"]),
+        ("symmetric, sigmoid", [*AGAD_ARGS, *AIHWKIT_NET_ARGS, "--preset",
+                                "cmo-hfox-1t1r-symmetric", "--fp-epochs", "0"]),
     ],
     "sp-position": [
         ("measured a -0.14 (G_sp 41 uS)", [*AGAD_ARGS, "--preset", "cmo-hfox-1t1r"]),
