@@ -119,8 +119,9 @@ def build_config(args: argparse.Namespace, n_in: int, n_classes: int) -> Any:
                                  ("out_noise", args.out_noise), ("out_bound", args.out_bound))
                if v is not None}
     cfg_kw: dict[str, Any] = {}
-    for key, attr in (("weight_scaling_omega", "omega"), ("fp_lr", "fp_lr"), ("bias_lr", "bias_lr"),
-                      ("fp_epochs", "fp_epochs"), ("steps_per_epoch", "steps_per_epoch")):
+    for key, attr in (("weight_scaling_omega", "omega"), ("fp_lr", "fp_lr"),
+                      ("bias_lr", "bias_lr"), ("fp_epochs", "fp_epochs"),
+                      ("steps_per_epoch", "steps_per_epoch")):
         if getattr(args, attr) is not None:
             cfg_kw[key] = getattr(args, attr)
     return TrainConfig(
