@@ -1,11 +1,13 @@
-"""Cross-check against IBM's aihwkit (the reference simulator): seed 004's AGAD run and speed.
+r"""Cross-check against IBM's aihwkit (the reference simulator): seed 004's AGAD run and speed.
 
 Not a labctl dependency: run it in a venv with aihwkit beside labctl (the aihwkit 1.1.0 wheel
 for Python 3.11 is built against torch 2.10)::
 
-    python3 -m venv .venv-aihwkit && .venv-aihwkit/bin/pip install -e . aihwkit==1.1.0 \
+    python3 -m venv .venv-aihwkit && .venv-aihwkit/bin/pip install -e '.[datasets]' aihwkit==1.1.0 \
         torch==2.10.0
     .venv-aihwkit/bin/python benchmarks/aihwkit_reference.py agad --epochs 12 [--seed S]
+    .venv-aihwkit/bin/python benchmarks/aihwkit_reference.py agad --gamma 2 --dw-min 0.36 \
+        --up-down -0.42 0
     .venv-aihwkit/bin/python benchmarks/aihwkit_reference.py speed
 
 ``agad``: MNIST 784-256-128-10 with aihwkit's AGAD (``build_config("agad")``, seed 004's
@@ -33,7 +35,7 @@ try:
     from aihwkit.optim import AnalogSGD
     from aihwkit.simulator import presets
     from aihwkit.simulator.configs import build_config
-    from aihwkit.simulator.configs.devices import SoftBoundsDevice
+    from aihwkit.simulator.configs.devices import PowStepDevice, SoftBoundsDevice
     from torch import nn
 except ImportError as exc:  # pragma: no cover - optional, run by hand
     raise SystemExit(f"aihwkit_reference.py needs aihwkit and torch ({exc}); see its "
@@ -66,8 +68,12 @@ def run_agad(a: argparse.Namespace) -> None:
     torch.manual_seed(a.seed)
     xtr, ytr, xte, yte = mnist()
     xtr, ytr = xtr[:a.limit], ytr[:a.limit]
-    device = SoftBoundsDevice(dw_min=a.dw_min, dw_min_std=a.nsr, up_down=a.up_down,
-                              w_max=1.0, w_min=-1.0)
+    if a.gamma is None:
+        device = SoftBoundsDevice(dw_min=a.dw_min, dw_min_std=a.nsr, up_down=a.up_down,
+                                  w_max=1.0, w_min=-1.0)
+    else:  # the power-step ("generalized soft bounds") device
+        device = PowStepDevice(dw_min=a.dw_min, dw_min_std=a.nsr, up_down=a.up_down,
+                               w_max=1.0, w_min=-1.0, pow_gamma=a.gamma)
     cfg = build_config("agad", device=device, construction_seed=a.seed)
     cfg.device.fast_lr = a.fast_lr
     cfg.device.transfer_every = a.transfer_every
@@ -154,6 +160,10 @@ def main() -> None:
     g.add_argument("--activation", choices=("sigmoid", "relu"), default="sigmoid")
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--limit", type=int, default=None, help="first N training samples only")
+    g.add_argument("--gamma", type=float, default=None,
+                   help="PowStepDevice exponent instead of soft bounds (then dw_min ~ "
+                   "0.09 / 0.5**gamma keeps ~22 states at the symmetry point, and SP skew 0.61 "
+                   "needs up_down -0.111 at gamma 0.5, -0.42 at gamma 2)")
     s = sub.add_parser("speed", help="samples/s of aihwkit's ReRAM-SB presets")
     s.add_argument("--batches", type=int, default=400)
     s.add_argument("--warmup", type=int, default=30)
