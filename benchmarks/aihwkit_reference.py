@@ -64,34 +64,53 @@ def network(cfg: object, activation: type[nn.Module]) -> AnalogSequential:
     return AnalogSequential(*layers)
 
 
+def agad_config(*, dw_min: float = 0.09, nsr: float = 0.9, up_down: float = -0.22,
+                gamma: float | None = None, fast_lr: float = 0.1, transfer_every: float = 3.0,
+                seed: int = 0) -> object:
+    """aihwkit's AGAD (``build_config("agad")``) with seed 004's settings on a soft-bounds
+    device (or, with ``gamma``, the power-step "generalized soft bounds" device)."""
+    if gamma is None:
+        device = SoftBoundsDevice(dw_min=dw_min, dw_min_std=nsr, up_down=up_down,
+                                  w_max=1.0, w_min=-1.0)
+    else:
+        device = PowStepDevice(dw_min=dw_min, dw_min_std=nsr, up_down=up_down,
+                               w_max=1.0, w_min=-1.0, pow_gamma=gamma)
+    cfg = build_config("agad", device=device, construction_seed=seed)
+    cfg.device.fast_lr = fast_lr
+    cfg.device.transfer_every = transfer_every
+    return cfg
+
+
+def trainer(model: AnalogSequential, lr: float) -> AnalogSGD:
+    opt = AnalogSGD(model.parameters(), lr=lr)
+    opt.regroup_param_groups(model)
+    return opt
+
+
+def step(model: nn.Module, opt: AnalogSGD, x: torch.Tensor, y: torch.Tensor) -> float:
+    """One mini-batch of SGD through the analog tiles; returns the batch loss."""
+    opt.zero_grad()
+    loss = nn.functional.cross_entropy(model(x), y)
+    loss.backward()
+    opt.step()
+    return float(loss.detach())
+
+
 def run_agad(a: argparse.Namespace) -> None:
     torch.manual_seed(a.seed)
     xtr, ytr, xte, yte = mnist()
     xtr, ytr = xtr[:a.limit], ytr[:a.limit]
-    if a.gamma is None:
-        device = SoftBoundsDevice(dw_min=a.dw_min, dw_min_std=a.nsr, up_down=a.up_down,
-                                  w_max=1.0, w_min=-1.0)
-    else:  # the power-step ("generalized soft bounds") device
-        device = PowStepDevice(dw_min=a.dw_min, dw_min_std=a.nsr, up_down=a.up_down,
-                               w_max=1.0, w_min=-1.0, pow_gamma=a.gamma)
-    cfg = build_config("agad", device=device, construction_seed=a.seed)
-    cfg.device.fast_lr = a.fast_lr
-    cfg.device.transfer_every = a.transfer_every
+    cfg = agad_config(dw_min=a.dw_min, nsr=a.nsr, up_down=a.up_down, gamma=a.gamma,
+                      fast_lr=a.fast_lr, transfer_every=a.transfer_every, seed=a.seed)
     model = network(cfg, {"sigmoid": nn.Sigmoid, "relu": nn.ReLU}[a.activation])
-    opt = AnalogSGD(model.parameters(), lr=a.lr)
-    opt.regroup_param_groups(model)
-    loss_fn = nn.CrossEntropyLoss()
+    opt = trainer(model, a.lr)
     gen = torch.Generator().manual_seed(a.seed)
     for epoch in range(1, a.epochs + 1):
         t0, loss_sum = time.perf_counter(), 0.0
         perm = torch.randperm(len(xtr), generator=gen)
         for b in range(0, len(xtr), BATCH):
             idx = perm[b:b + BATCH]
-            opt.zero_grad()
-            loss = loss_fn(model(xtr[idx]), ytr[idx])
-            loss.backward()
-            opt.step()
-            loss_sum += float(loss.detach()) * len(idx)
+            loss_sum += step(model, opt, xtr[idx], ytr[idx]) * len(idx)
         model.eval()
         with torch.no_grad():
             correct = sum(int((model(xte[i:i + 1000]).argmax(1) == yte[i:i + 1000]).sum())
@@ -102,29 +121,12 @@ def run_agad(a: argparse.Namespace) -> None:
                           "wall_s": round(time.perf_counter() - t0, 1)}), flush=True)
 
 
-def _seed004_agad() -> object:
-    """AGAD with labctl's defaults (seed 004: fast_lr 0.1, a transfer every 3 samples, BL 5)
-    on the soft-bounds device of ``agad`` above: the settings ``bench_train.py`` runs."""
-    cfg = build_config("agad", device=SoftBoundsDevice(dw_min=0.09, dw_min_std=0.9,
-                                                       up_down=-0.22, w_max=1.0, w_min=-1.0))
-    cfg.device.fast_lr = 0.1
-    cfg.device.transfer_every = 3.0
-    return cfg
-
-
 SPEED_CONFIGS = {"sgd": ("ReRamSBPreset", presets.ReRamSBPreset),
                  "ttv1": ("TikiTakaReRamSBPreset", presets.TikiTakaReRamSBPreset),
                  "ttv2": ("TTv2ReRamSBPreset", presets.TTv2ReRamSBPreset),
                  "cttv2": ("ChoppedTTv2ReRamSBPreset", presets.ChoppedTTv2ReRamSBPreset),
                  "agad": ("AGADReRamSBPreset", presets.AGADReRamSBPreset),
-                 "agad ": ("seed-004 settings", _seed004_agad)}
-
-
-def _step(model: nn.Module, opt: AnalogSGD, loss_fn: nn.Module, x: torch.Tensor,
-          y: torch.Tensor, b: int) -> None:
-    opt.zero_grad()
-    loss_fn(model(x[b * BATCH:(b + 1) * BATCH]), y[b * BATCH:(b + 1) * BATCH]).backward()
-    opt.step()
+                 "agad ": ("seed-004 settings", agad_config)}
 
 
 def run_speed(a: argparse.Namespace) -> None:
@@ -132,14 +134,14 @@ def run_speed(a: argparse.Namespace) -> None:
     print(f"aihwkit, {'-'.join(map(str, SIZES))}, batch {BATCH}, 1 thread, {a.batches} batches")
     for alg, (preset, make) in SPEED_CONFIGS.items():
         model = network(make(), nn.Sigmoid)
-        opt = AnalogSGD(model.parameters(), lr=0.01)
-        opt.regroup_param_groups(model)
-        loss_fn = nn.CrossEntropyLoss()
-        for b in range(a.warmup):
-            _step(model, opt, loss_fn, xtr, ytr, b)
+        opt = trainer(model, 0.01)
+        batches = [(xtr[b * BATCH:(b + 1) * BATCH], ytr[b * BATCH:(b + 1) * BATCH])
+                   for b in range(a.warmup + a.batches)]
+        for x, y in batches[:a.warmup]:
+            step(model, opt, x, y)
         t0, c0 = time.perf_counter(), time.process_time()
-        for b in range(a.warmup, a.warmup + a.batches):
-            _step(model, opt, loss_fn, xtr, ytr, b)
+        for x, y in batches[a.warmup:]:
+            step(model, opt, x, y)
         wall, cpu = time.perf_counter() - t0, time.process_time() - c0
         n = a.batches * BATCH
         print(f"{alg:6s} {preset:26s} wall {n / wall:7.0f}  cpu {n / cpu:7.0f} samples/s",

@@ -7,8 +7,8 @@ then MNIST mini-batches go through ``AnalogNetwork.train_batch`` (forward and tr
 MVMs, pulsed updates, column reads for transfers).  Prints wall-clock and process-CPU
 samples/s: on a shared machine the CPU figure is the one that compares with an idle one.
 Target (issue 7): >= 3,000 samples/s for ttv1/ttv2/cttv2/agad.  aihwkit's own figures on this
-machine: ``benchmarks/aihwkit_reference.py speed`` (its presets ~220-290 for the Tiki-Taka
-family; AGAD with the settings run here ~2,900-3,300).
+machine: ``benchmarks/aihwkit_reference.py speed`` (its presets ~300 for the Tiki-Taka
+family; AGAD with the settings run here ~5,300, idle machine).
 
     python benchmarks/bench_train.py [ALGORITHM ...] [--batches N] [--warmup N]
 """
