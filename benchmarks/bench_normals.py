@@ -1,4 +1,4 @@
-"""Float32 standard normals: numpy's ziggurat vs ``labctl.sim_backend.normals`` (Box–Muller).
+"""Float32 standard normals: numpy's ziggurat vs ``labctl.normals`` (Box–Muller).
 
 The two are timed in alternation (random order within each repetition), and the speed-up is
 the median of the per-repetition ratios, so load on a shared machine cancels out.  Sizes are
@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from labctl.sim_backend.normals import standard_normal_f32
+from labctl.normals import standard_normal_f32
 
 Draw = Callable[[np.random.Generator, int], np.ndarray]
 

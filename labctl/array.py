@@ -109,7 +109,7 @@ class Limits:
             v = abs(float(voltage_V))
         else:
             a = np.asarray(voltage_V, dtype=float)
-            v = float(np.max(np.abs(a))) if a.size else 0.0
+            v = max(float(a.max()), -float(a.min())) if a.size else 0.0  # NaN stays NaN
         limit = self.max_gate_voltage_V if terminal == "gate" else self.max_voltage_V
         if not np.isfinite(v) or v > limit:
             raise LimitError(f"{terminal} voltage {v:.4g} V exceeds the limit of {limit:.4g} V",
@@ -241,9 +241,14 @@ class ProgramVerifyCapable(Protocol):
 class OuterProductCapable(Protocol):
     """A backend that applies a signed pulse-count matrix in one parallel step."""
 
-    def pulse_outer(self, counts: npt.ArrayLike, width_s: float, *,
+    def pulse_outer(self, counts: Any, width_s: float, *,
                     set_V: float, reset_V: float) -> None:
-        """``counts[row, col]``: positive = that many set pulses, negative = reset pulses."""
+        """``counts[row, col]``: positive = that many set pulses, negative = reset pulses.
+
+        ``counts`` is a dense integer matrix or a ``scipy.sparse`` array (``.toarray()``
+        gives the dense one): a sparse update names its cells, so a simulator need not scan
+        the whole matrix for them.
+        """
         ...
 
 

@@ -11,8 +11,8 @@ import numpy.typing as npt
 
 from labctl.array import ArrayInfo, Cells, FloatArray, SweepResult
 from labctl.errors import ConfigError
+from labctl.normals import standard_normal_f32
 from labctl.sim_backend.device_model import DeviceModel, State
-from labctl.sim_backend.normals import standard_normal_f32
 
 log = logging.getLogger(__name__)
 
@@ -249,30 +249,44 @@ class SimulatedArray:
                 "seed": self.seed, "rows": self._info.rows, "cols": self._info.cols,
                 "technology": self._info.technology}
 
-    def pulse_outer(self, counts: npt.ArrayLike, width_s: float, *, set_V: float,
+    def pulse_outer(self, counts: Any, width_s: float, *, set_V: float,
                     reset_V: float) -> None:
         """Signed pulse counts per cell in one parallel step (OuterProductCapable).
 
         ``counts[row, col] > 0`` sends that many set pulses of ``|set_V|``, ``< 0`` that many
-        reset pulses of ``|reset_V|``.  On a crossbar these are the coincidences of row and
-        column pulse trains (half-select scheme); here every cell is updated at once.
+        reset pulses of ``|reset_V|``; a ``scipy.sparse`` array lists its cells (duplicates
+        add up).  On a crossbar these are the coincidences of row and column pulse trains
+        (half-select scheme); here every cell is updated at once.
         """
-        n = np.asarray(counts)
-        if n.shape != self._info.shape:
-            raise ValueError(f"counts of shape {n.shape} for a {self._info.shape} array")
-        self._info.limits.check_voltage(np.array([set_V, reset_V], dtype=float))
+        if hasattr(counts, "tocoo"):   # scipy.sparse, without importing scipy here
+            m = counts.tocoo()
+            if not m.has_canonical_format:
+                m.sum_duplicates()
+            shape, r, c, vals = m.shape, m.row, m.col, np.asarray(m.data)
+        else:
+            n = np.asarray(counts)
+            shape = n.shape
+            flat = n.ravel()
+            r = np.flatnonzero(flat != 0)   # one scan (of a mask: ~6x faster); counts are sparse
+            vals = flat[r]
+        if shape != self._info.shape:
+            raise ValueError(f"counts of shape {shape} for a {self._info.shape} array")
+        for v in (set_V, reset_V):
+            self._info.limits.check_voltage(float(v))
         self._info.limits.check_width(float(width_s))
         g = self._gate(None)
-        flat = n.ravel()
-        nz = np.flatnonzero(flat != 0)  # one scan (of a mask: ~6x faster); counts are sparse
-        if nz.size == 0:
+        if not hasattr(counts, "tocoo"):
+            r, c = np.divmod(r, self._info.cols)
+        nz = vals != 0
+        if not nz.all():
+            r, c, vals = r[nz], c[nz], vals[nz]
+        if vals.size == 0:
             return
-        vals = flat[nz].astype(np.int64)
+        vals = vals.astype(np.int64)
         # set and reset cells are disjoint: both directions go to the model in one call
         amp = np.where(vals > 0, abs(set_V), -abs(reset_V))
-        r = nz // self._info.cols
-        c = nz - r * self._info.cols
         cnt = np.abs(vals)
+        r, c = r.astype(np.int64, copy=False), c.astype(np.int64, copy=False)
         self.model.pulse(self.state, r, c, amp, float(width_s), g, cnt, self.rng, self._t_s)
         self._moments_changed(r, c)
         self.operations += int(cnt.sum())

@@ -205,6 +205,11 @@ def test_window_is_the_sub_array(test_model):
     assert not die.state["on"][2, 3]
     win.pulse_outer(np.ones((4, 5), int), 1e-6, set_V=1.0, reset_V=1.0)
     assert np.allclose(die.conductance_matrix()[2:6, 4:8], g[:, 1:] + 1e-6)
+    # a scipy.sparse count matrix means the same
+    from scipy import sparse
+
+    win.pulse_outer(sparse.coo_array(np.ones((4, 5), int)), 1e-6, set_V=1.0, reset_V=1.0)
+    assert np.allclose(die.conductance_matrix()[2:6, 4:8], g[:, 1:] + 2e-6)
 
 
 def test_tiling_and_bank():

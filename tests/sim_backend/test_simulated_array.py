@@ -115,6 +115,22 @@ def test_pulse_outer_signs() -> None:
     assert np.all(d[:, 0] > 0) and np.all(d[:, 2:] == 0)
 
 
+def test_pulse_outer_takes_a_sparse_matrix_as_its_dense_twin() -> None:
+    from scipy import sparse
+
+    counts = np.zeros((16, 8), int)
+    counts[[1, 5, 9], [0, 3, 7]] = [4, -2, 1]
+    dense, sp = formed(16, 8, seed=6), formed(16, 8, seed=6)
+    dense.pulse_outer(counts, W, set_V=1.35, reset_V=1.3)
+    # unsorted, with a duplicate entry (summed) and an explicit zero (ignored)
+    sp.pulse_outer(sparse.coo_array(([-2, 1, 3, 1, 0], ([5, 9, 1, 1, 2], [3, 7, 0, 0, 2])),
+                                    shape=(16, 8)), W, set_V=1.35, reset_V=1.3)
+    np.testing.assert_array_equal(sp.state["g_S"], dense.state["g_S"])
+    assert np.count_nonzero(sp.state["g_S"] != formed(16, 8, seed=6).state["g_S"]) == 3
+    with pytest.raises(ValueError, match="shape"):
+        sp.pulse_outer(sparse.coo_array((8, 8), dtype=int), W, set_V=1.35, reset_V=1.3)
+
+
 def test_selections_address_the_right_cells() -> None:
     a = formed(seed=5)
     g0 = a.state["g_S"].copy()

@@ -65,9 +65,11 @@ class ArrayWindow:
         out = np.asarray(self.parent.mvm(full, transpose=transpose))[:, o_out:o_out + width]
         return out[0] if np.ndim(inputs_V) == 1 else out
 
-    def pulse_outer(self, counts: npt.ArrayLike, width_s: float, *, set_V: float,
+    def pulse_outer(self, counts: Any, width_s: float, *, set_V: float,
                     reset_V: float) -> None:
         """Parallel update on the parent when it can, else cell by cell in this window."""
+        if hasattr(counts, "toarray"):  # scipy.sparse
+            counts = counts.toarray()
         n = np.asarray(counts, dtype=np.int64)
         if isinstance(self.parent, OuterProductCapable):
             full = np.zeros(self.parent.info.shape, np.int64)

@@ -22,6 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import sparse
 
 
 @dataclass
@@ -43,6 +44,16 @@ class PulseCounts:
         out = np.zeros(self.shape, dtype=np.int32)
         out.ravel()[self.idx] = values
         return out
+
+    def sparse(self, values: np.ndarray) -> sparse.coo_array:
+        """The same matrix as a ``scipy.sparse`` COO array (only the listed cells)."""
+        r = self.idx // self.shape[1]
+        m = sparse.coo_array((np.asarray(values, np.int32), (r, self.idx - r * self.shape[1])),
+                             shape=self.shape)
+        # listed once each, in row-major order (every constructor here lists them so):
+        # canonical, so nothing needs sorting or summing
+        m.has_canonical_format = self.idx.size < 2 or bool(np.all(self.idx[1:] > self.idx[:-1]))
+        return m
 
 
 def _bit_lengths(k: np.ndarray, bl_max: int) -> np.ndarray:

@@ -30,9 +30,13 @@ import numpy as np
 
 from labctl.array import Array, Cells, OuterProductCapable
 from labctl.errors import ConfigError
+from labctl.normals import standard_normal_f32
 from labctl.pipelines.train.pulses import PulseCounts, coincidence_counts
 
 REFERENCES = ("mid", "symmetry-point")
+#: arrays from this size up get sparse pulse-count matrices (scipy builds one in ~25 us, a
+#: scan of a dense one costs ~1 us per 1,000 cells)
+SPARSE_MIN_CELLS = 1 << 14
 
 
 @dataclass(frozen=True)
@@ -125,7 +129,7 @@ class AnalogTile:
             i_ref = ref * v.sum(axis=1, keepdims=True)
         y = (i_A - i_ref) / (self.v_read_V * self.g_unit_S)
         if self.cfg.out_noise:
-            y += self.cfg.out_noise * self.rng.standard_normal(y.shape)
+            y += self.cfg.out_noise * standard_normal_f32(self.rng, y.size).reshape(y.shape)
         return y
 
     def mvm(self, x: np.ndarray, *, transpose: bool = False, manage: bool = True) -> np.ndarray:
@@ -199,7 +203,12 @@ class AnalogTile:
         """Signed pulses (positive = set) on the cells ``counts.idx``."""
         c = self.cfg
         if self._outer:
-            self.array.pulse_outer(counts.dense(signed), c.width_s,  # type: ignore[attr-defined]
+            # a sparse matrix when few of many cells are pulsed (the backend need not scan the
+            # whole array for them), else the dense one (cheaper to build)
+            n_cells = self.rows * self.cols
+            sparse = n_cells >= SPARSE_MIN_CELLS and counts.idx.size * 4 <= n_cells
+            matrix = counts.sparse(signed) if sparse else counts.dense(signed)
+            self.array.pulse_outer(matrix, c.width_s,  # type: ignore[attr-defined]
                                    set_V=c.set_V, reset_V=c.reset_V)
             return
         keep = signed != 0

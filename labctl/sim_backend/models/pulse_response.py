@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from labctl.errors import ConfigError
-from labctl.sim_backend.normals import standard_normal_f32
+from labctl.normals import standard_normal_f32
 
 #: per-cell parameter arrays a response needs (keys of :meth:`PulseResponseSpec.draw`)
 PARAM_KEYS = ("pr_gmin", "pr_gmax", "pr_dw", "pr_asym", "pr_gamma_up", "pr_gamma_down",

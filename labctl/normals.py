@@ -1,8 +1,10 @@
 """Float32 standard normals by the Box–Muller transform, for the simulator's hot paths.
 
-Why this exists: training a 784-256-128-10 network draws ~95,000 standard normals per
-mini-batch in the simulator (cycle-to-cycle pulse noise in ``models/pulse_response.py`` and
-the output-space read noise of ``SimulatedArray._mvm_moments``), ~10 % of a training step.
+Why this exists: training a 784-256-128-10 network draws ~120,000 standard normals per
+mini-batch (cycle-to-cycle pulse noise in ``sim_backend/models/pulse_response.py``, the
+output-space read noise of ``SimulatedArray._mvm_moments`` and the tiles' output noise in
+``pipelines/train/tile.py``), ~10 % of a training step.  A leaf module: the simulator and
+the pipelines both use it.
 numpy's ``Generator.standard_normal(dtype=np.float32)`` (a ziggurat, one value at a time in
 C) costs ~9 ns a value here; the vectorised, in-place transform below, built from uniforms
 of the same generator, costs ~4 ns from a few thousand values up (``benchmarks/

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from labctl.sim_backend.normals import BLOCK_PAIRS, MIN_BOX_MULLER, standard_normal_f32
+from labctl.normals import BLOCK_PAIRS, MIN_BOX_MULLER, standard_normal_f32
 
 # both paths (numpy's below MIN_BOX_MULLER, Box–Muller above), odd and even, one and several
 # blocks of BLOCK_PAIRS pairs
