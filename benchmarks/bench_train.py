@@ -6,11 +6,14 @@ the initial weights through the Array interface exactly as ``labctl pipeline tra
 then MNIST mini-batches go through ``AnalogNetwork.train_batch`` (forward and transposed
 MVMs, pulsed updates, column reads for transfers).  Prints wall-clock and process-CPU
 samples/s: on a shared machine the CPU figure is the one that compares with an idle one.
+Each measurement is repeated (``--repeat``) with the same seed, data and so the same work:
+the best run is the code's speed, the median what a run met; this VM's speed drifts by
+~15-25 % over minutes, so one run alone says little.
 Target (issue 7): >= 3,000 samples/s for ttv1/ttv2/cttv2/agad.  aihwkit's own figures on this
 machine: ``benchmarks/aihwkit_reference.py speed`` (its presets ~300 for the Tiki-Taka
 family; AGAD with the settings run here ~5,300, idle machine).
 
-    python benchmarks/bench_train.py [ALGORITHM ...] [--batches N] [--warmup N]
+    python benchmarks/bench_train.py [ALGORITHM ...] [--batches N] [--warmup N] [--repeat N]
 """
 
 from __future__ import annotations
@@ -79,16 +82,24 @@ def main() -> None:
     ap.add_argument("algorithms", nargs="*", default=list(ALGORITHMS))
     ap.add_argument("--batches", type=int, default=100)
     ap.add_argument("--warmup", type=int, default=30)
+    ap.add_argument("--repeat", type=int, default=3,
+                    help="identical runs per algorithm: best and median are printed")
     a = ap.parse_args()
+    if a.repeat < 1 or a.batches < 1 or a.warmup < 0:
+        raise SystemExit("--repeat and --batches must be >= 1, --warmup >= 0")
     ds = load_dataset("mnist", limit=(a.batches + a.warmup) * BATCH)
     x = ds.x_train.reshape(len(ds.x_train), -1).astype(np.float64)
     print(f"784-256-128-10, batch {BATCH}, cmo-hfox-1t1r; {os.cpu_count()} cores, "
           f"load average {os.getloadavg()[0]:.1f}, "
           f"OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'default')}")
-    print(f"{'algorithm':>10} {'wall samples/s':>15} {'cpu samples/s':>14}")
+    print(f"{a.repeat} run(s) of {a.batches} batches each, after {a.warmup} to warm up")
+    print(f"{'algorithm':>10} {'wall best':>10} {'median':>7} {'cpu best':>9} {'median':>7}")
     for alg in a.algorithms:
-        wall, cpu = measure(alg, x, ds.y_train, a.warmup, a.batches)
-        print(f"{alg:>10} {wall:15.0f} {cpu:14.0f}", flush=True)
+        runs = np.array([measure(alg, x, ds.y_train, a.warmup, a.batches)
+                         for _ in range(a.repeat)])
+        best, med = runs.max(axis=0), np.median(runs, axis=0)
+        print(f"{alg:>10} {best[0]:10.0f} {med[0]:7.0f} {best[1]:9.0f} {med[1]:7.0f}",
+              flush=True)
 
 
 if __name__ == "__main__":
