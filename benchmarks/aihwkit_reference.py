@@ -65,16 +65,17 @@ def network(cfg: object, activation: type[nn.Module]) -> AnalogSequential:
 
 
 def agad_config(*, dw_min: float = 0.09, nsr: float = 0.9, up_down: float = -0.22,
-                gamma: float | None = None, fast_lr: float = 0.1, transfer_every: float = 3.0,
-                seed: int = 0) -> object:
+                up_down_dtod: float = 0.01, gamma: float | None = None, fast_lr: float = 0.1,
+                transfer_every: float = 3.0, seed: int = 0) -> object:
     """aihwkit's AGAD (``build_config("agad")``) with seed 004's settings on a soft-bounds
     device (or, with ``gamma``, the power-step "generalized soft bounds" device)."""
     if gamma is None:
         device = SoftBoundsDevice(dw_min=dw_min, dw_min_std=nsr, up_down=up_down,
-                                  w_max=1.0, w_min=-1.0)
+                                  up_down_dtod=up_down_dtod, w_max=1.0, w_min=-1.0)
     else:
         device = PowStepDevice(dw_min=dw_min, dw_min_std=nsr, up_down=up_down,
-                               w_max=1.0, w_min=-1.0, pow_gamma=gamma)
+                               up_down_dtod=up_down_dtod, w_max=1.0, w_min=-1.0,
+                               pow_gamma=gamma)
     cfg = build_config("agad", device=device, construction_seed=seed)
     cfg.device.fast_lr = fast_lr
     cfg.device.transfer_every = transfer_every
@@ -100,8 +101,9 @@ def run_agad(a: argparse.Namespace) -> None:
     torch.manual_seed(a.seed)
     xtr, ytr, xte, yte = mnist()
     xtr, ytr = xtr[:a.limit], ytr[:a.limit]
-    cfg = agad_config(dw_min=a.dw_min, nsr=a.nsr, up_down=a.up_down, gamma=a.gamma,
-                      fast_lr=a.fast_lr, transfer_every=a.transfer_every, seed=a.seed)
+    cfg = agad_config(dw_min=a.dw_min, nsr=a.nsr, up_down=a.up_down,
+                      up_down_dtod=a.up_down_dtod, gamma=a.gamma, fast_lr=a.fast_lr,
+                      transfer_every=a.transfer_every, seed=a.seed)
     model = network(cfg, {"sigmoid": nn.Sigmoid, "relu": nn.ReLU}[a.activation])
     opt = trainer(model, a.lr)
     gen = torch.Generator().manual_seed(a.seed)
@@ -116,7 +118,8 @@ def run_agad(a: argparse.Namespace) -> None:
             correct = sum(int((model(xte[i:i + 1000]).argmax(1) == yte[i:i + 1000]).sum())
                           for i in range(0, len(xte), 1000))
         model.train()
-        print(json.dumps({"up_down": a.up_down, "seed": a.seed, "epoch": epoch,
+        print(json.dumps({"up_down": a.up_down, "up_down_dtod": a.up_down_dtod, "seed": a.seed,
+                          "epoch": epoch,
                           "accuracy": correct / len(xte), "train_loss": loss_sum / len(xtr),
                           "wall_s": round(time.perf_counter() - t0, 1)}), flush=True)
 
@@ -153,6 +156,8 @@ def main() -> None:
     sub = ap.add_subparsers(dest="what", required=True)
     g = sub.add_parser("agad", help="seed 004's MNIST AGAD run, measured vs symmetric device")
     g.add_argument("--up-down", type=float, nargs="+", default=[-0.22, 0.0])
+    g.add_argument("--up-down-dtod", type=float, default=0.01,
+                   help="device-to-device spread of up_down (aihwkit's default 0.01)")
     g.add_argument("--dw-min", type=float, default=0.09)
     g.add_argument("--nsr", type=float, default=0.9)
     g.add_argument("--epochs", type=int, default=12)
