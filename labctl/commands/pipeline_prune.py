@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from labctl.commands.common import add_common, emit
+from labctl.commands.common import add_blas_threads, add_common, blas_threads, emit
 
 DEFAULT_NETWORK = {"digits": "mlp", "fsdd-mfcc": "crnn-fsdd"}  # others: cnn-fmnist
 DEFAULT_BITS = {"fsdd-mfcc": 3}  # seed 000: 3 bit spoken digits, 4 bit Fashion-MNIST
@@ -41,9 +41,7 @@ def register(sub: Any) -> None:
                    help="infer only this many test samples on the chip (default all)")
     p.add_argument("--verify-max-pulses", type=int, default=300,
                    help="pulse cap per cell when programming the software baseline (default 300)")
-    p.add_argument("--blas-threads", type=int, default=1,
-                   help="BLAS threads (default 1: the network's matrices are small, and extra "
-                   "threads only contend on a shared machine; 0 = library default)")
+    add_blas_threads(p)
     p.add_argument("--energy-model", default=None, metavar="FILE",
                    help="energy model TOML (default: labctl/pipelines/energy_prune.toml)")
     add_common(p, preset_default="rram-40nm-random")
@@ -67,19 +65,6 @@ def human(s: dict[str, Any]) -> str:
                      f"{joule(s['energy_J'][a]):>13}")
     lines.append(f"  run file        {s['run_file']}")
     return "\n".join(lines)
-
-
-def blas_threads(n: int) -> Any:
-    """Limit BLAS threads (threadpoolctl ships with scikit-learn); a no-op for n = 0."""
-    import contextlib
-
-    if n <= 0:
-        return contextlib.nullcontext()
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - scikit-learn depends on it
-        return contextlib.nullcontext()
-    return threadpool_limits(limits=n)
 
 
 def handle(args: argparse.Namespace) -> int:

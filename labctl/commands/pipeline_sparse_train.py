@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from labctl.commands.common import add_common, emit
+from labctl.commands.common import add_blas_threads, add_common, blas_threads, emit
 from labctl.errors import ConfigError
 
 DEFAULT_PRESET = "mos2-fefet-2t"
@@ -73,9 +73,7 @@ def register(sub: Any) -> None:
                    "arrays, whose simulator snapshots are big)")
     p.add_argument("--no-baselines", action="store_true",
                    help="train only the main network (no cell-by-cell or dense comparison)")
-    p.add_argument("--blas-threads", type=int, default=1,
-                   help="BLAS threads while training (default 1: the simulator's many small "
-                   "products run fastest single-threaded on a shared machine; 0 = BLAS default)")
+    add_blas_threads(p)
     p.add_argument("--cost-model", default=None, metavar="FILE",
                    help="cost model TOML (default: labctl/pipelines/sparse/cost_fefet.toml)")
     add_common(p, preset_default=DEFAULT_PRESET)
@@ -173,17 +171,6 @@ def array_factory(args: argparse.Namespace, plan: list[tuple[str, int, int]]) ->
     return make_bank(windows, owners=[die])
 
 
-def _blas_threads(n: int) -> Any:
-    """Limit BLAS threads for the run (threadpoolctl ships with scikit-learn)."""
-    import contextlib
-
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - scikit-learn brings it
-        return contextlib.nullcontext()
-    return threadpool_limits(limits=n, user_api="blas") if n else contextlib.nullcontext()
-
-
 def _array_index(name: str) -> int:
     """``<network>.L<k>.<pos|neg>`` -> 2k (+1 for neg): the same for every network."""
     _, layer, pol = name.split(".")
@@ -197,9 +184,6 @@ def handle(args: argparse.Namespace) -> int:
 
     if args.rows is not None or args.cols is not None:
         raise ConfigError("--rows/--cols are set by the network's layer sizes here", key="rows")
-    if args.blas_threads < 0:
-        raise ConfigError(f"--blas-threads must be >= 0, got {args.blas_threads}",
-                          key="blas_threads")
     # everything that can fail on bad input happens before a backend opens or a file exists
     cfg = build_config(args)
     cfg.validate()
@@ -207,7 +191,7 @@ def handle(args: argparse.Namespace) -> int:
     sdata = SparseData.from_dataset(data)
     protocol = SparseTraining(cfg, sdata)
     plan = array_plan(cfg, sdata.x_train.shape[1], sdata.n_classes)
-    with _blas_threads(args.blas_threads):
+    with blas_threads(args.blas_threads):
         summary = execute_protocol(args, "pipeline sparse-train", protocol,
                                    default_preset=DEFAULT_PRESET, provenance=data.provenance(),
                                    array_factory=lambda: array_factory(args, plan))

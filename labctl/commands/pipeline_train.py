@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from labctl.commands.common import add_common, emit
+from labctl.commands.common import add_blas_threads, add_common, blas_threads, emit
 from labctl.errors import ConfigError
 
 # kept in step with labctl.pipelines.train.rules.RULES (tests check it); listed here so that
@@ -66,6 +66,7 @@ def register(sub: Any) -> None:
                    help="FP-baseline epochs (default --epochs; 0 = none)")
     t.add_argument("--steps-per-epoch", type=int, default=None,
                    help="checkpoints per epoch (default 4)")
+    add_blas_threads(p)
     add_common(p)
     p.set_defaults(handler=handle)
 
@@ -200,7 +201,8 @@ def handle(args: argparse.Namespace) -> int:
     provenance = {"dataset": ds.name, "dataset_label": ds.label, "source": ds.source,
                   "stand_in": ds.stand_in, "limit": args.limit,
                   "train_samples": int(len(x_train)), "test_samples": int(len(x_test))}
-    summary = execute_protocol(args, "pipeline train", protocol, provenance=provenance,
-                               array_factory=array_factory(args, array_plan(cfg)))
+    with blas_threads(args.blas_threads):
+        summary = execute_protocol(args, "pipeline train", protocol, provenance=provenance,
+                                   array_factory=array_factory(args, array_plan(cfg)))
     emit(summary, as_json=args.json, human=human)
     return 0

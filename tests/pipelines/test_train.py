@@ -229,6 +229,7 @@ def test_resumed_run_equals_uninterrupted(tmp_path: Path) -> None:
     (["--algorithm", "sgd", "--fast-lr", "0.1"], "unknown option"),
     (["--backend", "a.toml,b.toml"], "station"),
     (["--bias-lr", "-0.1"], "bias_lr"),
+    (["--blas-threads", "-1"], "--blas-threads"),
 ])
 def test_bad_input_exits_2(args: list[str], words: str, tmp_path: Path,
                            capsys: pytest.CaptureFixture[str]) -> None:
