@@ -258,25 +258,23 @@ class SimulatedArray:
         add up).  On a crossbar these are the coincidences of row and column pulse trains
         (half-select scheme); here every cell is updated at once.
         """
-        if hasattr(counts, "tocoo"):   # scipy.sparse, without importing scipy here
-            m = counts.tocoo()
-            if not m.has_canonical_format:
-                m.sum_duplicates()
-            shape, r, c, vals = m.shape, m.row, m.col, np.asarray(m.data)
-        else:
-            n = np.asarray(counts)
-            shape = n.shape
-            flat = n.ravel()
-            r = np.flatnonzero(flat != 0)   # one scan (of a mask: ~6x faster); counts are sparse
-            vals = flat[r]
-        if shape != self._info.shape:
-            raise ValueError(f"counts of shape {shape} for a {self._info.shape} array")
+        sparse = hasattr(counts, "tocoo")   # scipy.sparse, without importing scipy here
+        m = counts.tocoo() if sparse else np.asarray(counts)
+        if m.shape != self._info.shape:
+            raise ValueError(f"counts of shape {m.shape} for a {self._info.shape} array")
         for v in (set_V, reset_V):
             self._info.limits.check_voltage(float(v))
         self._info.limits.check_width(float(width_s))
         g = self._gate(None)
-        if not hasattr(counts, "tocoo"):
-            r, c = np.divmod(r, self._info.cols)
+        if sparse:
+            if not m.has_canonical_format:
+                m.sum_duplicates()
+            r, c, vals = m.row, m.col, np.asarray(m.data)
+        else:
+            flat = m.ravel()
+            nz = np.flatnonzero(flat != 0)  # one scan (of a mask: ~6x faster); counts are sparse
+            r, c = np.divmod(nz, self._info.cols)
+            vals = flat[nz]
         nz = vals != 0
         if not nz.all():
             r, c, vals = r[nz], c[nz], vals[nz]
