@@ -270,14 +270,14 @@ class SimulatedArray:
             if not m.has_canonical_format:
                 m.sum_duplicates()
             r, c, vals = m.row, m.col, np.asarray(m.data)
+            listed = vals != 0              # explicit zeros send nothing
+            if not listed.all():
+                r, c, vals = r[listed], c[listed], vals[listed]
         else:
             flat = m.ravel()
             nz = np.flatnonzero(flat != 0)  # one scan (of a mask: ~6x faster); counts are sparse
             r, c = np.divmod(nz, self._info.cols)
             vals = flat[nz]
-        nz = vals != 0
-        if not nz.all():
-            r, c, vals = r[nz], c[nz], vals[nz]
         if vals.size == 0:
             return
         vals = vals.astype(np.int64)
