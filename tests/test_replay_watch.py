@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -58,24 +57,32 @@ def test_replay_refuses_what_it_cannot_replay(tmp_path, capsys):
 
 
 def test_watch_follows_a_program_verify_run_live(tmp_path):
+    """The watcher starts first and waits for the file, so it polls the whole run (~10 s here)."""
     run_file = tmp_path / "pv.h5"
     live = tmp_path / "live"
-    writer = subprocess.Popen(
-        [sys.executable, "-m", "labctl.cli", "run", "program", "--levels", "35", "--repeats",
-         "16", "--tolerance", "0.002", "--out", str(run_file), "--quiet"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    t0 = time.monotonic()
-    while not run_file.exists() and time.monotonic() - t0 < 60:
-        time.sleep(0.05)
-    watcher = subprocess.run(
+    watcher = subprocess.Popen(
         [sys.executable, "-m", "labctl.cli", "watch", str(run_file), "--out", str(live),
-         "--interval-s", "0.2", "--timeout-s", "300"],
-        capture_output=True, text=True, timeout=400)
-    assert writer.wait(timeout=300) == 0
-    assert watcher.returncode == 0, watcher.stderr
-    redraw_lines = [ln for ln in watcher.stdout.splitlines() if "redrawn" in ln]
+         "--interval-s", "0.2", "--timeout-s", "300", "--wait-s", "120"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert watcher.stdout is not None
+    assert "waiting for" in watcher.stdout.readline()  # imports done, polling for the file
+    writer = subprocess.run(
+        [sys.executable, "-m", "labctl.cli", "run", "program", "--levels", "35", "--repeats",
+         "48", "--tolerance", "0.002", "--out", str(run_file), "--quiet"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=300)
+    out, err = watcher.communicate(timeout=300)
+    assert writer.returncode == 0
+    assert watcher.returncode == 0, err
+    redraw_lines = [ln for ln in out.splitlines() if "redrawn" in ln]
     running = [ln for ln in redraw_lines if "running:" in ln]
-    assert len(running) >= 1, watcher.stdout  # drew while the run was still being written
-    assert len(redraw_lines) >= 2, watcher.stdout  # and again as more data arrived
-    assert "run is complete" in watcher.stdout
+    assert len(running) >= 1, out  # drew while the run was still being written
+    assert len(redraw_lines) >= 2, out  # and again as more data arrived
+    assert "run is complete" in out
     assert list(live.glob("*.png"))
+
+
+def test_watch_gives_up_on_a_file_that_never_appears(tmp_path, capsys):
+    assert main(["watch", str(tmp_path / "never.h5"), "--wait-s", "0.3",
+                 "--interval-s", "0.05"]) == 2
+    err = capsys.readouterr().err
+    assert "did not appear within 0.3 s" in err and "Traceback" not in err

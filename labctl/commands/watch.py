@@ -23,6 +23,9 @@ def register(sub: Any) -> None:
     p.add_argument("--interval-s", type=float, default=1.0, help="poll interval (default 1 s)")
     p.add_argument("--timeout-s", type=float, default=None,
                    help="stop after this long even if the run is still running")
+    p.add_argument("--wait-s", type=float, default=60.0,
+                   help="how long to wait for RUN.h5 to appear (default 60 s), so the "
+                   "watcher can be started before the run")
     p.set_defaults(handler=handle)
 
 
@@ -57,9 +60,20 @@ def handle(args: argparse.Namespace) -> int:
     run_file = Path(args.run_file)
     if args.interval_s <= 0:
         raise ConfigError("--interval-s must be > 0", key="interval_s")
+    if args.wait_s < 0:
+        raise ConfigError("--wait-s must be >= 0", key="wait_s")
     out = Path(args.out) if args.out else run_file.with_name(run_file.stem + "-live")
     out.mkdir(parents=True, exist_ok=True)
+    import labctl.plots.style  # noqa: F401  (matplotlib loads here, not in the first poll)
+
     t0 = time.monotonic()
+    if not run_file.exists():
+        print(f"waiting for {run_file} (up to {args.wait_s:g} s)", flush=True)
+        while not run_file.exists():
+            if time.monotonic() - t0 > args.wait_s:
+                raise DataFormatError(f"{run_file} did not appear within {args.wait_s:g} s")
+            time.sleep(min(args.interval_s, 0.1))
+    t_file = time.monotonic()
     size, redraws, status, seen = -1, 0, "running", False
     while True:
         try:
@@ -67,7 +81,7 @@ def handle(args: argparse.Namespace) -> int:
             seen = True
         except (DataFormatError, RuntimeError, OSError, KeyError, ValueError):
             # a file being created may not carry its attributes yet: allow a short grace
-            if not run_file.exists() or (not seen and time.monotonic() - t0 > 10.0):
+            if not run_file.exists() or (not seen and time.monotonic() - t_file > 10.0):
                 raise DataFormatError(f"{run_file} is not a readable labctl run file") from None
             time.sleep(args.interval_s)  # a torn read while the writer appends: try again
             continue

@@ -246,8 +246,8 @@ def test_bad_input_exits_2(args: list[str], words: str, tmp_path: Path,
 def test_seed003_sgd_fails_where_residual_learning_and_tiki_taka_do_not(tmp_path: Path) -> None:
     """Seed 003 on the power-response device (gamma = 2), 8x8 digits, sigmoid FCN, batch 10:
     analog SGD collapses; residual learning v2 and Tiki-Taka v2 end within 2 points of digital
-    SGD, residual learning v1 within ~3 (at the band's edge).  Weight scaling 0.06 gives the sigmoid net's weights room to grow ~16x
-    (as digital training needs)."""
+    SGD, residual learning v1 within ~3 (at the band's edge).  Weight scaling 0.06 gives the
+    sigmoid net's weights room to grow ~16x (as digital training needs)."""
     common = ["--dataset", "digits", "--network", "64-64-10", "--preset", "powstep-gamma2",
               "--activation", "sigmoid", "--batch", "10", "--epochs", "15", "--omega", "0.06",
               "--json", "--quiet"]
