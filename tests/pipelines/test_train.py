@@ -82,8 +82,9 @@ def test_tile_reads_through_the_array() -> None:
     d = rng.uniform(-1, 1, (7, 5))
     assert np.allclose(tile.backward(d), d @ w.T, atol=0.05)
     assert np.allclose(tile.read_rows(np.array([2, 7])), w[[2, 7]], atol=0.02)
-    tile.set_reference(sp.g_sp_S)               # zero-shifted: the symmetry point reads ~0
-    assert abs(tile.read_weights().mean()) < 0.1
+    tile.set_reference(sp.g_sp_S)               # zero-shifted: the symmetry point reads ~0;
+    # settling ended on a reset pulse, so the cells sit half a step below it
+    assert abs(tile.read_weights().mean() + tile.dw_min / 2) < 0.1
 
 
 def _fixed_point(w_star: float, sigma: float) -> float:
