@@ -245,9 +245,11 @@ def test_bad_input_exits_2(args: list[str], words: str, tmp_path: Path,
 
 @pytest.mark.slow
 def test_seed003_sgd_fails_where_residual_learning_and_tiki_taka_do_not(tmp_path: Path) -> None:
-    """Seed 003 on the power-response device (gamma = 2), 8x8 digits, sigmoid FCN, batch 10:
-    analog SGD collapses; residual learning v2 and Tiki-Taka v2 end within 2 points of digital
-    SGD, residual learning v1 within ~3 (at the band's edge).  Weight scaling 0.06 gives the
+    """Seed 003 on the power-response device (gamma = 2), 8x8 digits, sigmoid FCN, batch 10,
+    seeds 0-2: analog SGD collapses; residual learning v2 and Tiki-Taka v2 end within 2 points
+    of digital SGD on average, residual learning v1 at the band's edge.  The final epoch on the
+    450-image test set moves by 1-2 points from epoch to epoch, so the band is asserted on the
+    mean over three seeds, with a looser bound for each seed.  Weight scaling 0.06 gives the
     sigmoid net's weights room to grow ~16x (as digital training needs)."""
     common = ["--dataset", "digits", "--network", "64-64-10", "--preset", "powstep-gamma2",
               "--activation", "sigmoid", "--batch", "10", "--epochs", "15", "--omega", "0.06",
@@ -256,14 +258,18 @@ def test_seed003_sgd_fails_where_residual_learning_and_tiki_taka_do_not(tmp_path
             "rl": ["--lr", "0.5", "--fp-epochs", "0"],      # beta 0.01 (seed 003's default)
             "rlv2": ["--lr", "0.5", "--fp-epochs", "0"],
             "ttv2": ["--lr", "0.35", "--transfer-every", "2", "--fp-epochs", "0"]}
-    res = {alg: last_json(labctl("pipeline", "train", "--algorithm", alg, *common, *extra,
-                                 "--out", str(tmp_path / f"{alg}.h5"), timeout=3600))
-           for alg, extra in runs.items()}
-    fp = res["sgd"]["fp_accuracy"]
-    assert fp > 0.94
-    assert res["sgd"]["accuracy"] < fp - 0.10, res["sgd"]
+    gaps: dict[str, list[float]] = {alg: [] for alg in ("rl", "rlv2", "ttv2")}
+    for seed in range(3):
+        res = {alg: last_json(labctl("pipeline", "train", "--algorithm", alg, *common, *extra,
+                                     "--seed", str(seed),
+                                     "--out", str(tmp_path / f"{alg}{seed}.h5"), timeout=3600))
+               for alg, extra in runs.items()}
+        fp = res["sgd"]["fp_accuracy"]
+        assert fp > 0.94
+        assert res["sgd"]["accuracy"] < fp - 0.10, res["sgd"]
+        for alg, g in gaps.items():
+            g.append(fp - res[alg]["accuracy"])
     for alg in ("rlv2", "ttv2"):
-        assert res[alg]["accuracy"] >= fp - 0.02, (alg, res[alg]["accuracy"], fp)
-    # residual learning v1 sits at the band's edge: final-epoch gaps of 1.3-2.9 points at
-    # seeds 0-2 (mean 2.2; docs/training.md), so only its recovery is asserted here
-    assert res["rl"]["accuracy"] >= fp - 0.035, (res["rl"]["accuracy"], fp)
+        assert np.mean(gaps[alg]) <= 0.02 and max(gaps[alg]) <= 0.03, (alg, gaps[alg])
+    # residual learning v1 sits at the band's edge (mean gap 2.0-2.2 points; docs/training.md)
+    assert np.mean(gaps["rl"]) <= 0.025 and max(gaps["rl"]) <= 0.035, gaps["rl"]
