@@ -64,13 +64,18 @@ def test_watch_follows_a_program_verify_run_live(tmp_path):
         [sys.executable, "-m", "labctl.cli", "watch", str(run_file), "--out", str(live),
          "--interval-s", "0.2", "--timeout-s", "300", "--wait-s", "120"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    assert watcher.stdout is not None
-    assert "waiting for" in watcher.stdout.readline()  # imports done, polling for the file
-    writer = subprocess.run(
-        [sys.executable, "-m", "labctl.cli", "run", "program", "--levels", "35", "--repeats",
-         "48", "--tolerance", "0.002", "--out", str(run_file), "--quiet"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=300)
-    out, err = watcher.communicate(timeout=300)
+    try:
+        assert watcher.stdout is not None
+        assert "waiting for" in watcher.stdout.readline()  # imports done, polling for the file
+        writer = subprocess.run(
+            [sys.executable, "-m", "labctl.cli", "run", "program", "--levels", "35", "--repeats",
+             "48", "--tolerance", "0.002", "--out", str(run_file), "--quiet"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=300)
+        out, err = watcher.communicate(timeout=300)
+    finally:
+        if watcher.poll() is None:   # a failed step above: do not leave the watcher running
+            watcher.kill()
+            watcher.communicate()
     assert writer.returncode == 0
     assert watcher.returncode == 0, err
     redraw_lines = [ln for ln in out.splitlines() if "redrawn" in ln]
