@@ -17,6 +17,11 @@ ALGORITHMS = ("sgd", "ttv1", "ttv2", "cttv2", "agad", "rl", "rlv2")
 ALGORITHM_DEFAULTS = {"rl": {"batch": 10, "activation": "sigmoid"},
                       "rlv2": {"batch": 10, "activation": "sigmoid"}}
 GENERIC_DEFAULTS = {"batch": 32, "activation": "relu"}
+#: rules whose default column-read interval is seed 004's "transfer every 3 samples"
+TRANSFER_FAMILY = ("ttv1", "ttv2", "cttv2", "agad")
+#: how often seed 004's setting reads every input line of A per epoch on MNIST: every 3
+#: samples over 784 lines of a 60,000-sample epoch, ~25.5 sweeps
+SWEEPS_PER_EPOCH = 60_000 / (3 * 784)
 
 
 def register(sub: Any) -> None:
@@ -46,7 +51,9 @@ def register(sub: Any) -> None:
     g.add_argument("--lr", type=float, default=None, help="learning rate")
     g.add_argument("--fast-lr", type=float, default=None, help="Tiki-Taka family: A's rate")
     g.add_argument("--transfer-every", type=float, default=None,
-                   help="samples per column read (Tiki-Taka family, RL)")
+                   help="samples per column read (Tiki-Taka family, RL); Tiki-Taka family "
+                   "default: 3 [seed 004], shortened (to 1 at least) on a training set too "
+                   "small for A's lines to be read as often per epoch as on MNIST")
     g.add_argument("--gamma", type=float, default=None, help="RL: W_bar = W + gamma P")
     g.add_argument("--beta", type=float, default=None, help="RL: transfer rate")
     g.add_argument("--rule-option", action="append", default=[], metavar="KEY=VALUE",
@@ -96,6 +103,24 @@ def rule_overrides(args: argparse.Namespace) -> dict[str, Any]:
     return rule
 
 
+def default_transfer_every(algorithm: str, n_train: int, n_in: int) -> float | None:
+    """The Tiki-Taka family's read interval for this training set (None: the rule's own, 3).
+
+    Seed 004's interval of 3 samples reads each of MNIST's 784 input lines ~25.5 times per
+    epoch.  On a smaller set (8x8 digits: 1,347 images of 64 pixels, ~7 sweeps per epoch at
+    3) a few epochs leave C with too few transfers: AGAD ends at ~82 % after 10 epochs
+    instead of ~93 %.  The interval is shortened, in whole samples, so that the lines are
+    swept at least as often per epoch, and never lengthened beyond the paper's 3.
+    """
+    if algorithm not in TRANSFER_FAMILY:
+        return None
+    from labctl.pipelines.train.rules.transfer import TransferConfig
+
+    paper = TransferConfig.transfer_every
+    every = float(max(1, round(n_train / (SWEEPS_PER_EPOCH * n_in))))
+    return every if every < paper else None
+
+
 def parse_network(text: str | None, n_in: int, n_classes: int) -> tuple[int, ...]:
     if text is None:
         return (n_in, 256, 128, n_classes)
@@ -109,7 +134,8 @@ def parse_network(text: str | None, n_in: int, n_classes: int) -> tuple[int, ...
     return sizes
 
 
-def build_config(args: argparse.Namespace, n_in: int, n_classes: int) -> Any:
+def build_config(args: argparse.Namespace, n_in: int, n_classes: int,
+                 n_train: int | None = None) -> Any:
     from labctl.pipelines.train import CalibrationConfig, TileConfig, TrainConfig
 
     if args.rows is not None or args.cols is not None:
@@ -125,11 +151,15 @@ def build_config(args: argparse.Namespace, n_in: int, n_classes: int) -> Any:
                       ("steps_per_epoch", "steps_per_epoch")):
         if getattr(args, attr) is not None:
             cfg_kw[key] = getattr(args, attr)
+    rule = rule_overrides(args)
+    every = None if n_train is None else default_transfer_every(args.algorithm, n_train, n_in)
+    if every is not None and "transfer_every" not in rule:
+        rule["transfer_every"] = every
     return TrainConfig(
         algorithm=args.algorithm, dataset=args.dataset,
         sizes=parse_network(args.network, n_in, n_classes),
         activation=args.activation or defaults["activation"], epochs=args.epochs,
-        batch=args.batch or defaults["batch"], rule=rule_overrides(args),
+        batch=args.batch or defaults["batch"], rule=rule,
         tile=TileConfig(**tile_kw), calibration=CalibrationConfig(), seed=args.seed, **cfg_kw)
 
 
@@ -177,8 +207,13 @@ def human(s: dict[str, Any]) -> str:
         return "n/a" if x is None else f"{100 * x:.2f} %"
 
     sps = s.get("samples_per_s")
-    return (f"train {s['algorithm']} on {s['dataset']} ({s['network']}), {s['epochs']} epochs\n"
-            f"  test accuracy   {pct(s['accuracy'])} (best {pct(s['best_accuracy'])})\n"
+    opts = ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
+                     for k, v in (s.get("rule_options") or {}).items())
+    n_ep = s["epochs"]
+    return (f"train {s['algorithm']} on {s['dataset']} ({s['network']}), {n_ep} "
+            f"epoch{'' if n_ep == 1 else 's'}\n"
+            + (f"  rule options    {opts}\n" if opts else "")
+            + f"  test accuracy   {pct(s['accuracy'])} (best {pct(s['best_accuracy'])})\n"
             f"  FP baseline     {pct(s['fp_accuracy'])}\n"
             f"  speed           {'n/a' if sps is None else f'{sps:.0f}'} samples/s\n"
             f"  pulses          {s['pulses_total']}\n"
@@ -195,7 +230,7 @@ def handle(args: argparse.Namespace) -> int:
     ds = load_dataset(args.dataset, data_dir=args.data_dir, seed=args.seed, limit=args.limit)
     x_train = ds.x_train.reshape(len(ds.x_train), -1).astype("float64")
     x_test = ds.x_test.reshape(len(ds.x_test), -1).astype("float64")
-    cfg = build_config(args, x_train.shape[1], ds.n_classes)
+    cfg = build_config(args, x_train.shape[1], ds.n_classes, len(x_train))
     data = TrainData(x_train, ds.y_train, x_test, ds.y_test, ds.n_classes)
     protocol = Training(cfg, data)
     provenance = {"dataset": ds.name, "dataset_label": ds.label, "source": ds.source,

@@ -175,6 +175,24 @@ def test_agad_digits_end_to_end(tmp_path: Path) -> None:
                                         "train_weights_L0.png"}
 
 
+def test_small_training_sets_get_a_shorter_transfer_interval(tmp_path: Path) -> None:
+    """Seed 004's interval (3 samples) sweeps MNIST's 784 lines ~25 times an epoch; 8x8
+    digits (64 lines) would be swept ~7 times, so the Tiki-Taka family reads every sample."""
+    from labctl.commands.pipeline_train import default_transfer_every as every
+
+    assert every("agad", 60_000, 784) is None       # MNIST: the paper's 3
+    assert every("ttv2", 1_347, 64) == 1.0
+    assert every("cttv2", 40_000, 784) == 2.0
+    assert every("ttv1", 124_800, 784) is None      # never longer than the paper's
+    assert every("rl", 1_347, 64) is None           # RL keeps seed 003's own
+    base = ("pipeline", "train", "--dataset", "digits", "--limit", "400", "--network",
+            "64-8-10", "--epochs", "1", "--fp-epochs", "0", "--json", "--quiet")
+    s = last_json(labctl(*base, "--out", str(tmp_path / "a.h5")))
+    assert s["rule_options"] == {"transfer_every": 1.0}
+    s = last_json(labctl(*base, "--transfer-every", "2", "--out", str(tmp_path / "b.h5")))
+    assert s["rule_options"] == {"transfer_every": 2.0}
+
+
 def test_resumed_run_equals_uninterrupted(tmp_path: Path) -> None:
     from labctl.commands.backend import open_sim as sim
     from labctl.data.runfile import RunReader, RunWriter

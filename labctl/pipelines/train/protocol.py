@@ -321,6 +321,7 @@ def analyse_training(data: RunData) -> dict[str, Any]:
         "algorithm": cfg.get("algorithm"),
         "dataset": cfg.get("dataset"),
         "network": "-".join(str(s) for s in cfg.get("sizes", [])),
+        "rule_options": dict(cfg.get("rule", {})),
         "accuracy": float(acc[-1]) if acc.size else None,
         "best_accuracy": float(acc.max()) if acc.size else None,
         "fp_accuracy": float(fp[-1]) if fp.size else None,
