@@ -17,8 +17,6 @@ ALGORITHMS = ("sgd", "ttv1", "ttv2", "cttv2", "agad", "rl", "rlv2")
 ALGORITHM_DEFAULTS = {"rl": {"batch": 10, "activation": "sigmoid"},
                       "rlv2": {"batch": 10, "activation": "sigmoid"}}
 GENERIC_DEFAULTS = {"batch": 32, "activation": "relu"}
-#: rules whose default column-read interval is seed 004's "transfer every 3 samples"
-TRANSFER_FAMILY = ("ttv1", "ttv2", "cttv2", "agad")
 #: how often seed 004's setting reads every input line of A per epoch on MNIST: every 3
 #: samples over 784 lines of a 60,000-sample epoch, ~25.5 sweeps
 SWEEPS_PER_EPOCH = 60_000 / (3 * 784)
@@ -112,11 +110,13 @@ def default_transfer_every(algorithm: str, n_train: int, n_in: int) -> float | N
     instead of ~93 %.  The interval is shortened, in whole samples, so that the lines are
     swept at least as often per epoch, and never lengthened beyond the paper's 3.
     """
-    if algorithm not in TRANSFER_FAMILY:
-        return None
+    from labctl.pipelines.train.rules import RULES
     from labctl.pipelines.train.rules.transfer import TransferConfig
 
-    paper = TransferConfig.transfer_every
+    config = RULES[algorithm].Config
+    if not issubclass(config, TransferConfig):
+        return None
+    paper = config.transfer_every
     every = float(max(1, round(n_train / (SWEEPS_PER_EPOCH * n_in))))
     return every if every < paper else None
 
