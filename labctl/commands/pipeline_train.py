@@ -134,8 +134,7 @@ def parse_network(text: str | None, n_in: int, n_classes: int) -> tuple[int, ...
     return sizes
 
 
-def build_config(args: argparse.Namespace, n_in: int, n_classes: int,
-                 n_train: int | None = None) -> Any:
+def build_config(args: argparse.Namespace, n_in: int, n_classes: int, n_train: int) -> Any:
     from labctl.pipelines.train import CalibrationConfig, TileConfig, TrainConfig
 
     if args.rows is not None or args.cols is not None:
@@ -152,7 +151,7 @@ def build_config(args: argparse.Namespace, n_in: int, n_classes: int,
         if getattr(args, attr) is not None:
             cfg_kw[key] = getattr(args, attr)
     rule = rule_overrides(args)
-    every = None if n_train is None else default_transfer_every(args.algorithm, n_train, n_in)
+    every = default_transfer_every(args.algorithm, n_train, n_in)
     if every is not None and "transfer_every" not in rule:
         rule["transfer_every"] = every
     return TrainConfig(
