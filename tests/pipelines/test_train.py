@@ -87,6 +87,22 @@ def test_tile_reads_through_the_array() -> None:
     assert abs(tile.read_weights().mean() + tile.dw_min / 2) < 0.1
 
 
+def test_a_fine_grained_device_is_settled_at_its_symmetry_point(tmp_path: Path) -> None:
+    """A device 10x finer than powstep-gamma2 (~1,000 states) needs ~10x the alternating
+    pairs; the calibration measures its step and keeps going.  Its symmetry point is the
+    window centre (a symmetric power step), where w = 0 reads with the mid reference."""
+    text = Path(POWSTEP).read_text()
+    fine = tmp_path / "fine.toml"
+    fine.write_text(text.replace("\ndw_min = 0.04 ", "\ndw_min = 0.004 ", 1))
+    rng = np.random.default_rng(4)
+    tile, sp = ready_tile(str(fine), 6, 5, 2, rng)
+    assert 0.001 < tile.dw_min < 0.004          # ~1,000 states over [-1, 1]
+    cc = cal.CalibrationConfig()
+    assert cal.settle_pairs_needed(sp, tile.g_unit_S, cc) > 5 * cc.settle_pairs
+    w_sp = (sp.g_sp_S - tile.g_ref_S) / tile.g_unit_S
+    assert abs(w_sp.mean()) < 5 * tile.dw_min, w_sp.mean()
+    assert np.abs(w_sp).max() < 20 * tile.dw_min
+
 def _fixed_point(w_star: float, sigma: float) -> float:
     """Stationary point of analog SGD on the symmetric power step with gamma = 2.
 

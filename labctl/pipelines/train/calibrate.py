@@ -10,6 +10,10 @@
   ``average_pairs`` pairs while reading: the mean conductance is G_sp per cell and the mean
   single-pulse change is the step at the symmetry point, dG_sp.  The tile's weight
   granularity dw_min is the array mean of dG_sp in weight units (aihwkit's ``dw_min``).
+  A pair closes a fraction of about 4 / N_states of the distance to the symmetry point
+  (soft bounds; 8 / N_states for a gamma-2 power step), so a fine-grained device needs more
+  pairs: when the measured step says ``settle_pairs`` were too few for
+  ``settle_pairs_per_state`` pairs per state, settling goes on and the reading is repeated.
 * :func:`program_weights` writes initial weights open loop with read-back: read, send
   ``round((target - w) / dw_min)`` pulses, repeat a few times (a coarse program-verify; the
   precise one is :mod:`labctl.protocols.program_verify`, not needed for a random start).
@@ -32,6 +36,10 @@ class CalibrationConfig:
     """Symmetry-point settling and initial programming (devices.md: 500 alternating pulses)."""
 
     settle_pairs: int = 150       # alternating up/down pairs before averaging [C]
+    settle_pairs_per_state: float = 1.5  # a pair closes 4/N_states of the distance to the SP
+                                  # (soft bounds; 8/N_states power step gamma 2): 1.5 N_states
+                                  # pairs leave e^-6 of it [C]
+    max_settle_pairs: int = 20000  # cap on the pairs of a very fine device [C]
     average_pairs: int = 50       # pairs read for G_sp and dG_sp [C]
     program_iterations: int = 20  # read-back rounds of the open-loop initial programming [C]:
                                   # on 784x256 cmo-hfox 6 left 0.074 rms error on initial
@@ -45,8 +53,10 @@ class CalibrationConfig:
     form_block_cells: int = 4096  # cells swept per call
 
     def validate(self) -> None:
-        if self.settle_pairs < 0 or self.average_pairs < 1:
-            raise ConfigError("settle_pairs must be >= 0 and average_pairs >= 1",
+        if (self.settle_pairs < 0 or self.average_pairs < 1 or self.settle_pairs_per_state < 0
+                or self.max_settle_pairs < self.settle_pairs):
+            raise ConfigError("settle_pairs and settle_pairs_per_state must be >= 0, "
+                              "max_settle_pairs >= settle_pairs and average_pairs >= 1",
                               key="average_pairs")
         if self.program_iterations < 0 or self.max_pulses_per_round < 1:
             raise ConfigError("program_iterations >= 0 and max_pulses_per_round >= 1 required",
@@ -87,10 +97,31 @@ def settle_symmetry_point(tile: AnalogTile, cfg: CalibrationConfig) -> SymmetryP
     for _ in range(cfg.settle_pairs):
         tile.pulse_all(+1)
         tile.pulse_all(-1)
+    sp = _alternate_and_read(tile, cfg.average_pairs)
+    more = settle_pairs_needed(sp, tile.g_unit_S, cfg) - cfg.settle_pairs - cfg.average_pairs
+    if more <= 0:
+        return sp
+    for _ in range(more):
+        tile.pulse_all(+1)
+        tile.pulse_all(-1)
+    return _alternate_and_read(tile, cfg.average_pairs)
+
+
+def settle_pairs_needed(sp: SymmetryPoint, g_unit_S: float, cfg: CalibrationConfig) -> int:
+    """Pairs of alternating pulses that bring a device of this step to its symmetry point."""
+    step_S = float(np.mean(sp.step_S))
+    if not np.isfinite(step_S) or step_S <= 0:
+        return cfg.settle_pairs + cfg.average_pairs  # granularity() reports it
+    n_states = 2.0 * g_unit_S / step_S
+    return int(min(cfg.max_settle_pairs, np.ceil(cfg.settle_pairs_per_state * n_states)))
+
+
+def _alternate_and_read(tile: AnalogTile, pairs: int) -> SymmetryPoint:
+    """Keep alternating for ``pairs`` pairs, reading after each pulse: mean G and mean step."""
     g_prev = tile.read_conductance_S()
     g_sum = np.zeros_like(g_prev)
     step_sum = np.zeros_like(g_prev)
-    for _ in range(cfg.average_pairs):
+    for _ in range(pairs):
         tile.pulse_all(+1)
         g_up = tile.read_conductance_S()
         tile.pulse_all(-1)
@@ -98,7 +129,7 @@ def settle_symmetry_point(tile: AnalogTile, cfg: CalibrationConfig) -> SymmetryP
         g_sum += g_up + g_down
         step_sum += (g_up - g_prev) + (g_up - g_down)
         g_prev = g_down
-    n = 2 * cfg.average_pairs
+    n = 2 * pairs
     return SymmetryPoint(g_sp_S=g_sum / n, step_S=step_sum / n)
 
 
