@@ -46,7 +46,10 @@ def register(sub: Any) -> None:
     p.add_argument("--batch", type=int, default=None,
                    help="mini-batch (default: 10 for rl/rlv2 [seed 003], else 32 [seed 004])")
     g = p.add_argument_group("update rule (defaults: the rule's paper, see --algorithm)")
-    g.add_argument("--lr", type=float, default=None, help="learning rate")
+    g.add_argument("--lr", type=float, default=None,
+                   help="learning rate, used as given; Tiki-Taka family default: 0.01 [seed "
+                        "004], raised on a device with finer steps than seed 004's (dw_min "
+                        "< 0.1) so that C learns as fast in weight units")
     g.add_argument("--fast-lr", type=float, default=None, help="Tiki-Taka family: A's rate")
     g.add_argument("--transfer-every", type=float, default=None,
                    help="samples per column read (Tiki-Taka family, RL); Tiki-Taka family "
@@ -101,6 +104,14 @@ def rule_overrides(args: argparse.Namespace) -> dict[str, Any]:
     return rule
 
 
+def is_transfer_rule(algorithm: str) -> bool:
+    """The Tiki-Taka family: rules configured by a :class:`TransferConfig`."""
+    from labctl.pipelines.train.rules import RULES
+    from labctl.pipelines.train.rules.transfer import TransferConfig
+
+    return issubclass(RULES[algorithm].Config, TransferConfig)
+
+
 def default_transfer_every(algorithm: str, n_train: int, n_in: int) -> float | None:
     """The Tiki-Taka family's read interval for this training set (None: the rule's own, 3).
 
@@ -111,12 +122,10 @@ def default_transfer_every(algorithm: str, n_train: int, n_in: int) -> float | N
     swept at least as often per epoch, and never lengthened beyond the paper's 3.
     """
     from labctl.pipelines.train.rules import RULES
-    from labctl.pipelines.train.rules.transfer import TransferConfig
 
-    config = RULES[algorithm].Config
-    if not issubclass(config, TransferConfig):
+    if not is_transfer_rule(algorithm):
         return None
-    paper = config.transfer_every
+    paper = RULES[algorithm].Config.transfer_every
     every = float(max(1, round(n_train / (SWEEPS_PER_EPOCH * n_in))))
     return every if every < paper else None
 
@@ -154,6 +163,8 @@ def build_config(args: argparse.Namespace, n_in: int, n_classes: int, n_train: i
     every = default_transfer_every(args.algorithm, n_train, n_in)
     if every is not None and "transfer_every" not in rule:
         rule["transfer_every"] = every
+    if "lr" in rule and "lr_dw_min_ref" not in rule and is_transfer_rule(args.algorithm):
+        rule["lr_dw_min_ref"] = 0.0  # an explicit --lr is used as given, on any device
     return TrainConfig(
         algorithm=args.algorithm, dataset=args.dataset,
         sizes=parse_network(args.network, n_in, n_classes),

@@ -209,6 +209,28 @@ def test_small_training_sets_get_a_shorter_transfer_interval(tmp_path: Path) -> 
     assert s["rule_options"] == {"transfer_every": 2.0}
 
 
+def test_tiki_taka_lr_follows_a_finer_device_unless_given(tmp_path: Path) -> None:
+    """With auto_scale, C's rate in weight units is ~ lr * dw_min: seed 004's lr (for steps
+    of 0.11-0.13 here) is raised on a finer device, kept on a coarser one, and an explicit
+    --lr is used as given."""
+    rng = np.random.default_rng(5)
+    coarse, _ = ready_tile("cmo-hfox-1t1r", 8, 4, 1, rng)
+    fine, _ = ready_tile(POWSTEP, 8, 4, 1, rng)
+    assert coarse.dw_min > 0.1 > 5 * fine.dw_min
+    cls = RULES["ttv2"]
+    for tile, expect in ((coarse, 0.01), (fine, 0.01 * 0.1 / fine.dw_min)):
+        rule = cls(make_config(cls.Config, {}), {"A": tile, "C": tile}, rng)
+        assert rule.transfer_lr() == pytest.approx(expect)
+        assert rule.lr_scale() == pytest.approx(expect / tile.dw_min)
+    as_given = cls(make_config(cls.Config, {"lr_dw_min_ref": 0.0}), {"A": fine, "C": fine}, rng)
+    assert as_given.transfer_lr() == 0.01
+    base = ("pipeline", "train", "--dataset", "digits", "--limit", "200", "--network",
+            "64-4-10", "--epochs", "1", "--fp-epochs", "0", "--json", "--quiet",
+            "--preset", "powstep-gamma2", "--algorithm", "ttv2")
+    s = last_json(labctl(*base, "--lr", "0.02", "--out", str(tmp_path / "a.h5")))
+    assert s["rule_options"] == {"transfer_every": 1.0, "lr": 0.02, "lr_dw_min_ref": 0.0}
+
+
 def test_resumed_run_equals_uninterrupted(tmp_path: Path) -> None:
     from labctl.commands.backend import open_sim as sim
     from labctl.data.runfile import RunReader, RunWriter

@@ -15,6 +15,13 @@ Gokmen & Haensch, Front. Neurosci. 14, 103 (2020) (Tiki-Taka), Gokmen, Front. Ar
 The transfer gain is aihwkit's: a read value v (weight units of A) contributes
 ``lr * v / bg`` C-pulses, with the buffer granularity ``bg = buffer_granularity * dw_min(A)``
 (times ``auto_granularity / (in_size * transfer_every)`` when that is set).
+
+With ``auto_scale`` A moves in units of its own step, so C's rate in weight units is
+proportional to ``lr * dw_min``: seed 004's lr of 1e-2 is set for its ~20-state device, and
+on a device with five times finer steps it trains C five times slower.  So the rule uses
+``lr * lr_dw_min_ref / dw_min(C)`` when C's step is finer than ``lr_dw_min_ref`` (0.1:
+seed 004's device calibrates to 0.11-0.13 here, so its runs keep lr as given); 0 turns
+this off.  ``labctl pipeline train`` turns it off when ``--lr`` is given.
 """
 
 from __future__ import annotations
@@ -38,6 +45,7 @@ class TransferConfig:
     pulse) [A]."""
 
     lr: float = 1e-2
+    lr_dw_min_ref: float = 0.1       # lr is for steps this coarse; finer C: lr * ref / dw_min
     fast_lr: float = 0.1
     transfer_every: float = 3.0      # samples (mat-vecs) per column read
     bl_max: int = 5
@@ -156,7 +164,15 @@ class TransferRule(UpdateRule):
         bg = c.buffer_granularity * self.tiles["A"].dw_min
         if c.auto_granularity > 0:
             bg *= c.auto_granularity / (self.n_in * c.transfer_every)
-        return float(c.lr / bg)
+        return float(self.transfer_lr() / bg)
+
+    def transfer_lr(self) -> float:
+        """``lr``, raised on a device finer than ``lr_dw_min_ref`` (see the module doc)."""
+        c = self.cfg
+        dw = self.tiles["C"].dw_min
+        if c.lr_dw_min_ref > 0 and 0 < dw < c.lr_dw_min_ref:
+            return float(c.lr * c.lr_dw_min_ref / dw)
+        return float(c.lr)
 
     def buffer_step(self, rows: np.ndarray, inc: np.ndarray) -> np.ndarray:
         """Accumulate into H; where |H| >= 1 fire trunc(H) pulses (capped) and forget."""
