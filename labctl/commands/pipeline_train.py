@@ -13,9 +13,9 @@ from labctl.errors import ConfigError
 # `labctl --help` does not import the pipeline
 ALGORITHMS = ("sgd", "ttv1", "ttv2", "cttv2", "agad", "rl", "rlv2")
 #: network-level defaults of the papers the rules come from: seed 003 trains its MNIST FCN
-#: with sigmoid and batch 10 (RL, RLv2); seed 004's AGAD run uses batch 32
-ALGORITHM_DEFAULTS = {"rl": {"batch": 10, "activation": "sigmoid"},
-                      "rlv2": {"batch": 10, "activation": "sigmoid"}}
+#: with sigmoid and batch 10 (analog SGD, RL, RLv2); seed 004's AGAD run uses batch 32
+SEED003_NET = {"batch": 10, "activation": "sigmoid"}
+ALGORITHM_DEFAULTS = {"sgd": SEED003_NET, "rl": SEED003_NET, "rlv2": SEED003_NET}
 GENERIC_DEFAULTS = {"batch": 32, "activation": "relu"}
 #: how often seed 004's setting reads every input line of A per epoch on MNIST: every 3
 #: samples over 784 lines of a 60,000-sample epoch, ~25.5 sweeps
@@ -41,10 +41,11 @@ def register(sub: Any) -> None:
     p.add_argument("--network", default=None,
                    help="layer sizes, e.g. 784-256-128-10 (default INPUTS-256-128-CLASSES)")
     p.add_argument("--activation", choices=("sigmoid", "relu", "tanh"), default=None,
-                   help="hidden activation (default: sigmoid for rl/rlv2 [seed 003], else relu)")
+                   help="hidden activation (default: sigmoid for sgd/rl/rlv2 [seed 003], else "
+                        "relu)")
     p.add_argument("--epochs", type=int, default=10, help="training epochs (default 10)")
     p.add_argument("--batch", type=int, default=None,
-                   help="mini-batch (default: 10 for rl/rlv2 [seed 003], else 32 [seed 004])")
+                   help="mini-batch (default: 10 for sgd/rl/rlv2 [seed 003], else 32 [seed 004])")
     g = p.add_argument_group("update rule (defaults: the rule's paper, see --algorithm)")
     g.add_argument("--lr", type=float, default=None,
                    help="learning rate, used as given; Tiki-Taka family default: 0.01 [seed "

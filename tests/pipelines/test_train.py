@@ -329,3 +329,20 @@ def test_seed003_sgd_fails_where_residual_learning_and_tiki_taka_do_not(tmp_path
         assert np.mean(gaps[alg]) <= 0.02 and max(gaps[alg]) <= 0.03, (alg, gaps[alg])
     # residual learning v1 sits at the band's edge (mean gap 2.0-2.2 points; docs/training.md)
     assert np.mean(gaps["rl"]) <= 0.025 and max(gaps["rl"]) <= 0.035, gaps["rl"]
+
+
+@pytest.mark.parametrize("algorithm, batch, activation", [
+    ("sgd", 10, "sigmoid"), ("rl", 10, "sigmoid"), ("rlv2", 10, "sigmoid"),
+    ("ttv2", 32, "relu"), ("agad", 32, "relu")])
+def test_network_defaults_are_the_rules_papers(algorithm: str, batch: int,
+                                               activation: str) -> None:
+    """Seed 003 runs analog SGD and residual learning on a sigmoid FCN at batch 10 (alpha
+    0.05); seed 004 runs AGAD at batch 32 (ReLU here)."""
+    from labctl.cli import build_parser
+    from labctl.commands.pipeline_train import build_config
+
+    args = build_parser().parse_args(["pipeline", "train", "--algorithm", algorithm])
+    cfg = build_config(args, 784, 10, 60_000)
+    assert (cfg.batch, cfg.activation) == (batch, activation)
+    if algorithm in ("sgd", "rl", "rlv2"):
+        assert make_config(RULES[algorithm].Config, dict(cfg.rule)).lr == 0.05

@@ -7,6 +7,9 @@ arXiv 2502.06309).  With response functions F, G the update is
 W <- W - lr grad * F(W) - lr |grad| * G(W): an asymmetric device adds an implicit penalty
 that pulls W to the device's symmetry point (reference/training.md section 3).
 aihwkit: ``build_config("sgd", device)`` with ``UpdateParameters(desired_bl=31)``.
+Defaults: seed 003's MNIST FCN settings (alpha 0.05; sigmoid and batch 10 are set by
+``labctl pipeline train``), the setting under which seed 003 compares it with residual
+learning.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from labctl.pipelines.train.rules.base import UpdateRule
 
 @dataclass(frozen=True)
 class SGDConfig:
-    lr: float = 0.1               # learning rate of the pulsed update [C: tuned on digits/MNIST]
+    lr: float = 0.05              # alpha, the learning rate of the pulsed update (seed 003) [A]
     bl_max: int = 31              # pulse-train length cap (training.md section 1) [A]
     w_reference: str = "mid"      # what w = 0 means on the array
 
