@@ -96,13 +96,15 @@ SUITES = {
                                      "--fp-epochs", "0"]),
     ],
     # each rule's defaults; a run without its own FP baseline is compared with the one
-    # before it (analog SGD's sigmoid network for RL and RLv2, TTv2's ReLU network for AGAD)
+    # before it (analog SGD's sigmoid network for RL and RLv2, TTv2's ReLU network for the rest)
     "seed003": [
         ("sgd / powstep-gamma2", ["--algorithm", "sgd", *SEED003_ARGS]),
         ("rl / powstep-gamma2", ["--algorithm", "rl", *SEED003_ARGS, "--fp-epochs", "0"]),
         ("rlv2 / powstep-gamma2", ["--algorithm", "rlv2", *SEED003_ARGS, "--fp-epochs", "0"]),
         ("ttv2 / powstep-gamma2", ["--algorithm", "ttv2", *SEED003_ARGS]),
         ("agad / powstep-gamma2", ["--algorithm", "agad", *SEED003_ARGS, "--fp-epochs", "0"]),
+        ("ttv1 / powstep-gamma2", ["--algorithm", "ttv1", *SEED003_ARGS, "--fp-epochs", "0"]),
+        ("cttv2 / powstep-gamma2", ["--algorithm", "cttv2", *SEED003_ARGS, "--fp-epochs", "0"]),
     ],
     # the digits recipe of the slow test (sigmoid 784-256-128-10 for every rule, weight
     # scaling 0.06, rates tuned on digits)
