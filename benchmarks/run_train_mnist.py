@@ -6,7 +6,7 @@
    >= 96 %, within 2 points of FP (>= 98 %), and the symmetric variant gains (seed 004:
    96.9 % -> 97.6 %, FP 98.3 %).
 2. ``seed003``: on ``powstep-gamma2`` (power response, gamma = 2), each rule's defaults:
-   analog SGD vs residual learning (v1, v2) vs Tiki-Taka v2 and AGAD against digital SGD
+   analog SGD vs residual learning (v1, v2) vs the Tiki-Taka family against digital SGD
    (seed 003: SGD < 15 % once gamma >= 1, RL / Tiki-Taka within ~1 point of digital).
    ``seed003-recipe``: the same with the slow digits test's settings.
 3. ``aihwkit-net``: the two presets in aihwkit's own MNIST set-up (sigmoid, no weight
