@@ -17,6 +17,10 @@ ALGORITHMS = ("sgd", "ttv1", "ttv2", "cttv2", "agad", "rl", "rlv2")
 SEED003_NET = {"batch": 10, "activation": "sigmoid"}
 ALGORITHM_DEFAULTS = {"sgd": SEED003_NET, "rl": SEED003_NET, "rlv2": SEED003_NET}
 GENERIC_DEFAULTS = {"batch": 32, "activation": "relu"}
+#: the FP baseline's rate where 0.1 is too slow to be a fair reference: a sigmoid net's
+#: gradients pass sigma' <= 1/4 per layer (MNIST 784-256-128-10, batch 10, 10 epochs:
+#: lr 0.1 97.5 % and still rising; 8x8 digits: 0.1 54 %, 0.5 84 %) [C]
+FP_LR_BY_ACTIVATION = {"sigmoid": 0.5}
 #: how often seed 004's setting reads every input line of A per epoch on MNIST: every 3
 #: samples over 784 lines of a 60,000-sample epoch, ~25.5 sweeps
 SWEEPS_PER_EPOCH = 60_000 / (3 * 784)
@@ -70,7 +74,8 @@ def register(sub: Any) -> None:
     t.add_argument("--out-bound", type=float, default=None, help="ADC bound (12)")
     t.add_argument("--bias-lr", type=float, default=None,
                    help="learning rate of the digital biases (default: the rule's lr)")
-    t.add_argument("--fp-lr", type=float, default=None, help="FP-baseline learning rate (0.1)")
+    t.add_argument("--fp-lr", type=float, default=None,
+                   help="FP-baseline learning rate (0.1; 0.5 for a sigmoid network)")
     t.add_argument("--fp-epochs", type=int, default=None,
                    help="FP-baseline epochs (default --epochs; 0 = none)")
     t.add_argument("--steps-per-epoch", type=int, default=None,
@@ -166,10 +171,13 @@ def build_config(args: argparse.Namespace, n_in: int, n_classes: int, n_train: i
         rule["transfer_every"] = every
     if "lr" in rule and "lr_dw_min_ref" not in rule and is_transfer_rule(args.algorithm):
         rule["lr_dw_min_ref"] = 0.0  # an explicit --lr is used as given, on any device
+    activation = args.activation or defaults["activation"]
+    if "fp_lr" not in cfg_kw and activation in FP_LR_BY_ACTIVATION:
+        cfg_kw["fp_lr"] = FP_LR_BY_ACTIVATION[activation]
     return TrainConfig(
         algorithm=args.algorithm, dataset=args.dataset,
         sizes=parse_network(args.network, n_in, n_classes),
-        activation=args.activation or defaults["activation"], epochs=args.epochs,
+        activation=activation, epochs=args.epochs,
         batch=args.batch or defaults["batch"], rule=rule,
         tile=TileConfig(**tile_kw), calibration=CalibrationConfig(), seed=args.seed, **cfg_kw)
 
