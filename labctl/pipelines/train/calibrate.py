@@ -94,17 +94,20 @@ class SymmetryPoint:
 
 def settle_symmetry_point(tile: AnalogTile, cfg: CalibrationConfig) -> SymmetryPoint:
     """Drive every cell to its symmetry point with alternating pulses; measure G_sp and dG_sp."""
-    for _ in range(cfg.settle_pairs):
-        tile.pulse_all(+1)
-        tile.pulse_all(-1)
+    _alternate(tile, cfg.settle_pairs)
     sp = _alternate_and_read(tile, cfg.average_pairs)
     more = settle_pairs_needed(sp, tile.g_unit_S, cfg) - cfg.settle_pairs - cfg.average_pairs
     if more <= 0:
         return sp
-    for _ in range(more):
+    _alternate(tile, more)
+    return _alternate_and_read(tile, cfg.average_pairs)
+
+
+def _alternate(tile: AnalogTile, pairs: int) -> None:
+    """``pairs`` identical set/reset pulse pairs on every cell, without reading."""
+    for _ in range(pairs):
         tile.pulse_all(+1)
         tile.pulse_all(-1)
-    return _alternate_and_read(tile, cfg.average_pairs)
 
 
 def settle_pairs_needed(sp: SymmetryPoint, g_unit_S: float, cfg: CalibrationConfig) -> int:
