@@ -5,10 +5,13 @@
    C read against each device's symmetry point instead of mid-window.  Done when: AGAD
    >= 96 %, within 2 points of FP (>= 98 %), and the symmetric variant gains (seed 004:
    96.9 % -> 97.6 %, FP 98.3 %).
-2. ``seed003``: on ``powstep-gamma2`` (power response, gamma = 2), each rule's defaults:
-   analog SGD vs residual learning (v1, v2) vs the Tiki-Taka family against digital SGD
-   (seed 003: SGD < 15 % once gamma >= 1, RL / Tiki-Taka within ~1 point of digital).
-   ``seed003-recipe``: the same with the slow digits test's settings.
+2. ``seed003``: on ``powstep-gamma2-seed003`` (power response, gamma = 2, ~1,000 states,
+   perfect I/O: seed 003's simulated conditions), each rule's defaults: analog SGD vs
+   residual learning (v1, v2) vs the Tiki-Taka family against digital SGD (seed 003: SGD
+   < 15 % once gamma >= 1, RL / Tiki-Taka within ~1 point of digital).  ``seed003-coarse``:
+   the same on ``powstep-gamma2`` (100 states, the chip's periphery), where residual
+   learning is granularity-limited.  ``seed003-recipe``: ``powstep-gamma2`` with the slow
+   digits test's settings.
 3. ``aihwkit-net``: the two presets in aihwkit's own MNIST set-up (sigmoid, no weight
    scaling), the configuration ``benchmarks/aihwkit_reference.py agad`` runs in aihwkit itself.
 4. ``sp-position``: why the symmetric variant does not gain here.  AGAD on variants of
@@ -47,9 +50,10 @@ from labctl.sim_backend.presets import preset_path
 # transfer every sample and chopper 0.3 instead (the settings of the first issue-7 runs).
 AGAD_ARGS = ["--algorithm", "agad"]
 TUNED_ARGS = ["--lr", "0.02", "--transfer-every", "1", "--rule-option", "in_chop_prob=0.3"]
-# seed 003's power-response device; its MNIST FCN settings (sigmoid, batch 10, alpha 0.05)
-# are the defaults of sgd, rl and rlv2
-SEED003_ARGS = ["--preset", "powstep-gamma2"]
+# seed 003's power-response device on 100 states with the chip's periphery (the slow digits
+# test's device); seed 003's MNIST FCN settings (sigmoid, batch 10, alpha 0.05) are the
+# defaults of sgd, rl and rlv2
+COARSE_ARGS = ["--preset", "powstep-gamma2"]
 # the slow digits test's recipe: sigmoid everywhere, room for the weights to grow ~16x
 RECIPE_NET = ["--activation", "sigmoid", "--batch", "10", "--omega", "0.06"]
 
@@ -84,6 +88,15 @@ def variant_preset(label: str, overrides: dict[str, float], out_dir: Path) -> Pa
     return path
 
 
+def seed003_suite(preset: str) -> list[tuple[str, list[str]]]:
+    """Each rule's defaults on ``preset``; a run without its own FP baseline is compared with
+    the one before it (analog SGD's sigmoid network for RL and RLv2, TTv2's ReLU network for
+    the rest)."""
+    return [(f"{rule} / {preset}", ["--algorithm", rule, "--preset", preset,
+                                    *([] if rule in ("sgd", "ttv2") else ["--fp-epochs", "0"])])
+            for rule in ("sgd", "rl", "rlv2", "ttv2", "agad", "ttv1", "cttv2")]
+
+
 SUITES = {
     "agad": [
         # C read against mid-window, as in seed 004 / aihwkit: the device's asymmetry shows
@@ -95,27 +108,18 @@ SUITES = {
                                      "--rule-option", "c_reference=symmetry-point",
                                      "--fp-epochs", "0"]),
     ],
-    # each rule's defaults; a run without its own FP baseline is compared with the one
-    # before it (analog SGD's sigmoid network for RL and RLv2, TTv2's ReLU network for the rest)
-    "seed003": [
-        ("sgd / powstep-gamma2", ["--algorithm", "sgd", *SEED003_ARGS]),
-        ("rl / powstep-gamma2", ["--algorithm", "rl", *SEED003_ARGS, "--fp-epochs", "0"]),
-        ("rlv2 / powstep-gamma2", ["--algorithm", "rlv2", *SEED003_ARGS, "--fp-epochs", "0"]),
-        ("ttv2 / powstep-gamma2", ["--algorithm", "ttv2", *SEED003_ARGS]),
-        ("agad / powstep-gamma2", ["--algorithm", "agad", *SEED003_ARGS, "--fp-epochs", "0"]),
-        ("ttv1 / powstep-gamma2", ["--algorithm", "ttv1", *SEED003_ARGS, "--fp-epochs", "0"]),
-        ("cttv2 / powstep-gamma2", ["--algorithm", "cttv2", *SEED003_ARGS, "--fp-epochs", "0"]),
-    ],
+    "seed003": seed003_suite("powstep-gamma2-seed003"),
+    "seed003-coarse": seed003_suite("powstep-gamma2"),
     # the digits recipe of the slow test (sigmoid 784-256-128-10 for every rule, weight
     # scaling 0.06, rates tuned on digits)
     "seed003-recipe": [
-        ("sgd / powstep-gamma2", ["--algorithm", "sgd", *SEED003_ARGS, *RECIPE_NET, "--lr",
+        ("sgd / powstep-gamma2", ["--algorithm", "sgd", *COARSE_ARGS, *RECIPE_NET, "--lr",
                                   "0.5", "--fp-lr", "0.5"]),
-        ("rl / powstep-gamma2", ["--algorithm", "rl", *SEED003_ARGS, *RECIPE_NET, "--lr", "0.5",
+        ("rl / powstep-gamma2", ["--algorithm", "rl", *COARSE_ARGS, *RECIPE_NET, "--lr", "0.5",
                                  "--fp-epochs", "0"]),
-        ("rlv2 / powstep-gamma2", ["--algorithm", "rlv2", *SEED003_ARGS, *RECIPE_NET, "--lr",
+        ("rlv2 / powstep-gamma2", ["--algorithm", "rlv2", *COARSE_ARGS, *RECIPE_NET, "--lr",
                                    "0.5", "--fp-epochs", "0"]),
-        ("ttv2 / powstep-gamma2", ["--algorithm", "ttv2", *SEED003_ARGS, *RECIPE_NET, "--lr",
+        ("ttv2 / powstep-gamma2", ["--algorithm", "ttv2", *COARSE_ARGS, *RECIPE_NET, "--lr",
                                    "0.35", "--transfer-every", "2", "--fp-epochs", "0"]),
     ],
     # aihwkit's own MNIST network and mapping defaults (sigmoid, no weight scaling), the

@@ -68,10 +68,14 @@ def register(sub: Any) -> None:
     t = p.add_argument_group("analog tiles and network")
     t.add_argument("--omega", type=float, default=None,
                    help="weight scaling: initial max |w| on the array (default 0.15; 0 = off)")
-    t.add_argument("--dac-bits", type=int, default=None, help="input DAC bits (7)")
-    t.add_argument("--adc-bits", type=int, default=None, help="output ADC bits (9)")
-    t.add_argument("--out-noise", type=float, default=None, help="output noise (0.06)")
-    t.add_argument("--out-bound", type=float, default=None, help="ADC bound (12)")
+    t.add_argument("--dac-bits", type=int, default=None,
+                   help="input DAC bits (default 7, or the preset's [periphery]; 0: ideal)")
+    t.add_argument("--adc-bits", type=int, default=None,
+                   help="output ADC bits (default 9, or the preset's; 0: ideal)")
+    t.add_argument("--out-noise", type=float, default=None,
+                   help="output noise (default 0.06, or the preset's)")
+    t.add_argument("--out-bound", type=float, default=None,
+                   help="ADC bound (default 12, or the preset's)")
     t.add_argument("--bias-lr", type=float, default=None,
                    help="learning rate of the digital biases (default: the rule's lr)")
     t.add_argument("--fp-lr", type=float, default=None,
@@ -156,9 +160,10 @@ def build_config(args: argparse.Namespace, n_in: int, n_classes: int, n_train: i
         raise ConfigError("--rows/--cols do not apply: the array sizes come from --network",
                           key="rows")
     defaults = {**GENERIC_DEFAULTS, **ALGORITHM_DEFAULTS.get(args.algorithm, {})}
-    tile_kw = {k: v for k, v in (("dac_bits", args.dac_bits), ("adc_bits", args.adc_bits),
-                                 ("out_noise", args.out_noise), ("out_bound", args.out_bound))
-               if v is not None}
+    tile_kw = {**sim_periphery(args),
+               **{k: v for k, v in (("dac_bits", args.dac_bits), ("adc_bits", args.adc_bits),
+                                    ("out_noise", args.out_noise), ("out_bound", args.out_bound))
+                  if v is not None}}
     cfg_kw: dict[str, Any] = {}
     for key, attr in (("weight_scaling_omega", "omega"), ("fp_lr", "fp_lr"),
                       ("bias_lr", "bias_lr"), ("fp_epochs", "fp_epochs"),
@@ -180,6 +185,16 @@ def build_config(args: argparse.Namespace, n_in: int, n_classes: int, n_train: i
         activation=activation, epochs=args.epochs,
         batch=args.batch or defaults["batch"], rule=rule,
         tile=TileConfig(**tile_kw), calibration=CalibrationConfig(), seed=args.seed, **cfg_kw)
+
+
+def sim_periphery(args: argparse.Namespace) -> dict[str, Any]:
+    """The simulated preset's ``[periphery]`` settings (none on stations): tile defaults that
+    the --dac-bits / --adc-bits / --out-noise / --out-bound options override."""
+    if (args.backend or "sim") != "sim":
+        return {}
+    from labctl.sim_backend.presets import DEFAULT_PRESET, preset_periphery
+
+    return preset_periphery(resolve_preset(args.preset) or DEFAULT_PRESET)
 
 
 def resolve_preset(name: str | None) -> str | None:

@@ -2,7 +2,9 @@
 
 A preset is a TOML file with ``model = "<kind>"`` (the model class, looked up in
 :data:`MODEL_REGISTRY`), ``name``, an ``[array]`` table with the default ``rows`` and
-``cols``, and the model's own tables.  Built-in presets live in
+``cols``, and the model's own tables.  An optional ``[periphery]`` table gives the
+peripheral circuit a training tile simulates around the array (``dac_bits``, ``adc_bits``,
+``out_noise``, ``out_bound``; see :func:`preset_periphery`).  Built-in presets live in
 ``labctl/sim_backend/presets/<name>.toml`` (package data); any other ``.toml`` path is
 loaded the same way, e.g. a preset fitted to measured data by
 ``labctl run symmetry-point --preset-out``.  Model classes are imported lazily, so a
@@ -70,6 +72,33 @@ def load_preset(name_or_path: str) -> dict[str, Any]:
                           f"{', '.join(MODEL_REGISTRY)} (got {kind!r})", key="model")
     preset.setdefault("name", path.stem)
     return preset
+
+
+#: the keys a preset's ``[periphery]`` table may set, with their types
+PERIPHERY_KEYS: dict[str, type] = {"dac_bits": int, "adc_bits": int, "out_noise": float,
+                                   "out_bound": float}
+
+
+def preset_periphery(name_or_path: str) -> dict[str, Any]:
+    """The preset's ``[periphery]`` table (empty if it has none): the DAC/ADC resolution and
+    output noise of the simulated chip's MVM periphery, which a training tile uses unless
+    the command line says otherwise."""
+    preset = load_preset(name_or_path)
+    table = preset.get("periphery", {})
+    if not isinstance(table, dict):
+        raise ConfigError(f"preset {preset['name']}: [periphery] must be a table", key="periphery")
+    out: dict[str, Any] = {}
+    for key, value in table.items():
+        kind = PERIPHERY_KEYS.get(key)
+        if kind is None:
+            raise ConfigError(f"preset {preset['name']}: unknown [periphery] key {key!r}; "
+                              f"choose from {', '.join(PERIPHERY_KEYS)}", key="periphery")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or (
+                kind is int and not isinstance(value, int)):
+            raise ConfigError(f"preset {preset['name']}: [periphery] {key} must be "
+                              f"{'an integer' if kind is int else 'a number'}", key="periphery")
+        out[key] = kind(value)
+    return out
 
 
 def model_class(kind: str) -> Any:

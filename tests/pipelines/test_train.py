@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -15,7 +16,7 @@ from scipy.stats import norm
 
 from labctl.commands.backend import open_sim
 from labctl.pipelines.train import calibrate as cal
-from labctl.pipelines.train.pulses import coincidence_counts
+from labctl.pipelines.train.pulses import coincidence_counts, row_counts
 from labctl.pipelines.train.rules import RULES, make_config
 from labctl.pipelines.train.tile import AnalogTile, TileConfig
 from labctl.sim_backend.presets import PRESET_DIR
@@ -351,3 +352,40 @@ def test_network_defaults_are_the_rules_papers(algorithm: str, batch: int,
     given = build_parser().parse_args(["pipeline", "train", "--algorithm", algorithm,
                                        "--fp-lr", "0.2"])
     assert build_config(given, 784, 10, 60_000).fp_lr == 0.2
+
+
+def test_a_presets_periphery_is_the_tiles_default_unless_given() -> None:
+    """powstep-gamma2-seed003 simulates seed 003's perfect I/O; the options still win, and
+    a preset without a [periphery] table keeps aihwkit's defaults."""
+    from labctl.cli import build_parser
+    from labctl.commands.pipeline_train import build_config
+
+    def tile(*extra: str) -> Any:
+        args = build_parser().parse_args(["pipeline", "train", "--algorithm", "rl", *extra])
+        return build_config(args, 784, 10, 60_000).tile
+
+    t = tile("--preset", "powstep-gamma2-seed003")
+    assert (t.dac_bits, t.adc_bits, t.out_noise, t.out_bound) == (0, 0, 0.0, 12.0)
+    t = tile("--preset", "powstep-gamma2-seed003", "--out-noise", "0.06", "--adc-bits", "9")
+    assert (t.dac_bits, t.adc_bits, t.out_noise) == (0, 9, 0.06)
+    t = tile("--preset", "powstep-gamma2")
+    assert (t.dac_bits, t.adc_bits, t.out_noise) == (7, 9, 0.06)
+
+
+@pytest.mark.parametrize("preset", ["powstep-gamma2", "powstep-gamma2-seed003"])
+def test_pulse_noise_floor_of_a_residual_array(preset: str) -> None:
+    """A cell near its symmetry point that gets pulses of random sign (P's lot once the
+    gradient is mostly noise) spreads to sqrt(dw_min / 4) in weight units, whatever the rate:
+    each pulse moves it ~dw_min and pulls it back by ~2 w dw_min (gamma-2 power step).  This
+    floor (0.07 on 100 states, 0.02 on 1,000) is what limits residual learning on the coarse
+    device (docs/training.md)."""
+    rng = np.random.default_rng(7)
+    tile, sp = ready_tile(str(PRESET_DIR / f"{preset}.toml"), 24, 24, 3, rng)
+    tile.set_reference(sp.g_sp_S)
+    floor = np.sqrt(tile.dw_min / 4)
+    rows = np.arange(24)
+    for _ in range(int(6 / tile.dw_min)):      # ~6 relaxation times of 1 / (2 dw_min) pulses
+        tile.apply(row_counts((24, 24), rows, rng.choice([-1, 1], (24, 24))))
+    w = tile.read_weights()
+    assert 0.75 * floor < w.std() < 1.3 * floor, (w.std(), floor)
+    assert abs(w.mean()) < 0.3 * floor

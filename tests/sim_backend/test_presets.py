@@ -98,3 +98,19 @@ def test_load_preset_keeps_name_and_model() -> None:
     assert p["model"] == "cmo-hfox" and p["name"] == "cmo-hfox-1t1r"
     with CMO.open("rb") as fh:
         assert tomllib.load(fh)["pulse"] == p["pulse"]
+
+
+def test_periphery_table_is_optional_and_checked(tmp_path: Path) -> None:
+    """A preset may give the training tiles' periphery; a bad key or type is a clear error."""
+    assert presets.preset_periphery("cmo-hfox-1t1r") == {}
+    seed003 = presets.PRESET_DIR / "powstep-gamma2-seed003.toml"
+    assert presets.preset_periphery(str(seed003)) == {"dac_bits": 0, "adc_bits": 0,
+                                                      "out_noise": 0.0}
+    good = write(tmp_path, CMO.read_text() + "\n[periphery]\nadc_bits = 8\nout_bound = 10\n")
+    assert presets.preset_periphery(good) == {"adc_bits": 8, "out_bound": 10.0}
+    for bad, words in (("adc_bit = 8", "unknown [periphery] key 'adc_bit'"),
+                       ("adc_bits = 8.5", "adc_bits must be an integer"),
+                       ("out_noise = 'low'", "out_noise must be a number")):
+        path = write(tmp_path, CMO.read_text() + f"\n[periphery]\n{bad}\n", "bad.toml")
+        with pytest.raises(ConfigError, match=re.escape(words)):
+            presets.preset_periphery(path)
