@@ -93,8 +93,7 @@ def preset_periphery(name_or_path: str) -> dict[str, Any]:
         if kind is None:
             raise ConfigError(f"preset {preset['name']}: unknown [periphery] key {key!r}; "
                               f"choose from {', '.join(PERIPHERY_KEYS)}", key="periphery")
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or (
-                kind is int and not isinstance(value, int)):
+        if isinstance(value, bool) or not isinstance(value, int if kind is int else (int, float)):
             raise ConfigError(f"preset {preset['name']}: [periphery] {key} must be "
                               f"{'an integer' if kind is int else 'a number'}", key="periphery")
         out[key] = kind(value)
