@@ -194,17 +194,7 @@ def sim_periphery(args: argparse.Namespace) -> dict[str, Any]:
         return {}
     from labctl.sim_backend.presets import DEFAULT_PRESET, preset_periphery
 
-    return preset_periphery(resolve_preset(args.preset) or DEFAULT_PRESET)
-
-
-def resolve_preset(name: str | None) -> str | None:
-    """Preset names include the files shipped beside the built-ins (e.g. powstep-gamma2)."""
-    if name is None or name.endswith(".toml") or "/" in name:
-        return name
-    from labctl.sim_backend.presets import PRESET_DIR, PRESET_NAMES
-
-    path = PRESET_DIR / f"{name}.toml"
-    return str(path) if name not in PRESET_NAMES and path.is_file() else name
+    return preset_periphery(args.preset or DEFAULT_PRESET)
 
 
 def array_factory(args: argparse.Namespace, plan: list[tuple[str, int, int]]) -> Any:
@@ -215,8 +205,8 @@ def array_factory(args: argparse.Namespace, plan: list[tuple[str, int, int]]) ->
     if backend == "sim":
         from labctl.commands.backend import open_sim
 
-        preset = resolve_preset(args.preset)
-        return lambda: make_bank({name: open_sim(preset, rows, cols, args.seed * 100 + i + 1)
+        return lambda: make_bank({name: open_sim(args.preset, rows, cols,
+                                                 args.seed * 100 + i + 1)
                                   for i, (name, rows, cols) in enumerate(plan)})
     stations = [Path(s) for s in backend.split(",")]
     if len(stations) != len(plan):

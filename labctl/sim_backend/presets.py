@@ -5,7 +5,8 @@ A preset is a TOML file with ``model = "<kind>"`` (the model class, looked up in
 ``cols``, and the model's own tables.  An optional ``[periphery]`` table gives the
 peripheral circuit a training tile simulates around the array (``dac_bits``, ``adc_bits``,
 ``out_noise``, ``out_bound``; see :func:`preset_periphery`).  Built-in presets live in
-``labctl/sim_backend/presets/<name>.toml`` (package data); any other ``.toml`` path is
+``labctl/sim_backend/presets/<name>.toml`` (package data), beside variants shipped for the
+training pipeline (:func:`shipped_presets`), which load by name too; any other ``.toml`` path is
 loaded the same way, e.g. a preset fitted to measured data by
 ``labctl run symmetry-point --preset-out``.  Model classes are imported lazily, so a
 model's module is only needed when a preset asks for it.
@@ -39,16 +40,24 @@ def _is_path(name_or_path: str) -> bool:
     return name_or_path.endswith(".toml") or "/" in name_or_path or "\\" in name_or_path
 
 
+def shipped_presets() -> tuple[str, ...]:
+    """Every preset name installed with labctl: the built-ins first, then their variants
+    (e.g. ``cmo-hfox-1t1r-symmetric``, ``powstep-gamma2``) in name order."""
+    extra = sorted(p.stem for p in PRESET_DIR.glob("*.toml") if p.stem not in PRESET_NAMES)
+    return PRESET_NAMES + tuple(extra)
+
+
 def preset_path(name_or_path: str) -> Path:
-    """The TOML file of a built-in preset name, or the given ``.toml`` path."""
+    """The TOML file of a shipped preset name, or the given ``.toml`` path."""
     if _is_path(name_or_path):
         path = Path(name_or_path).expanduser()
         if not path.is_file():
             raise ConfigError(f"preset file {name_or_path} does not exist", key="preset")
         return path
-    if name_or_path not in PRESET_NAMES:
+    if name_or_path not in shipped_presets():
         raise ConfigError(f"unknown preset {name_or_path!r}; choose one of "
-                          f"{', '.join(PRESET_NAMES)} or give a preset .toml file", key="preset")
+                          f"{', '.join(shipped_presets())} or give a preset .toml file",
+                          key="preset")
     path = PRESET_DIR / f"{name_or_path}.toml"
     if not path.is_file():
         raise ConfigError(f"preset {name_or_path!r} is not installed (missing {path.name})",

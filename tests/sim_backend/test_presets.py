@@ -59,8 +59,19 @@ def test_preset_from_a_toml_file_changes_the_model(tmp_path: Path) -> None:
 
 
 def test_unknown_name_is_a_config_error() -> None:
-    with pytest.raises(ConfigError, match="unknown preset"):
+    with pytest.raises(ConfigError, match="unknown preset") as err:
         load_model("cmo-hfox-2t2r")
+    assert "powstep-gamma2-seed003" in str(err.value)  # the message lists every shipped name
+
+
+def test_shipped_variants_load_by_name_in_every_command() -> None:
+    names = presets.shipped_presets()
+    assert names[:3] == PRESET_NAMES
+    assert {"cmo-hfox-1t1r-symmetric", "powstep-gamma2", "powstep-gamma2-seed003"} <= set(names)
+    assert len(names) == len(set(names)) == len(list(presets.PRESET_DIR.glob("*.toml")))
+    for name in names:
+        assert load_preset(name)["name"] == name
+        assert default_shape(name)[0] > 0
 
 
 def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
