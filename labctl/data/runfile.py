@@ -8,11 +8,14 @@ every dataset carries a ``units`` attribute.  Growable datasets are appended alo
 axis 0 and the file is flushed after every append, so a crash loses at most the
 cell in flight.  ``/checkpoint_a`` and ``/checkpoint_b`` alternate; the root attribute
 ``checkpoint`` names the last complete one, so a kill while a checkpoint is written
-leaves the previous one intact.
+leaves the previous one intact.  HDF5 is not crash-safe: the slot being written when the
+process died can be unreadable, so nothing but the named slot is ever opened; a resumed
+run deletes a stale slot, or writes past one it cannot delete (``/checkpoint_2``, ...).
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import time
@@ -29,6 +32,7 @@ from labctl.errors import ConfigError, DataFormatError
 
 FORMAT = "labctl-run/1"
 STATUSES = ("running", "complete", "aborted")
+SLOT_PREFIX = "checkpoint_"
 
 
 def _now_iso() -> str:
@@ -47,6 +51,21 @@ def _json_default(o: Any) -> Any:
     if isinstance(o, Path):
         return str(o)
     raise TypeError(f"not JSON-serialisable: {type(o).__name__}")
+
+
+def data_names(h5: h5py.File) -> list[str]:
+    """Every dataset outside the checkpoint slots, which are never visited (see above)."""
+    names: list[str] = []
+    for key in h5:
+        if key.startswith(SLOT_PREFIX):
+            continue
+        obj = h5[key]
+        if isinstance(obj, h5py.Dataset):
+            names.append(key)
+        else:
+            obj.visititems(lambda n, o, k=key: names.append(f"{k}/{n}")
+                           if isinstance(o, h5py.Dataset) else None)
+    return names
 
 
 def check_writable(path: str | os.PathLike[str]) -> Path:
@@ -71,6 +90,7 @@ class RunWriter:
                  backend: dict[str, Any], provenance: dict[str, Any] | None = None,
                  resume: bool = False) -> None:
         self.path = Path(path)
+        self._broken_slots: set[str] = set()
         if resume:
             self.h5 = h5py.File(self.path, "a", locking=False)
             if self.h5.attrs.get("format") != FORMAT:
@@ -156,14 +176,25 @@ class RunWriter:
     # --- checkpoints (resume) ----------------------------------------------------------------
     def checkpoint(self, state: dict[str, Any]) -> None:
         """Store ``state`` (protocol state, backend snapshot, dataset lengths) crash-safely."""
-        current = self.h5.attrs.get("checkpoint", "")
-        slot = "checkpoint_b" if current == "checkpoint_a" else "checkpoint_a"
-        if slot in self.h5:
-            del self.h5[slot]
+        current = str(self.h5.attrs.get("checkpoint", ""))
+        self._drop_slots(keep=current)
+        names = itertools.chain((f"{SLOT_PREFIX}a", f"{SLOT_PREFIX}b"),
+                                (f"{SLOT_PREFIX}{i}" for i in itertools.count(2)))
+        slot = next(n for n in names if n not in self.h5)
         write_tree(self.h5.create_group(slot), state)
         self.h5.flush()
         self.h5.attrs["checkpoint"] = slot
         self.h5.flush()
+
+    def _drop_slots(self, keep: str = "") -> None:
+        """Delete checkpoint slots but ``keep``; one a killed writer left unreadable stays."""
+        for name in [k for k in self.h5 if k.startswith(SLOT_PREFIX) and k != keep]:
+            if name in self._broken_slots:
+                continue
+            try:
+                del self.h5[name]
+            except (RuntimeError, OSError, KeyError):  # half-written when the process died
+                self._broken_slots.add(name)
 
     def truncate(self, lengths: dict[str, int]) -> None:
         """Cut growable datasets back to ``lengths`` (data after the last checkpoint).
@@ -175,17 +206,16 @@ class RunWriter:
         for name, n in lengths.items():
             if name in self.h5 and self.h5[name].shape[0] > n:
                 self.h5[name].resize(n, axis=0)
-        later: list[str] = []
-        self.h5.visititems(lambda n, o: later.append(n) if isinstance(o, h5py.Dataset)
-                           and o.maxshape and o.maxshape[0] is None and n not in lengths
-                           and not n.startswith("checkpoint_") else None)
-        for name in later:
-            del self.h5[name]
+        for name in data_names(self.h5):
+            ds = self.h5[name]
+            if ds.maxshape and ds.maxshape[0] is None and name not in lengths:
+                del self.h5[name]
         self.h5.flush()
 
     def clear_data(self) -> None:
         """Delete every group and dataset (a resumed run that never reached a checkpoint)."""
-        for name in list(self.h5.keys()):
+        self._drop_slots()
+        for name in [k for k in self.h5 if not k.startswith(SLOT_PREFIX)]:
             del self.h5[name]
         if "checkpoint" in self.h5.attrs:
             del self.h5.attrs["checkpoint"]
@@ -269,9 +299,7 @@ class RunReader:
         return str(self.h5[name].attrs.get("units", ""))
 
     def datasets(self) -> Iterator[str]:
-        names: list[str] = []
-        self.h5.visititems(lambda n, o: names.append(n) if isinstance(o, h5py.Dataset) else None)
-        return iter(n for n in names if not n.startswith("checkpoint_"))
+        return iter(data_names(self.h5))
 
     def checkpoint(self) -> dict[str, Any] | None:
         slot = self.h5.attrs.get("checkpoint", "")
