@@ -29,6 +29,7 @@ from labctl.pipelines.train.tile import AnalogTile
 
 @dataclass(frozen=True)
 class AGADConfig(CTTv2Config):
+    in_chop_prob: float = 0.1        # aihwkit DynamicTransferCompound default (seed 004) [A]
     in_chop_random: bool = False     # regular switching (aihwkit DynamicTransferCompound) [A]
     tail_weightening: float = 5.0    # aihwkit default [A]
 

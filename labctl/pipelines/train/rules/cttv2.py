@@ -7,7 +7,11 @@ so a constant offset of A (its symmetry point away from the reference) alternate
 H and cancels.  After each read of line j the chopper flips with probability
 ``in_chop_prob``.  A is read against the mid-window reference: the chopper is what removes
 the offset.  aihwkit: ``build_config("c-ttv2", device)`` (``ChoppedTransferCompound``,
-``in_chop_prob = 0.1``, random switching, fast_lr 0.1, auto_scale).
+random switching, fast_lr 0.1, auto_scale), with the switching probability of aihwkit's
+ReRAM c-TTv2 presets (``ChoppedTTv2ReRamESPreset``, ``ChoppedTTv2ReRamSBPreset``: 0.01)
+rather than the compound's generic 0.1: A must hold the chopped gradient for longer than
+its own memory, which grows as the device's steps get finer (docs/training.md: 0.1 costs
+3.7 points on a ~1,000-state device, 0.01 ties on the coarse ones).
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from labctl.pipelines.train.tile import AnalogTile
 
 @dataclass(frozen=True)
 class CTTv2Config(TransferConfig):
-    in_chop_prob: float = 0.1        # aihwkit ChoppedTransferCompound default [A]
+    in_chop_prob: float = 0.01       # aihwkit ChoppedTTv2ReRam{ES,SB}Preset [A]
     in_chop_random: bool = True      # random switching (aihwkit c-TTv2 default) [A]
 
 
