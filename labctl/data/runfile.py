@@ -203,13 +203,17 @@ class RunWriter:
         (by the step in flight when the run died) and is removed: the resumed run creates it
         again, so no record is stored twice.
         """
-        for name, n in lengths.items():
-            if name in self.h5 and self.h5[name].shape[0] > n:
-                self.h5[name].resize(n, axis=0)
-        for name in data_names(self.h5):
-            ds = self.h5[name]
-            if ds.maxshape and ds.maxshape[0] is None and name not in lengths:
-                del self.h5[name]
+        try:
+            for name, n in lengths.items():
+                if name in self.h5 and self.h5[name].shape[0] > n:
+                    self.h5[name].resize(n, axis=0)
+            for name in data_names(self.h5):
+                ds = self.h5[name]
+                if ds.maxshape and ds.maxshape[0] is None and name not in lengths:
+                    del self.h5[name]
+        except (RuntimeError, OSError, KeyError) as e:  # HDF5 metadata a kill left half-written
+            raise DataFormatError(f"{self.path} was damaged where the killed run was writing "
+                                  f"and cannot be resumed (HDF5: {e}); start a new run") from None
         self.h5.flush()
 
     def clear_data(self) -> None:

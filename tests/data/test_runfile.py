@@ -83,6 +83,24 @@ def test_a_slot_left_unreadable_by_a_kill_does_not_block_reading_or_resuming(tmp
         assert len([k for k in r.h5 if k.startswith("checkpoint_")]) == 3  # 2 + the damaged
 
 
+def test_a_data_set_left_unreadable_by_a_kill_is_a_one_line_error_on_resume(tmp_path):
+    p = tmp_path / "r.h5"
+    w = RunWriter(p, command="c", config={}, backend={})
+    w.append("g/d", np.arange(4), "")
+    w.checkpoint({"protocol": {"i": 1}, "lengths": [["g/d", 4]], "step": 1})
+    w.append("g/e", np.arange(4), "")  # created after the checkpoint, removed on resume
+    w.h5.flush()
+    with h5py.File(p, "r", locking=False) as f:
+        addr = h5py.h5o.get_info(f["g/e"].id).addr
+    w.h5.close()
+    with open(p, "r+b") as fh:
+        fh.seek(addr)
+        fh.write(b"\xff" * 64)
+    w = RunWriter(p, command="c", config={}, backend={}, resume=True)
+    with pytest.raises(DataFormatError, match="damaged where the killed run was writing"):
+        w.truncate({"g/d": 4})
+
+
 def test_reader_refuses_foreign_files(tmp_path):
     junk = tmp_path / "junk.h5"
     junk.write_bytes(b"not hdf5")
