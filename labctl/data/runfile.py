@@ -217,7 +217,8 @@ class RunWriter:
         self.h5.flush()
 
     def clear_data(self) -> None:
-        """Delete every group and dataset (a resumed run that never reached a checkpoint)."""
+        """Delete every group and dataset (a resumed run that never reached a checkpoint),
+        but a checkpoint slot a kill left undeletable."""
         self._drop_slots()
         for name in [k for k in self.h5 if not k.startswith(SLOT_PREFIX)]:
             del self.h5[name]
