@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from labctl.cli import main
+from labctl.data.runfile import RunReader
 
 RECORDED = sorted((Path(__file__).parent / "replays").glob("*.h5"))
 
@@ -22,8 +24,15 @@ def test_transcript_replays_offline_identically(run_file, tmp_path, capsys):
                  "--out", str(tmp_path / "rep.h5")])
     res = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert code == 0, [k for k, v in res["metrics"].items() if not v["pass"]]
-    # the same decisions, the same data: every statistic is identical, not merely close
-    assert all(m["statistic"] == 0 for m in res["metrics"].values())
+    # the same decisions, the same data: every measured array is identical, bit for bit ...
+    with RunReader(run_file) as rec, RunReader(tmp_path / "rep.h5") as rep:
+        names = [n for n in rec.datasets() if not n.startswith("transcript/")]
+        assert names and names == [n for n in rep.datasets() if not n.startswith("transcript/")]
+        for name in names:
+            assert np.array_equal(rec.data(name), rep.data(name), equal_nan=True), name
+    # ... so the statistics differ at most by the round-off of the fits computed from them
+    # (the recording's numpy/LAPACK build may differ from this one: 2e-15 seen)
+    assert all(m["statistic"] <= 1e-12 for m in res["metrics"].values()), res["metrics"]
 
 
 # Statistics that a different noise realisation legitimately moves by more than 25 % on a
