@@ -109,3 +109,43 @@ def test_other_example_stations_program_on_their_emulated_bench(
     np.testing.assert_allclose(s["mean_S"], s["levels"], rtol=0.02)
     assert running.all_safe()
     assert 0 < running.bench.exposure.max_gate_V <= 1.2 + 1e-12
+
+
+def test_the_emulated_b2902a_answers_a_pulsed_list_through_the_chip(
+        serve_station: Any) -> None:
+    """The B2902A's pulsed list (``FUNC:SHAP PULS``) reaches the emulated chip: routed to a
+    cell (bit line, source to ground, gate on) each pulse reads the current the same cell
+    gives in a DC list sweep; with the matrix open nothing flows.  (The bench once lacked
+    ``smu_pulse``, so a pulsed list hung the served SMU until the client timed out.)"""
+    import tomllib
+
+    from labctl.drivers.registry import open_instrument
+    from labctl.drivers.station import load_station
+
+    from .conftest import EXAMPLE
+
+    doc = tomllib.loads((EXAMPLE.parent / "station-b2902a-33500b-relay.toml").read_text())
+    running, path = serve_station(doc)
+    st = load_station(path)
+    smu, gate, matrix = (open_instrument(st.instruments[r].driver, st.instruments[r].resource,
+                                         st.instruments[r].options)
+                         for r in ("smu", "gate", "matrix"))
+    try:
+        for d in (smu, gate):
+            d.configure(compliance_A=1e-3)
+        smu.output(True)
+        volts = [0.2, 0.1, -0.2]
+        np.testing.assert_allclose(smu.pulse_list(volts, 1e-4), 0.0, atol=1e-10)  # SMU floor
+        w = st.wiring
+        matrix.connect([(w.inputs["smu"], w.bit(0)), (w.inputs["ground"], w.source(0)),
+                        (w.gate_input, w.word(0))])
+        gate.source_voltage(1.2)
+        gate.output(True)
+        pulsed, dc = smu.pulse_list(volts, 1e-4), smu.sweep(volts)
+        assert np.all(np.abs(pulsed) > 2e-11) and np.all(np.sign(pulsed) == np.sign(volts))
+        np.testing.assert_allclose(pulsed, dc, rtol=0.05)
+    finally:
+        for d in (smu, gate, matrix):
+            d.safe()
+            d.transport.close()
+    assert running.all_safe()

@@ -119,6 +119,12 @@ class EmulatedBench:
             st.on, st.compliance_A = True, float(compliance_A)
             return self.sweep(role, voltages_V, compliance_A)
 
+    def smu_pulse(self, instrument_id: str, channel: str, voltages_V: np.ndarray, width_s: float,
+                  compliance_A: float) -> np.ndarray:
+        """An SMU pulsed list, approximated as a list sweep (as ``BenchBase.smu_pulse``)."""
+        return self.smu_sweep(instrument_id, channel, np.asarray(voltages_V, dtype=float),
+                              compliance_A)
+
     def smu_level(self, instrument_id: str, channel: str, voltage_V: float | None) -> None:
         role = self.role_of(instrument_id, channel)
         with self.lock:
