@@ -111,6 +111,7 @@ def execute_protocol(args: argparse.Namespace, command: str, protocol: Any, *,
 
     config = protocol.config_dict()
     resume_ckpt = None
+    array: Any  # an Array that is also a context manager (every backend is one)
     if args.resume:
         with RunReader(args.resume) as rr:
             if rr.command != command:

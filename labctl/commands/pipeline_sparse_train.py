@@ -132,6 +132,7 @@ def build_config(args: argparse.Namespace) -> Any:
 
     hidden = _ints(args.hidden, "--hidden") or _ints(DEFAULT_HIDDEN.get(args.dataset, "128"),
                                                      "--hidden")
+    assert hidden is not None  # the default is a string, so the second _ints gives a tuple
     cost = load_cost_model(args.cost_model)
     return SparseTrainConfig(
         dataset=args.dataset, sparsity=args.sparsity, distribution=args.distribution,
@@ -150,6 +151,7 @@ def build_config(args: argparse.Namespace) -> Any:
 
 def array_factory(args: argparse.Namespace, plan: list[tuple[str, int, int]]) -> Any:
     """Simulated: one array per plan entry; a bench: windows of its one die."""
+    from labctl.array import Array
     from labctl.commands.backend import open_backend, open_sim
     from labctl.pipelines.array_bank import make_bank
     from labctl.pipelines.sparse.arrays import ArrayWindow, tile
@@ -167,7 +169,7 @@ def array_factory(args: argparse.Namespace, plan: list[tuple[str, int, int]]) ->
         die.close()
         raise ConfigError(f"{e}; use --no-baselines, a smaller --hidden or a larger die",
                           key="backend") from None
-    windows = {n: ArrayWindow(die, *places[n], r, c) for n, r, c in plan}
+    windows: dict[str, Array] = {n: ArrayWindow(die, *places[n], r, c) for n, r, c in plan}
     return make_bank(windows, owners=[die])
 
 

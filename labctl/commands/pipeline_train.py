@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from labctl.commands.common import add_blas_threads, add_common, blas_threads, emit
 from labctl.errors import ConfigError
@@ -132,10 +132,11 @@ def default_transfer_every(algorithm: str, n_train: int, n_in: int) -> float | N
     swept at least as often per epoch, and never lengthened beyond the paper's 3.
     """
     from labctl.pipelines.train.rules import RULES
+    from labctl.pipelines.train.rules.transfer import TransferConfig
 
     if not is_transfer_rule(algorithm):
         return None
-    paper = RULES[algorithm].Config.transfer_every
+    paper = cast(type[TransferConfig], RULES[algorithm].Config).transfer_every
     every = float(max(1, round(n_train / (SWEEPS_PER_EPOCH * n_in))))
     return every if every < paper else None
 
@@ -159,7 +160,7 @@ def build_config(args: argparse.Namespace, n_in: int, n_classes: int, n_train: i
     if args.rows is not None or args.cols is not None:
         raise ConfigError("--rows/--cols do not apply: the array sizes come from --network",
                           key="rows")
-    defaults = {**GENERIC_DEFAULTS, **ALGORITHM_DEFAULTS.get(args.algorithm, {})}
+    defaults: dict[str, Any] = {**GENERIC_DEFAULTS, **ALGORITHM_DEFAULTS.get(args.algorithm, {})}
     tile_kw = {**sim_periphery(args),
                **{k: v for k, v in (("dac_bits", args.dac_bits), ("adc_bits", args.adc_bits),
                                     ("out_noise", args.out_noise), ("out_bound", args.out_bound))

@@ -27,7 +27,9 @@ def sweep_step_s(nplc: float, line_hz: float = 50.0) -> float:
 
 def split_response(reply: str) -> list[str]:
     """Split a response message on ``;`` outside double quotes."""
-    parts, current, quoted = [], [], False
+    parts: list[str] = []
+    current: list[str] = []
+    quoted = False
     for ch in reply:
         if ch == '"':
             quoted = not quoted
@@ -72,8 +74,8 @@ class ScpiInstrument(Instrument):
         self.transport = transport
         self.label = label or transport.name
 
-    @property  # type: ignore[override]
-    def round_trips(self) -> int:
+    @property
+    def round_trips(self) -> int:  # type: ignore[override]  # read-only: the transport counts
         return self.transport.round_trips
 
     def identify(self) -> str:

@@ -50,8 +50,8 @@ class SerialRelayMatrix(SwitchMatrix):
         self.rows = v.integer(rows, 1, 99, quantity="rows")
         self.columns = v.integer(columns, 1, 99, quantity="columns")
 
-    @property  # type: ignore[override]
-    def round_trips(self) -> int:
+    @property
+    def round_trips(self) -> int:  # type: ignore[override]  # read-only: the transport counts
         return self.transport.round_trips
 
     def identify(self) -> str:

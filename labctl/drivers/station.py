@@ -201,7 +201,7 @@ def _instruments(doc: dict[str, Any]) -> dict[str, InstrumentSpec]:
             raise ConfigError(f"station file: unknown key {where}.{sorted(unknown)[0]}",
                               key=f"{where}.{sorted(unknown)[0]}")
         out[role] = InstrumentSpec(role, driver, resource, dict(options))
-    shared = {}
+    shared: dict[tuple[str, str], str] = {}
     for role, spec in out.items():
         other = shared.setdefault((spec.resource, str(spec.options.get("channel", ""))), role)
         if other != role:

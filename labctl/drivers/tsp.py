@@ -25,8 +25,8 @@ class TspInstrument(Instrument):
         self.transport = transport
         self.label = label or transport.name
 
-    @property  # type: ignore[override]
-    def round_trips(self) -> int:
+    @property
+    def round_trips(self) -> int:  # type: ignore[override]  # read-only: the transport counts
         return self.transport.round_trips
 
     def identify(self) -> str:

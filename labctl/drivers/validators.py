@@ -9,8 +9,11 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from decimal import ROUND_DOWN, Decimal
+from typing import TypeVar
 
 from labctl.errors import LimitError
+
+T = TypeVar("T")
 
 
 def number(value: float, low: float, high: float, *, quantity: str, unit: str = "") -> float:
@@ -52,7 +55,7 @@ def integer(value: int, low: int, high: int, *, quantity: str) -> int:
     return v
 
 
-def choice(value: object, options: Iterable[object], *, quantity: str) -> object:
+def choice(value: T, options: Iterable[object], *, quantity: str) -> T:
     """``value`` if it is one of ``options``, else LimitError."""
     from qcodes.validators import Enum
 

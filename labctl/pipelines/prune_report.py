@@ -45,12 +45,12 @@ def analyse_prune(data: RunData) -> dict[str, Any]:
         "network": cfg.get("network"),
         **{f"accuracy_{a}": acc[a] for a in APPROACHES},
         "accuracy_pruned_software": _last(data, "prune/train/test_accuracy"),
-        "kept_fraction": (n_k / n_w) if n_w else None,
+        "kept_fraction": (n_k / n_w) if n_w and n_k is not None else None,
         "set_reset_ops": sr,
         "set_reset_ops_applied": int(applied.get("resets", 0)),
         "program_converged": _scalar(data, "prune/result/program_converged"),
         "program_rmse": _scalar(data, "prune/result/program_rmse"),
-        "energy_J": {a: (e_prog[a] + e_inf[a]) if e_inf[a] is not None else None
+        "energy_J": {a: (e_prog[a] + e) if (e := e_inf[a]) is not None else None
                      for a in APPROACHES},
         "energy_programming_J": e_prog,
         "energy_inference_J": e_inf,

@@ -40,9 +40,8 @@ def render_group(reader: Any, out_dir: Path, group: str, prefix: str) -> list[Pa
     paths.append(save(fig, out_dir, f"{prefix}_cdf"))
 
     fig, ax = figure()
-    bins = np.arange(0, max(int(pulses.max(initial=0)), 1) + 2) - 0.5
-    if bins.size > 80:
-        bins = 60
+    edges = np.arange(0, max(int(pulses.max(initial=0)), 1) + 2) - 0.5
+    bins: np.ndarray | int = 60 if edges.size > 80 else edges
     ax[0, 0].hist(pulses[ok], bins=bins, color="C0", label="converged")
     if (~ok).any():
         ax[0, 0].hist(pulses[~ok], bins=bins, color="C3", label="not converged (cap)")

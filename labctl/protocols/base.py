@@ -14,7 +14,7 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, is_dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 from typing import Protocol as TypingProtocol
 
 import numpy as np
@@ -83,7 +83,8 @@ class BaseProtocol(ABC):
         self.config = config
 
     def config_dict(self) -> dict[str, Any]:
-        return asdict(self.config) if is_dataclass(self.config) else dict(self.config)
+        cfg = self.config
+        return asdict(cfg) if is_dataclass(cfg) and not isinstance(cfg, type) else dict(cfg)
 
     @abstractmethod
     def initial_state(self, array: Array) -> dict[str, Any]:
@@ -113,7 +114,7 @@ def run(protocol: BaseProtocol, array: Array, sink: RunSink, *,
     snap = isinstance(array, Snapshottable)
     if resume is not None:
         if snap and "backend" in resume:
-            array.restore(resume["backend"])  # type: ignore[union-attr]
+            cast(Snapshottable, array).restore(resume["backend"])
         elif not snap and "backend" in resume:
             raise ConfigError("this run was checkpointed on a simulator and cannot resume on "
                               "another backend", key="resume")

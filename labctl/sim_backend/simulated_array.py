@@ -259,7 +259,7 @@ class SimulatedArray:
         (half-select scheme); here every cell is updated at once.
         """
         sparse = hasattr(counts, "tocoo")   # scipy.sparse, without importing scipy here
-        m = counts.tocoo() if sparse else np.asarray(counts)
+        m: Any = counts.tocoo() if sparse else np.asarray(counts)  # a COO matrix or an ndarray
         if m.shape != self._info.shape:
             raise ValueError(f"counts of shape {m.shape} for a {self._info.shape} array")
         for v in (set_V, reset_V):

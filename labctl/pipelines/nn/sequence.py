@@ -52,10 +52,12 @@ def rnn_forward(x: np.ndarray, name: str, matmul: Any, bits: int) -> tuple[np.nd
     """Last hidden state of the tanh RNN; weights ``name/x`` and ``name/h``."""
     n, t, _ = x.shape
     hidden = None
-    hs, us = [], []
+    hs: list[np.ndarray] = []
+    us: list[np.ndarray | None] = []
     h = None
     for step in range(t):
         a = matmul(f"{name}/x", np.ascontiguousarray(x[:, step]))
+        u: np.ndarray | None
         if h is not None:
             u = quantize(h, bits, 1.0, signed=True)
             a = a + matmul(f"{name}/h", u)

@@ -207,7 +207,7 @@ def _update(design: str, u: UpdateLoad, w: Workload, p: CostParams) -> tuple[flo
     t = u.slots * p.pulse_time_s
     e = u.pulses * p.pulse_energy_J + u.slots * driven * p.line_energy_J
     # digital: the exact update needs the per-cell matrix; the VAU only the vectors
-    macs = w.batch * (lines if u.mode == "vau" else cells)
+    macs: float = w.batch * (lines if u.mode == "vau" else cells)
     macs += w.batch * cells * u.topology_updates   # RigL's dense regrowth gradient
     t += macs / p.macs_per_s
     e += macs * p.mac_J

@@ -43,7 +43,8 @@ class SparseNetwork:
     def _forward(self, x: np.ndarray, rng: np.random.Generator | None
                  ) -> tuple[list[np.ndarray], list[np.ndarray], np.ndarray]:
         """Inputs of every layer, pre-activations of the hidden ones, and the logits."""
-        inputs, pre = [x], []
+        inputs = [x]
+        pre: list[np.ndarray] = []
         a = x
         for k, layer in enumerate(self.layers):
             y = layer.forward(a)

@@ -215,7 +215,8 @@ class EmulatedBench:
                 i = float(self._sweep_cells(r, c, gate, np.array([v]), st.compliance_A).sum())
             return float(np.clip(i, -st.compliance_A, st.compliance_A))
 
-    def sweep(self, role: str, voltages_V: Sequence[float], compliance_A: float) -> np.ndarray:
+    def sweep(self, role: str, voltages_V: Sequence[float] | np.ndarray,
+              compliance_A: float) -> np.ndarray:
         """A staircase run by the SMU ``role`` (output on): current per step."""
         with self.lock:
             v = np.asarray(voltages_V, dtype=float)

@@ -245,6 +245,14 @@ class SmuChannel(TspNode):
     SENSE_LOCAL, SENSE_REMOTE, SENSE_CALA = 0, 1, 3
     LIMIT_AUTO = 0
 
+    # set by _fresh (object.__setattr__, past the seal); declared here for the type checker
+    source: Source
+    measure: Measure
+    nvbuffer1: Buffer
+    nvbuffer2: Buffer
+    trigger: Trigger
+    sense: int
+
     def __init__(self, emulator: Keithley2636BEmulator, name: str) -> None:
         self.emulator = emulator
         self.name = name

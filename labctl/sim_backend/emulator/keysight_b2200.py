@@ -59,17 +59,17 @@ class KeysightB2200Emulator(ScpiEmulator):
           query=lambda a, s: ",".join(str(int(x in self.closed)) for x in self._channels(a)))
         c(f"{r}:OPEN[:LIST]", set=lambda a, s: self._apply(self.closed - set(self._channels(a))),
           query=lambda a, s: ",".join(str(int(x not in self.closed)) for x in self._channels(a)))
-        c(f"{r}:OPEN:CARD", set=lambda a, s: self._card(arg(a, 0)) or self._apply(set()))
-        c(f"{r}:CLOSe:CARD", query=lambda a, s: self._card(arg(a, 0)) or self._closed_list())
+        c(f"{r}:OPEN:CARD", set=self._open_card)
+        c(f"{r}:CLOSe:CARD", query=lambda a, s: self._on_card(arg(a, 0), self._closed_list()))
         c(f"{r}:CONNection:RULE", set=lambda a, s: self._set(a, "rule", ("FREE", "SROUte")),
-          query=lambda a, s: self._card(arg(a, 0)) or self.rule)
+          query=lambda a, s: self._on_card(arg(a, 0), self.rule))
         c(f"{r}:CONNection:SEQuence",
           set=lambda a, s: self._set(a, "sequence", ("NSEQ", "BBM", "MBBR")),
-          query=lambda a, s: self._card(arg(a, 0)) or self.sequence)
+          query=lambda a, s: self._on_card(arg(a, 0), self.sequence))
         c(f"{r}:BIAS:PORT", set=self._set_bias_port,
-          query=lambda a, s: self._card(arg(a, 0)) or str(self.bias_port))
+          query=lambda a, s: self._on_card(arg(a, 0), str(self.bias_port)))
         c(f"{r}:BIAS[:STATe]", set=self._set_bias,
-          query=lambda a, s: self._card(arg(a, 0)) or str(int(self.bias_on)))
+          query=lambda a, s: self._on_card(arg(a, 0), str(int(self.bias_on))))
         c(f"{r}:BIAS:CHANnel:ENABle:CARD", set=lambda a, s: self._bias_card(arg(a, 0), True))
         c(f"{r}:BIAS:CHANnel:DISable:CARD", set=lambda a, s: self._bias_card(arg(a, 0), False))
         c(f"{r}:BIAS:CHANnel:ENABle[:LIST]", set=lambda a, s: self._bias_list(a, True))
@@ -81,6 +81,11 @@ class KeysightB2200Emulator(ScpiEmulator):
         word = text.strip().upper()
         if word != "ALL" and int(number(word, 0, 4)) != self.card:
             raise EmulatorError(*DATA_OUT_OF_RANGE)
+
+    def _on_card(self, text: str, reply: str) -> str:
+        """``reply`` to a query naming this card (or ``ALL``); another card queues -222."""
+        self._card(text)
+        return reply
 
     def _channels(self, a: list[str]) -> list[tuple[int, int]]:
         out: list[tuple[int, int]] = []
@@ -105,6 +110,10 @@ class KeysightB2200Emulator(ScpiEmulator):
     def _set(self, a: list[str], name: str, options: tuple[str, ...]) -> None:
         self._card(arg(a, 0))
         setattr(self, name, keyword(arg(a, 1), options))
+
+    def _open_card(self, a: list[str], s: list[int]) -> None:
+        self._card(arg(a, 0))
+        self._apply(set())
 
     def _set_bias_port(self, a: list[str], s: list[int]) -> None:
         self._card(arg(a, 0))

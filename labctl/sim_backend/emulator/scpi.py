@@ -70,7 +70,9 @@ def _match(nodes: tuple[_Node, ...], tokens: list[tuple[str, str]], i: int = 0,
 
 def split_outside(text: str, sep: str) -> list[str]:
     """Split on ``sep`` outside quotes and parentheses."""
-    parts, current, quote, depth = [], [], "", 0
+    parts: list[str] = []
+    current: list[str] = []
+    quote, depth = "", 0
     for ch in text:
         if quote:
             quote = "" if ch == quote else quote

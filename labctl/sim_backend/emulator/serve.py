@@ -5,6 +5,7 @@ Used by ``labctl emulate`` and the bench tests; see :func:`start_bench`.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -114,7 +115,7 @@ def _wire_triggers(station: Station, running: RunningBench) -> None:
             continue
         emu = running.emulator(role)
         channel = int(station.instruments[role].options.get("channel", 1))
-        running.bench.on_trigger(line, lambda e=emu, ch=channel: e.external_trigger(ch))
+        running.bench.on_trigger(line, functools.partial(emu.external_trigger, channel))
 
 
 def emulator_for(spec: Any, bench: EmulatedBench) -> Any:

@@ -243,7 +243,7 @@ class CmoHfoxModel:
         return state[key].reshape(-1)[sel]
 
     @staticmethod
-    def _put(state: State, key: str, sel: slice | IntArray, values: np.ndarray) -> None:
+    def _put(state: State, key: str, sel: slice | IntArray, values: np.ndarray | float) -> None:
         state[key].reshape(-1)[sel] = values
 
     def _relaxed(self, state: State, sel: slice | IntArray, t_s: float,
@@ -454,7 +454,11 @@ class CmoHfoxModel:
         if d.reset_boost > 0 and np.any(psr < 30 * d.reset_boost_pulses):
             return True
         key = id(psr)
-        self._unarmed[key] = weakref.ref(psr, lambda _, k=key: self._unarmed.pop(k, None))
+
+        def forget(_: object, k: int = key) -> None:
+            self._unarmed.pop(k, None)
+
+        self._unarmed[key] = weakref.ref(psr, forget)
         return False
 
     def _param_table(self, state: State) -> ParamTable:

@@ -138,8 +138,8 @@ class Fefet2tModel:
         self.read_sigma_rel = float(read_sigma_rel)
         self.default_shape = default_shape
         w = weight
-        self._k_nominal = w.g_max_S / self._channel(1.0, self.gate_voltage_V, w.vth0_V,
-                                                    w.window_V)
+        self._k_nominal = w.g_max_S / float(self._channel(1.0, self.gate_voltage_V, w.vth0_V,
+                                                          w.window_V))
         self.g_min_S = self._nominal_cell_S(0.0)
         self.g_max_S = self._nominal_cell_S(1.0)
         self.params: dict[str, Any] = {

@@ -27,7 +27,7 @@ state and parameters are plain arrays, the RNG is explicit.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -189,7 +189,9 @@ class PulseTerms:
     @classmethod
     def of(cls, block: np.ndarray, drive: Drive, spec: PulseResponseSpec) -> PulseTerms:
         """From a :meth:`ParamTable.take` block and the drive factor(s) of the pulses."""
-        s = np.float32(drive) if np.isscalar(drive) else np.asarray(drive, np.float32)
+        # np.isscalar's TypeGuard forgets that a scalar Drive is a float
+        s = (np.float32(cast(float, drive)) if np.isscalar(drive)
+             else np.asarray(drive, np.float32))
         gate = np.minimum(s, np.float32(1.0)) * np.float32(spec.sigma_g_rel)
         if spec.g_exponent:
             s = s * np.float32(spec.g_ref_S ** -spec.g_exponent)

@@ -90,4 +90,5 @@ class UpdateRule(ABC):
         return maps[self.visible]
 
     def config_dict(self) -> dict[str, Any]:
-        return asdict(self.cfg) if is_dataclass(self.cfg) else dict(self.cfg)
+        cfg = self.cfg
+        return asdict(cfg) if is_dataclass(cfg) and not isinstance(cfg, type) else dict(cfg)
