@@ -47,7 +47,8 @@ def register(sub: Any) -> None:
     p.add_argument("--activation", choices=("sigmoid", "relu", "tanh"), default=None,
                    help="hidden activation (default: sigmoid for sgd/rl/rlv2 [seed 003], else "
                         "relu)")
-    p.add_argument("--epochs", type=int, default=10, help="training epochs (default 10)")
+    p.add_argument("--epochs", type=int, default=12,
+                   help="training epochs (default 12, the length of the MNIST benchmark runs)")
     p.add_argument("--batch", type=int, default=None,
                    help="mini-batch (default: 10 for sgd/rl/rlv2 [seed 003], else 32 [seed 004])")
     g = p.add_argument_group("update rule (defaults: the rule's paper, see --algorithm)")

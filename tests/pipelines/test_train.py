@@ -304,10 +304,10 @@ def test_bad_input_exits_2(args: list[str], words: str, tmp_path: Path,
 def test_seed003_sgd_fails_where_residual_learning_and_tiki_taka_do_not(tmp_path: Path) -> None:
     """Seed 003 on the power-response device (gamma = 2), 8x8 digits, sigmoid FCN, batch 10,
     seeds 0-2: analog SGD collapses; residual learning v2 and Tiki-Taka v2 end within 2 points
-    of digital SGD on average, residual learning v1 at the band's edge.  The final epoch on the
-    450-image test set moves by 1-2 points from epoch to epoch, so the band is asserted on the
-    mean over three seeds, with a looser bound for each seed.  Weight scaling 0.06 gives the
-    sigmoid net's weights room to grow ~16x (as digital training needs)."""
+    of digital SGD on average, residual learning v1 at or near the band's edge.  The final
+    epoch on the 450-image test set moves by 1-2 points from epoch to epoch, so the band is
+    asserted on the mean over three seeds, with a looser bound for each seed.  Weight scaling
+    0.06 gives the sigmoid net's weights room to grow ~16x (as digital training needs)."""
     common = ["--dataset", "digits", "--network", "64-64-10", "--preset", "powstep-gamma2",
               "--activation", "sigmoid", "--batch", "10", "--epochs", "15", "--omega", "0.06",
               "--json", "--quiet"]
@@ -328,7 +328,8 @@ def test_seed003_sgd_fails_where_residual_learning_and_tiki_taka_do_not(tmp_path
             g.append(fp - res[alg]["accuracy"])
     for alg in ("rlv2", "ttv2"):
         assert np.mean(gaps[alg]) <= 0.02 and max(gaps[alg]) <= 0.03, (alg, gaps[alg])
-    # residual learning v1 sits at the band's edge (mean gap 2.0-2.2 points; docs/training.md)
+    # residual learning v1 has been at the band's edge (mean gap 0.5-2.2 points over random
+    # streams; docs/training.md), so its bound is looser
     assert np.mean(gaps["rl"]) <= 0.025 and max(gaps["rl"]) <= 0.035, gaps["rl"]
 
 
@@ -389,3 +390,19 @@ def test_pulse_noise_floor_of_a_residual_array(preset: str) -> None:
     w = tile.read_weights()
     assert 0.75 * floor < w.std() < 1.3 * floor, (w.std(), floor)
     assert abs(w.mean()) < 0.3 * floor
+
+
+def test_an_epoch_trains_whole_batches_only(tmp_path: Path) -> None:
+    """A remainder batch (100 = 3 x 32 + 4 samples) would take a full-rate step on the mean
+    gradient of 4 samples just before the epoch's evaluation; it waits for the next epoch's
+    permutation instead, in the analog run and in the FP baseline."""
+    from labctl.data.runfile import RunReader
+
+    out = tmp_path / "r.h5"
+    s = last_json(labctl("pipeline", "train", "--algorithm", "sgd", "--dataset", "digits",
+                         "--limit", "100", "--network", "64-8-10", "--batch", "32",
+                         "--epochs", "2", "--out", str(out), "--json", "--quiet"))
+    assert s["status"] == "complete"
+    with RunReader(out) as r:
+        assert r.data("train/samples").tolist() == [96, 96]
+        assert r.data("fp/epoch").tolist() == [1, 2]
