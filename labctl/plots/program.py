@@ -82,7 +82,9 @@ def _traces(reader: Any, out_dir: Path, group: str, prefix: str, targets: np.nda
     stop = starts[1] if starts.size > 1 else idx.size
     tr = tr[:stop]
     fig, ax = figure(width_in=7.0)
-    for k in range(tr.shape[1]):
+    for k in range(min(tr.shape[1], targets.size)):
+        if np.all(np.isnan(tr[:, k])):        # a batch smaller than the traced width
+            continue
         line = ax[0, 0].plot(np.arange(tr.shape[0]), tr[:, k] * 1e6, lw=0.9)[0]
         t = targets[k]
         ax[0, 0].axhspan((1 - tol) * t * 1e6, (1 + tol) * t * 1e6, color=line.get_color(),

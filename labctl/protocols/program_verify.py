@@ -166,7 +166,9 @@ class _Rounds:
 
     def add(self, state: dict[str, Any], n_set: int, n_reset: int) -> None:
         active = int(np.count_nonzero(~np.asarray(state["finished"])))
-        trace = np.array(np.asarray(state["g_S"])[:self.n_trace], dtype=float)
+        g = np.asarray(state["g_S"], dtype=float)[:self.n_trace]
+        trace = np.full(self.n_trace, np.nan)    # a batch of fewer cells: NaN columns, so
+        trace[:g.size] = g                       # every batch appends rows of one width
         self.rows.append((int(state["round"]), active, n_set, n_reset, trace))
 
     def records(self, group: str) -> dict[str, tuple[Any, str]]:
@@ -206,7 +208,7 @@ def verify_steps(array: Array, cells: Cells, targets_S: npt.ArrayLike, cfg: Veri
     _ensure_state(state, n)
     if state["phase"] == "done":
         return
-    n_trace = min(cfg.trace_cells, n)
+    n_trace = cfg.trace_cells
     band = cfg.tolerance * targets
     v_set, v_reset = amplitudes_for(targets, cfg.amplitudes)
     if state["phase"] == "reset":

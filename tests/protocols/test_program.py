@@ -193,6 +193,24 @@ def test_cli_writes_a_complete_file_that_renders(tmp_path, capsys):
     assert len(figs) == 4 and all(p.stat().st_size > 0 for p in figs)
 
 
+def test_cli_defaults_complete_with_a_last_batch_smaller_than_the_trace(tmp_path, capsys):
+    """``labctl run program`` as typed: 35 levels x 1 cell on the 8x4 chip is a batch of 32
+    and one of 3; the round traces (8 cells wide) of the small batch are padded with NaN
+    instead of failing the append (which once aborted the default command)."""
+    from labctl.commands.report import render_report
+
+    out = tmp_path / "p.h5"
+    assert main(["run", "program", "--out", str(out), "--quiet"]) == 0
+    with RunReader(out) as r:
+        assert r.status == "complete"
+        assert r.data("program/batch").tolist() == [0] * 32 + [1] * 3
+        tr, idx = r.data("program/rounds/trace_S"), r.data("program/rounds/index")
+    second = np.flatnonzero(idx == 0)[1]
+    assert tr.shape[1] == 8 and np.isfinite(tr[:second]).all()
+    assert np.isfinite(tr[second:, :3]).all() and np.isnan(tr[second:, 3:]).all()
+    assert any(p.name == "program_traces.png" for p in render_report(out, tmp_path / "rep"))
+
+
 def test_cli_targets_file_programs_one_target_per_cell(tmp_path, capsys):
     t = np.linspace(12e-6, 85e-6, 32).reshape(8, 4)
     f = tmp_path / "t.npy"
