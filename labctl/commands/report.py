@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -42,12 +43,19 @@ def render_report(run_file: Path, out_dir: Path) -> list[Path]:
 def handle(args: argparse.Namespace) -> int:
     import json
 
+    from labctl.data.runfile import RunReader
+
     run_file = Path(args.run_file)
     out = Path(args.out) if args.out else run_file.with_name(run_file.stem + "-report")
     paths = render_report(run_file, out)
+    with RunReader(run_file) as reader:
+        status = reader.status
     for p in paths:
         print(p)
+    if status != "complete":
+        print(f"note: the run is {status}; the figures show what it recorded before it stopped",
+              file=sys.stderr)
     if args.json:
-        print(json.dumps({"run_file": str(run_file), "status": "complete",
+        print(json.dumps({"run_file": str(run_file), "status": status,
                           "figures": [str(p) for p in paths]}))
     return 0

@@ -36,13 +36,13 @@ def render(reader: Any, out_dir: Path) -> list[Path]:
         line = a.plot(k, trace[:, i] * 1e6, lw=0.7)[0]
         if i < g_sp.size and np.isfinite(g_sp[i]):
             a.axhline(g_sp[i] * 1e6, color=line.get_color(), ls="--", lw=0.8)
-    if alt.any():
+    if alt.any() and np.flatnonzero(alt)[0] + 1 < k[-1]:   # an aborted run may stop before
         a.axvspan(np.flatnonzero(alt)[0] + 1, k[-1], color="C2", alpha=0.08,
                   label="alternating 1 up / 1 down")
+        a.legend(loc="upper right", fontsize=8)
     a.set(xlabel="pulse", ylabel="G (uS)",
           title=f"Open-loop identical pulses, {trace.shape[1]} devices (dashed: G_sp)\n"
                 f"{title_note(reader)}")
-    a.legend(loc="upper right", fontsize=8)
     paths.append(save(fig, out_dir, "symmetry_traces"))
 
     fig, ax = figure(ncols=3, width_in=3.8)
@@ -67,7 +67,7 @@ def _step_response(reader: Any, s: dict[str, Any], trace: np.ndarray, out_dir: P
     """Measured single-pulse steps of device 0 against G, with the fitted model."""
     from labctl.protocols.analysis.soft_bounds import ModelForm, mean_step
 
-    sign = reader.data("symmetry/sign")
+    sign = reader.data("symmetry/sign")[:trace.shape[0] - 1]   # the pulses the trace holds
     fit = s.get("fit", {})
     per = fit.get("per_device", {})
     form = ModelForm(**fit.get("form", {}))

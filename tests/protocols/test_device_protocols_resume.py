@@ -64,3 +64,36 @@ def test_resume_equals_uninterrupted(name, tmp_path, cmo_chip):
         assert names == sorted(b.datasets())
         for n in names:
             assert np.array_equal(a.data(n), b.data(n), equal_nan=True), n
+
+
+def test_report_draws_an_aborted_symmetry_point_run_and_says_it_is_aborted(
+        tmp_path, cmo_chip, capsys):
+    """A run stopped during its first up/down batches holds fewer trace rows than its pulse
+    schedule; the report draws what is there and its summary says ``aborted``."""
+    import json
+
+    from labctl.cli import main
+
+    proto = SymmetryPoint(SymmetryPointConfig(batch_pulses=60, cycles=1,
+                                              alternating_pulses=60, chunk=20))
+    array = cmo_chip(8, 4, seed=4)
+    path = tmp_path / "sp.h5"
+    w = RunWriter(path, command="run symmetry-point", config=proto.config_dict(),
+                  backend=array.describe())
+    steps = [0]
+
+    def progress(done, total, label):
+        steps[0] += 1
+        if steps[0] >= 3:
+            raise Stop()
+
+    with pytest.raises(Stop):
+        run(proto, array, w, progress=progress)
+    w.finish("aborted", error="Stop")
+    with RunReader(path) as r:
+        assert r.data("symmetry/trace_S").shape[0] - 1 < r.data("symmetry/sign").size
+    assert main(["report", str(path), "--out", str(tmp_path / "rep"), "--json"]) == 0
+    out, err = capsys.readouterr()
+    summary = json.loads(out.strip().splitlines()[-1])
+    assert summary["status"] == "aborted" and len(summary["figures"]) == 3
+    assert "aborted" in err
