@@ -83,6 +83,35 @@ def check_writable(path: str | os.PathLike[str]) -> Path:
     return p
 
 
+def _lock_for_writing(path: Path, *, create: bool) -> int | None:
+    """An exclusive advisory lock on the run file while one process writes it.
+
+    HDF5's own locking is off (readers such as ``labctl watch`` open a file that is being
+    written), so without this a second run with the same ``--out``, or a second
+    ``--resume``, would write the same file and corrupt it.  flock, not a POSIX record lock:
+    HDF5 opens and closes descriptors of the file itself, and closing any descriptor drops
+    a process's record locks.  Other programs that open the file with HDF5's default
+    locking wait until the run ends, as for any HDF5 file open for writing
+    (``HDF5_USE_FILE_LOCKING=FALSE`` reads it meanwhile).  The kernel drops the lock when the
+    writer exits, however it exits, so a killed run can be resumed at once.
+    """
+    try:
+        import fcntl
+    except ImportError:                       # no flock (Windows): no protection
+        return None
+    try:
+        fd = os.open(path, os.O_RDWR | (os.O_CREAT if create else 0), 0o666)
+    except OSError:
+        return None                           # h5py reports the file's own problem
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        raise ConfigError(f"{path} is being written by another labctl run; wait for it to "
+                          f"end or write elsewhere", key="out") from None
+    return fd
+
+
 class RunWriter:
     """Writes one run file; use as a context manager or call :meth:`finish`."""
 
@@ -91,6 +120,16 @@ class RunWriter:
                  resume: bool = False) -> None:
         self.path = Path(path)
         self._broken_slots: set[str] = set()
+        self._lock_fd = _lock_for_writing(self.path, create=not resume)
+        try:
+            self._open(command=command, config=config, backend=backend,
+                       provenance=provenance, resume=resume)
+        except BaseException:
+            self._unlock()
+            raise
+
+    def _open(self, *, command: str, config: dict[str, Any], backend: dict[str, Any],
+              provenance: dict[str, Any] | None, resume: bool) -> None:
         if resume:
             self.h5 = h5py.File(self.path, "a", locking=False)
             if self.h5.attrs.get("format") != FORMAT:
@@ -237,6 +276,12 @@ class RunWriter:
             self.h5.attrs["error"] = error
         self.h5.flush()
         self.h5.close()
+        self._unlock()
+
+    def _unlock(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)          # closing the descriptor releases the lock
+            self._lock_fd = None
 
     def __enter__(self) -> RunWriter:
         return self

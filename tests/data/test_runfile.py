@@ -63,6 +63,7 @@ def test_a_slot_left_unreadable_by_a_kill_does_not_block_reading_or_resuming(tmp
         stale = [k for k in f if k.startswith("checkpoint_") and k != f.attrs["checkpoint"]]
         addr = h5py.h5o.get_info(f[stale[0]].id).addr
     w.h5.close()
+    w._unlock()                            # as the kernel does for a killed writer
     with open(p, "r+b") as fh:
         fh.seek(addr)
         fh.write(b"\xff" * 64)
@@ -93,6 +94,7 @@ def test_a_data_set_left_unreadable_by_a_kill_is_a_one_line_error_on_resume(tmp_
     with h5py.File(p, "r", locking=False) as f:
         addr = h5py.h5o.get_info(f["g/e"].id).addr
     w.h5.close()
+    w._unlock()                            # as the kernel does for a killed writer
     with open(p, "r+b") as fh:
         fh.seek(addr)
         fh.write(b"\xff" * 64)
@@ -128,3 +130,33 @@ def test_config_is_json(tmp_path):
     RunWriter(p, command="c", config={"path": tmp_path, "x": np.int64(3)}, backend={}).finish()
     with h5py.File(p) as f:
         assert json.loads(f.attrs["config"])["x"] == 3
+
+
+def test_a_file_being_written_by_another_process_is_refused_not_shared(tmp_path):
+    """Two writers on one file corrupt it (a second run with the same --out truncated the
+    first's file under it); while one process writes, another gets a one-line ConfigError,
+    for a new run and for --resume alike, and readers still open the file."""
+    import subprocess
+    import sys
+
+    from labctl.errors import ConfigError
+
+    p = tmp_path / "r.h5"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys\nfrom labctl.data.runfile import RunWriter\n"
+         f"w = RunWriter({str(p)!r}, command='c', config={{}}, backend={{}})\n"
+         "w.append('g/d', [1.0, 2.0], '')\nw.h5.flush()\nprint('ready', flush=True)\n"
+         "sys.stdin.readline()\nw.finish('complete')\n"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "ready"
+        for resume in (False, True):
+            with pytest.raises(ConfigError, match="being written by another labctl run"):
+                RunWriter(p, command="c", config={}, backend={}, resume=resume)
+        with RunReader(p) as r:                      # untouched, and readable meanwhile
+            assert r.status == "running" and r.data("g/d").tolist() == [1.0, 2.0]
+    finally:
+        holder.communicate("\n", timeout=60)
+    assert holder.returncode == 0
+    w = RunWriter(p, command="c", config={}, backend={}, resume=True)   # free again
+    w.finish("complete")
