@@ -15,6 +15,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from labctl.commands.argtypes import seed
+
 # (label, run-command module that must exist, argv after `labctl`, file name)
 STEPS: tuple[tuple[str, str, list[str], str], ...] = (
     ("forming", "run_forming", ["run", "forming"], "forming.h5"),
@@ -32,7 +34,7 @@ def register(sub: Any) -> None:
                        description="The main job on the default simulated chip: every protocol, "
                        "then a report with figures.")
     p.add_argument("--out", default="demo-run", help="output directory (default demo-run/)")
-    p.add_argument("--seed", type=int, default=0, help="simulator seed (default 0)")
+    p.add_argument("--seed", type=seed, default=0, help="simulator seed (default 0)")
     p.add_argument("--json", action="store_true", help="print a JSON summary line")
     p.set_defaults(handler=handle)
 

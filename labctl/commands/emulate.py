@@ -16,6 +16,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from labctl.commands.argtypes import finite_float
+
 
 def register(sub: Any) -> None:
     p = sub.add_parser("emulate", help="start the emulated bench of a station file",
@@ -27,7 +29,7 @@ def register(sub: Any) -> None:
     p.add_argument("--station-out", metavar="FILE.toml", default=None,
                    help="write the station file with the ports actually bound")
     p.add_argument("--json", action="store_true", help="print the resources as one JSON line")
-    p.add_argument("--duration-s", type=float, default=None,
+    p.add_argument("--duration-s", type=finite_float, default=None,
                    help="stop after this many seconds (default: run until Ctrl-C/SIGTERM)")
     p.set_defaults(handler=handle)
 

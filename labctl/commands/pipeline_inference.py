@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from labctl.commands.argtypes import finite_float
 from labctl.commands.common import add_common, emit
 from labctl.errors import ConfigError, DataFormatError
 
@@ -28,7 +29,7 @@ def register(sub: Any) -> None:
     p.add_argument("transfer", metavar="RUN.h5", help="run file of a `labctl program` transfer")
     p.add_argument("--dac-bits", type=int, default=6, help="input DAC resolution (default 6)")
     p.add_argument("--adc-bits", type=int, default=8, help="output ADC resolution (default 8)")
-    p.add_argument("--wire-resistance-ohm", type=float, default=0.35,
+    p.add_argument("--wire-resistance-ohm", type=finite_float, default=0.35,
                    help="wire resistance per segment between cells (default 0.35 ohm; the "
                    "simulator applies it, a real chip has its own)")
     p.add_argument("--inputs", type=int, default=100, help="random input vectors (default 100)")
@@ -39,7 +40,7 @@ def register(sub: Any) -> None:
                    help="once, at the first time: 'rows' (default) fits a gain and offset per "
                    "column and a reference per row, 'columns' the per-column part only, "
                    "'none' nothing")
-    p.add_argument("--adc-sigmas", type=float, default=3.5,
+    p.add_argument("--adc-sigmas", type=finite_float, default=3.5,
                    help="ADC full scale in standard deviations of the expected output "
                    "(default 3.5)")
     add_common(p)

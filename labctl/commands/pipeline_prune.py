@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from labctl.commands.argtypes import finite_float
 from labctl.commands.common import add_blas_threads, add_common, blas_threads, emit
 
 DEFAULT_NETWORK = {"digits": "mlp", "fsdd-mfcc": "crnn-fsdd"}  # others: cnn-fmnist
@@ -29,7 +30,7 @@ def register(sub: Any) -> None:
     p.add_argument("--data-dir", default=None, help="directory with your own copy (IDX files)")
     p.add_argument("--limit", type=int, default=None,
                    help="use at most this many samples per split")
-    p.add_argument("--keep", type=float, default=0.5,
+    p.add_argument("--keep", type=finite_float, default=0.5,
                    help="fraction of weights kept per layer (default 0.5)")
     p.add_argument("--epochs", type=int, default=60, help="score-training epochs (default 60)")
     p.add_argument("--software-epochs", type=int, default=None,

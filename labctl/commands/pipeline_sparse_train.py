@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from labctl.commands.argtypes import finite_float
 from labctl.commands.common import add_blas_threads, add_common, blas_threads, emit
 from labctl.errors import ConfigError
 
@@ -28,7 +29,7 @@ def register(sub: Any) -> None:
     p.add_argument("--data-dir", default=None, help="directory with your own copy (IDX files)")
     p.add_argument("--limit", type=int, default=None,
                    help="use at most this many samples per split")
-    p.add_argument("--sparsity", type=float, default=0.75,
+    p.add_argument("--sparsity", type=finite_float, default=0.75,
                    help="fraction of all weights pruned (default 0.75; per layer see "
                    "--distribution)")
     p.add_argument("--distribution", default="erk", choices=("erk", "uniform"),
@@ -44,22 +45,22 @@ def register(sub: Any) -> None:
     p.add_argument("--epochs", type=int, default=8, help="epochs per network (default 8)")
     p.add_argument("--hidden", default=None,
                    help="hidden layer sizes, comma separated (default 64 for digits, else 128)")
-    p.add_argument("--lr", type=float, default=None,
+    p.add_argument("--lr", type=finite_float, default=None,
                    help="learning rate in weight units, cosine annealed (default 0.2 for "
                    "digits, else 0.5)")
     p.add_argument("--batch-size", type=int, default=16, help="mini-batch (default 16)")
-    p.add_argument("--logit-gain", type=float, default=3.0,
+    p.add_argument("--logit-gain", type=finite_float, default=3.0,
                    help="digital gain of the output layer (default 3)")
-    p.add_argument("--pulse-V", type=float, default=2.0,
+    p.add_argument("--pulse-V", type=finite_float, default=2.0,
                    help="weight-FeFET gate pulse amplitude (default 2.0 V; nothing switches "
                    "below the coercive voltage)")
-    p.add_argument("--pulse-width-s", type=float, default=100e-6,
+    p.add_argument("--pulse-width-s", type=finite_float, default=100e-6,
                    help="gate pulse width (default 100e-6 s)")
     p.add_argument("--topology-period", type=int, default=25,
                    help="steps between RigL prune/regrow updates (default 25)")
-    p.add_argument("--prune-fraction", type=float, default=0.3,
+    p.add_argument("--prune-fraction", type=finite_float, default=0.3,
                    help="initial prune/regrow fraction, cosine-decayed (default 0.3, RigL)")
-    p.add_argument("--topology-end", type=float, default=0.75,
+    p.add_argument("--topology-end", type=finite_float, default=0.75,
                    help="stop topology updates after this fraction of training (default 0.75)")
     p.add_argument("--map-epochs", default=None,
                    help="epochs whose weight and mask maps are stored, comma separated "

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any, cast
 
+from labctl.commands.argtypes import finite_float
 from labctl.commands.common import add_blas_threads, add_common, blas_threads, emit
 from labctl.errors import ConfigError
 
@@ -52,34 +53,34 @@ def register(sub: Any) -> None:
     p.add_argument("--batch", type=int, default=None,
                    help="mini-batch (default: 10 for sgd/rl/rlv2 [seed 003], else 32 [seed 004])")
     g = p.add_argument_group("update rule (defaults: the rule's paper, see --algorithm)")
-    g.add_argument("--lr", type=float, default=None,
+    g.add_argument("--lr", type=finite_float, default=None,
                    help="learning rate, used as given; Tiki-Taka family default: 0.01 [seed "
                         "004], raised on a device with finer steps than seed 004's (dw_min "
                         "< 0.1) so that C learns as fast in weight units")
-    g.add_argument("--fast-lr", type=float, default=None, help="Tiki-Taka family: A's rate")
-    g.add_argument("--transfer-every", type=float, default=None,
+    g.add_argument("--fast-lr", type=finite_float, default=None, help="Tiki-Taka family: A's rate")
+    g.add_argument("--transfer-every", type=finite_float, default=None,
                    help="samples per column read (Tiki-Taka family, RL); Tiki-Taka family "
                    "default: 3 [seed 004], shortened (to 1 at least) on a training set too "
                    "small for A's lines to be read as often per epoch as on MNIST")
-    g.add_argument("--gamma", type=float, default=None, help="RL: W_bar = W + gamma P")
-    g.add_argument("--beta", type=float, default=None, help="RL: transfer rate")
+    g.add_argument("--gamma", type=finite_float, default=None, help="RL: W_bar = W + gamma P")
+    g.add_argument("--beta", type=finite_float, default=None, help="RL: transfer rate")
     g.add_argument("--rule-option", action="append", default=[], metavar="KEY=VALUE",
                    help="any other option of the rule's config (repeatable), e.g. "
                    "in_chop_prob=0.3 or c_reference=symmetry-point")
     t = p.add_argument_group("analog tiles and network")
-    t.add_argument("--omega", type=float, default=None,
+    t.add_argument("--omega", type=finite_float, default=None,
                    help="weight scaling: initial max |w| on the array (default 0.15; 0 = off)")
     t.add_argument("--dac-bits", type=int, default=None,
                    help="input DAC bits (default 7, or the preset's [periphery]; 0: ideal)")
     t.add_argument("--adc-bits", type=int, default=None,
                    help="output ADC bits (default 9, or the preset's; 0: ideal)")
-    t.add_argument("--out-noise", type=float, default=None,
+    t.add_argument("--out-noise", type=finite_float, default=None,
                    help="output noise (default 0.06, or the preset's)")
-    t.add_argument("--out-bound", type=float, default=None,
+    t.add_argument("--out-bound", type=finite_float, default=None,
                    help="ADC bound (default 12, or the preset's)")
-    t.add_argument("--bias-lr", type=float, default=None,
+    t.add_argument("--bias-lr", type=finite_float, default=None,
                    help="learning rate of the digital biases (default: the rule's lr)")
-    t.add_argument("--fp-lr", type=float, default=None,
+    t.add_argument("--fp-lr", type=finite_float, default=None,
                    help="FP-baseline learning rate (0.1; 0.5 for a sigmoid network)")
     t.add_argument("--fp-epochs", type=int, default=None,
                    help="FP-baseline epochs (default --epochs; 0 = none)")

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from labctl.commands.argtypes import finite_float
 from labctl.commands.common import add_common, emit
 from labctl.errors import ConfigError
 
@@ -32,10 +33,10 @@ def register(sub: Any) -> None:
                    help="weight matrix: FILE.npy, FILE.csv or FILE.h5:dataset (2-D)")
     p.add_argument("--mapping", choices=("differential", "reference"), default="differential",
                    help="a pair G+ - G- per weight (default) or one device against a reference")
-    p.add_argument("--window-S", type=float, nargs=2, default=None, metavar=("LO", "HI"),
+    p.add_argument("--window-S", type=finite_float, nargs=2, default=None, metavar=("LO", "HI"),
                    help="conductance window the weights map onto (default: the chip's window "
                    "inset by 1.25 %% of its span at each end)")
-    p.add_argument("--w-max", type=float, default=None,
+    p.add_argument("--w-max", type=finite_float, default=None,
                    help="|weight| mapped to the window's edge (default: the largest |weight|)")
     p.add_argument("--no-tiling", action="store_true",
                    help="refuse a matrix that does not fit the array instead of tiling it")

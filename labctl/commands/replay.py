@@ -16,6 +16,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from labctl.commands.argtypes import finite_float, seed
 from labctl.commands.common import jsonable
 from labctl.errors import ConfigError, DataFormatError
 
@@ -32,10 +33,10 @@ def register(sub: Any) -> None:
                    help="'sim' (default), a station file, or 'transcript' (replay a hardware "
                    "run's recorded instrument transcript offline)")
     p.add_argument("--preset", default=None, help="replay on another simulated preset")
-    p.add_argument("--seed", type=int, default=None, help="replay with another seed")
-    p.add_argument("--tolerance", type=float, default=0.1,
+    p.add_argument("--seed", type=seed, default=None, help="replay with another seed")
+    p.add_argument("--tolerance", type=finite_float, default=0.1,
                    help="relative difference allowed on scalar metrics (default 0.1)")
-    p.add_argument("--alpha", type=float, default=0.01,
+    p.add_argument("--alpha", type=finite_float, default=0.01,
                    help="significance of the two-sample KS test on distributions (default 0.01)")
     p.add_argument("--out", default=None, help="replayed run file (default RUN-replay.h5)")
     p.add_argument("--json", action="store_true", help="print a JSON summary line")

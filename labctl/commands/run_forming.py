@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from labctl.commands.argtypes import finite_float
 from labctl.commands.common import add_common, emit
 
 
@@ -12,10 +13,12 @@ def register(sub: Any) -> None:
     p = sub.add_parser("forming", help="electro-form every cell, then condition (seed 004)",
                        description="Ramp each cell under gate-limited compliance until it forms, "
                        "then the post-forming and conditioning sweeps.")
-    p.add_argument("--v-stop-V", type=float, default=4.0, help="ramp maximum (default 4.0 V)")
-    p.add_argument("--v-step-V", type=float, default=0.01, help="ramp step (default 0.01 V)")
-    p.add_argument("--gate-V", type=float, default=1.2, help="forming gate voltage (default 1.2 V)")
-    p.add_argument("--compliance-A", type=float, default=1e-3,
+    p.add_argument("--v-stop-V", type=finite_float, default=4.0,
+                   help="ramp maximum (default 4.0 V)")
+    p.add_argument("--v-step-V", type=finite_float, default=0.01, help="ramp step (default 0.01 V)")
+    p.add_argument("--gate-V", type=finite_float, default=1.2,
+                   help="forming gate voltage (default 1.2 V)")
+    p.add_argument("--compliance-A", type=finite_float, default=1e-3,
                    help="SMU compliance (default 1e-3 A; the transistor limits the current)")
     p.add_argument("--conditioning-cycles", type=int, default=2,
                    help="reset/set conditioning sweep pairs (default 2)")

@@ -9,17 +9,18 @@ from typing import Any
 
 import numpy as np
 
+from labctl.commands.argtypes import finite_float
 from labctl.commands.common import add_common, emit
 from labctl.errors import ConfigError
 
 
 def add_verify_options(p: argparse.ArgumentParser, *, tolerance: float) -> None:
     """Options of the closed loop, shared with ``run retention``."""
-    p.add_argument("--tolerance", type=float, default=tolerance,
+    p.add_argument("--tolerance", type=finite_float, default=tolerance,
                    help=f"acceptance range p as a fraction of G_target (default {tolerance})")
     p.add_argument("--max-pulses", type=int, default=1000,
                    help="pulse cap per cell; cells that hit it are reported (default 1000)")
-    p.add_argument("--width-s", type=float, default=2.5e-6,
+    p.add_argument("--width-s", type=finite_float, default=2.5e-6,
                    help="set/reset pulse width (default 2.5e-6 s)")
     p.add_argument("--reset", choices=("sweep", "pulses"), default="sweep",
                    help="reset to HRS by a quasi-static sweep (default, seed 004) or pulses")
@@ -29,8 +30,9 @@ def add_level_options(p: argparse.ArgumentParser, *, levels: int | None,
                       repeats: int | None) -> None:
     p.add_argument("--levels", type=int, default=levels,
                    help="number of evenly spaced levels (default 35)")
-    p.add_argument("--g-min-S", type=float, default=10e-6, help="lowest level (default 10e-6 S)")
-    p.add_argument("--g-max-S", type=float, default=90e-6,
+    p.add_argument("--g-min-S", type=finite_float, default=10e-6,
+                   help="lowest level (default 10e-6 S)")
+    p.add_argument("--g-max-S", type=finite_float, default=90e-6,
                    help="highest level (default 90e-6 S)")
     p.add_argument("--repeats", type=int, default=repeats,
                    help=f"cells per level (default {repeats or 1}); batches reset and reuse "

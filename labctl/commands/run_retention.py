@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from labctl.commands.argtypes import finite_float
 from labctl.commands.common import add_common, emit
 from labctl.commands.run_program import (
     add_level_options,
@@ -25,7 +26,7 @@ def register(sub: Any) -> None:
     g = p.add_mutually_exclusive_group()
     g.add_argument("--times", default=None,
                    help="comma-separated read times in s after programming (e.g. 1,10,600,3600)")
-    g.add_argument("--duration-s", type=float, default=86400.0,
+    g.add_argument("--duration-s", type=finite_float, default=86400.0,
                    help="last read time of a 1-2-5 log grid from 1 s, plus 600 and 3600 s "
                    "(default 86400)")
     add_common(p)

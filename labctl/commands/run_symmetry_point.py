@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from labctl.commands.argtypes import finite_float
 from labctl.commands.common import add_common, default_out, emit
 from labctl.errors import ConfigError
 
@@ -19,9 +20,11 @@ def register(sub: Any) -> None:
                        description="Batches of up then down pulses, then alternating single "
                        "pulses; per device G_max, G_min, G_sp, step, number of states, SP skew "
                        "and NSR; fits the soft-bounds model and writes it as a preset.")
-    p.add_argument("--up-V", type=float, default=1.35, help="potentiation amplitude (1.35 V)")
-    p.add_argument("--down-V", type=float, default=-1.3, help="depression amplitude (-1.3 V)")
-    p.add_argument("--width-s", type=float, default=2.5e-6, help="pulse width (2.5e-6 s)")
+    p.add_argument("--up-V", type=finite_float, default=1.35,
+                   help="potentiation amplitude (1.35 V)")
+    p.add_argument("--down-V", type=finite_float, default=-1.3,
+                   help="depression amplitude (-1.3 V)")
+    p.add_argument("--width-s", type=finite_float, default=2.5e-6, help="pulse width (2.5e-6 s)")
     p.add_argument("--batch-pulses", type=int, default=400, help="pulses per batch (400)")
     p.add_argument("--cycles", type=int, default=2, help="up/down batch pairs (2)")
     p.add_argument("--alternating-pulses", type=int, default=500,

@@ -13,6 +13,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from labctl.commands.argtypes import finite_float
+
 
 def register(sub: Any) -> None:
     p = sub.add_parser("watch", help="follow a run being written and redraw its figures",
@@ -20,10 +22,11 @@ def register(sub: Any) -> None:
                        "arrive (PNG files in --out, refreshed in place).")
     p.add_argument("run_file", metavar="RUN.h5")
     p.add_argument("--out", default=None, help="figure directory (default RUN-live/)")
-    p.add_argument("--interval-s", type=float, default=1.0, help="poll interval (default 1 s)")
-    p.add_argument("--timeout-s", type=float, default=None,
+    p.add_argument("--interval-s", type=finite_float, default=1.0,
+                   help="poll interval (default 1 s)")
+    p.add_argument("--timeout-s", type=finite_float, default=None,
                    help="stop after this long even if the run is still running")
-    p.add_argument("--wait-s", type=float, default=60.0,
+    p.add_argument("--wait-s", type=finite_float, default=60.0,
                    help="how long to wait for RUN.h5 to appear (default 60 s), so the "
                    "watcher can be started before the run")
     p.set_defaults(handler=handle)

@@ -288,6 +288,10 @@ def test_resumed_run_equals_uninterrupted(tmp_path: Path) -> None:
     (["--backend", "a.toml,b.toml"], "station"),
     (["--bias-lr", "-0.1"], "bias_lr"),
     (["--blas-threads", "-1"], "--blas-threads"),
+    (["--rule-option", "transfer_every=abc"], "transfer_every must be a finite number"),
+    (["--rule-option", "lr=nan"], "lr must be a finite number"),
+    (["--rule-option", "in_chop_prob=2"], "probability"),
+    (["--rule-option", "bl_max=2.5"], "whole number"),
 ])
 def test_bad_input_exits_2(args: list[str], words: str, tmp_path: Path,
                            capsys: pytest.CaptureFixture[str]) -> None:

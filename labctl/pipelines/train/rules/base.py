@@ -10,6 +10,7 @@ activation) live in :mod:`labctl.pipelines.train.network`.
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from dataclasses import asdict, fields, is_dataclass
 from typing import Any, ClassVar
@@ -27,6 +28,9 @@ def make_config(cls: type, overrides: dict[str, Any]) -> Any:
     if unknown:
         raise ConfigError(f"unknown option(s) {', '.join(unknown)} for this algorithm; "
                           f"it takes {', '.join(sorted(names))}", key=unknown[0])
+    defaults = cls()
+    for key, value in overrides.items():
+        _check_kind(key, value, getattr(defaults, key))
     cfg = cls(**overrides)
     for f in fields(cls):
         v = getattr(cfg, f.name)
@@ -36,6 +40,22 @@ def make_config(cls: type, overrides: dict[str, Any]) -> Any:
         if isinstance(v, (int, float)) and not isinstance(v, bool) and v < 0:
             raise ConfigError(f"{f.name} must be >= 0, got {v}", key=f.name)
     return cfg
+
+
+def _check_kind(key: str, value: Any, default: Any) -> None:
+    """An override has its default's kind: a finite number for a number (an integer for an
+    integer), true/false for a switch, a probability within [0, 1]."""
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key} is true or false, not {value!r}", key=key)
+    elif isinstance(default, (int, float)):
+        if not number or not math.isfinite(value):
+            raise ConfigError(f"{key} must be a finite number, got {value!r}", key=key)
+        if isinstance(default, int) and value != int(value):
+            raise ConfigError(f"{key} must be a whole number, got {value!r}", key=key)
+        if key.endswith("_prob") and not 0 <= value <= 1:
+            raise ConfigError(f"{key} is a probability in [0, 1], got {value!r}", key=key)
 
 
 class UpdateRule(ABC):

@@ -1,0 +1,31 @@
+"""Number options: nan, inf ("1e999") and negative seeds are argparse's one-line usage error
+(exit 2), never an internal error later or a limit message about another quantity."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from labctl.cli import main
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["run", "forming", "--seed", "-1"], "argument --seed: a seed is an integer >= 0"),
+    (["demo", "--seed", "-1"], "argument --seed: a seed is an integer >= 0"),
+    (["run", "forming", "--v-stop-V", "1e999"], "argument --v-stop-V: not a finite number"),
+    (["run", "program", "--g-max-S", "inf"], "argument --g-max-S: not a finite number"),
+    (["pipeline", "train", "--lr", "nan"], "argument --lr: not a finite number"),
+    (["pipeline", "train", "--omega", "abc"], "argument --omega: not a number"),
+    (["watch", "x.h5", "--interval-s", "nan"], "argument --interval-s: not a finite number"),
+])
+def test_nonsense_numbers_are_usage_errors(argv: list[str], words: str, tmp_path: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "x.h5"
+    extra = [] if argv[0] == "watch" else ["--out", str(out)]
+    with pytest.raises(SystemExit) as e:
+        main([*argv, *extra])
+    assert e.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert words in err[-1] and "internal error" not in "".join(err)
+    assert not out.exists()
