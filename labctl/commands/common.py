@@ -151,11 +151,10 @@ def execute_protocol(args: argparse.Namespace, command: str, protocol: Any, *,
                 # the exact command line, so `labctl replay` can re-execute it
                 writer.set_attrs("/", argv=list(getattr(args, "argv", [])))
             summary = run(protocol, array, writer, progress=bar, resume=resume_ckpt)
-            if hasattr(array, "round_trips"):
-                writer.set_attrs("/", round_trips=int(array.round_trips))
-            store_transcript(writer, array)
             bar.close()
-            writer.finish("complete")
+        # after the backend closed, so the transcript ends with its outputs off, matrix open
+        store_transcript(writer, array)
+        writer.finish("complete")
     except BaseException as e:
         bar.close()
         if writer is not None:

@@ -24,6 +24,11 @@ log = logging.getLogger(__name__)
 TranscriptEntry = tuple[float, str, str]
 
 
+#: one time origin for every transport of the process, so that the transcripts of several
+#: instruments merge into the order in which their messages really went out
+CLOCK_ORIGIN_S = time.perf_counter()
+
+
 class Transport(ABC):
     """A line-oriented, synchronous connection to one instrument.
 
@@ -36,7 +41,6 @@ class Transport(ABC):
         self._timeout_s = 2.0
         self.round_trips = 0
         self.transcript = transcript
-        self._t0 = time.perf_counter()
 
     # -- what subclasses provide -------------------------------------------------------
     @abstractmethod
@@ -94,7 +98,7 @@ class Transport(ABC):
     def _record(self, direction: str, text: str) -> None:
         log.debug("%s %s %r", self.name, ">>" if direction == "w" else "<<", text)
         if self.transcript is not None:
-            self.transcript.append((time.perf_counter() - self._t0, direction, text))
+            self.transcript.append((time.perf_counter() - CLOCK_ORIGIN_S, direction, text))
 
     def __enter__(self) -> Transport:
         return self

@@ -43,6 +43,15 @@ def test_forming_on_the_emulated_bench_agrees_with_the_simulator(
         assert "2636B" in rr.backend["instruments"]["smu"]
         assert int(rr.attrs()["round_trips"]) > 32
         assert rr.data("transcript/text").size > 100
+        text = rr.data("transcript/text").astype(str)
+        direction = rr.data("transcript/direction").astype(str)
+        t = rr.data("transcript/time_s")
+    # stored after the backend closed, in one time order across instruments: the last
+    # command is the matrix opening every route, after the SMU outputs went off
+    commands = [x for x, d in zip(text, direction, strict=True) if d == "w"]
+    assert commands[-1].startswith('channel.open("allslots")')
+    assert any("OUTPUT_OFF" in x for x in commands[-4:-1])
+    assert np.all(np.diff(t) >= 0)
     assert running.all_safe()
     assert running.bench.exposure.max_line_V <= 4.0 + 1e-12
     assert running.bench.exposure.overstress == []

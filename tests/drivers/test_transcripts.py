@@ -270,3 +270,21 @@ def test_replay_names_the_first_differing_command() -> None:
     smu.compliance_A = 1e-4
     with pytest.raises(TranscriptMismatch, match=r"':OUTP OFF;:SYST:ERR\?' .* differs"):
         smu.output(False)
+
+
+def test_transcripts_of_several_instruments_share_one_clock() -> None:
+    """The run file merges every instrument's transcript by time; the times must come from
+    one origin, or an instrument opened later appears to act earlier (a read stored before
+    the matrix close that preceded it)."""
+    import time
+
+    from labctl.drivers.transcript import TranscriptTransport, exchanges
+
+    first_log: list = []
+    second_log: list = []
+    first = TranscriptTransport(exchanges(("A?", "1")), name="first", transcript=first_log)
+    time.sleep(0.05)
+    second = TranscriptTransport(exchanges(("B?", "2")), name="second", transcript=second_log)
+    first.query("A?")
+    second.query("B?")
+    assert first_log[-1][0] <= second_log[0][0]
