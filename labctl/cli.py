@@ -97,12 +97,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INTERRUPTED
     except BrokenPipeError:
         return 0
+    except OSError as e:
+        if e.filename is None or os.environ.get("LABCTL_DEBUG"):
+            return _internal_error(e)
+        # a path the system refused (a missing directory, /proc, a directory for a file)
+        sys.stderr.write(f"labctl: {e.filename}: {e.strerror or e}\n")
+        return EXIT_BAD_INPUT
     except Exception as e:  # noqa: BLE001 - the CLI never shows a traceback unless asked
-        if os.environ.get("LABCTL_DEBUG"):
-            raise
-        sys.stderr.write(f"labctl: internal error: {e.__class__.__name__}: {e} "
-                         "(set LABCTL_DEBUG=1 for the traceback)\n")
-        return 1
+        return _internal_error(e)
+
+
+def _internal_error(e: Exception) -> int:
+    """A bug: one line naming the exception (the traceback with LABCTL_DEBUG=1)."""
+    if os.environ.get("LABCTL_DEBUG"):
+        raise e
+    sys.stderr.write(f"labctl: internal error: {e.__class__.__name__}: {e} "
+                     "(set LABCTL_DEBUG=1 for the traceback)\n")
+    return 1
 
 
 if __name__ == "__main__":

@@ -101,8 +101,10 @@ def _lock_for_writing(path: Path, *, create: bool) -> int | None:
         return None
     try:
         fd = os.open(path, os.O_RDWR | (os.O_CREAT if create else 0), 0o666)
-    except OSError:
-        return None                           # h5py reports the file's own problem
+    except OSError as e:
+        if create:                            # the first write of --out: say why it failed
+            raise ConfigError(f"--out {path}: {e.strerror}", key="out") from None
+        return None                           # resuming: the reader reports the file's problem
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:

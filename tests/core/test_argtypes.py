@@ -29,3 +29,22 @@ def test_nonsense_numbers_are_usage_errors(argv: list[str], words: str, tmp_path
     err = capsys.readouterr().err.strip().splitlines()
     assert words in err[-1] and "internal error" not in "".join(err)
     assert not out.exists()
+
+
+def test_a_path_the_system_refuses_is_a_one_line_error(tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    """OSErrors that name a file (a directory given for a file, a file where a directory
+    must go) are the user's paths, not labctl bugs: one line, exit 2."""
+    from labctl.data.runfile import RunWriter
+
+    run = tmp_path / "r.h5"
+    RunWriter(run, command="run forming", config={}, backend={}).finish("complete")
+    (tmp_path / "notes.txt").write_text("mine")
+    code = main(["watch", str(run), "--out", str(tmp_path / "notes.txt"), "--timeout-s", "1"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "internal error" not in err[0]
+    assert str(tmp_path / "notes.txt") in err[0]
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+    code = main(["run", "forming", "--out", str(tmp_path / "notes.txt" / "x.h5"), "--quiet"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "internal error" not in err[0]
