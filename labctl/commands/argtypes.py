@@ -30,3 +30,10 @@ def seed(text: str) -> int:
     if value < 0:
         raise argparse.ArgumentTypeError(f"a seed is an integer >= 0, not {value}")
     return value
+
+
+def name(text: str) -> str:
+    """A non-empty name or path (an empty ``--preset=`` would silently mean the default)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("empty; give a name or a path")
+    return text

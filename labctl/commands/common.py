@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from labctl.commands.argtypes import seed
+from labctl.commands.argtypes import name, seed
 from labctl.errors import ConfigError, LabctlError
 
 
@@ -23,7 +23,7 @@ def add_common(p: argparse.ArgumentParser, *, preset_default: str = "cmo-hfox-1t
     g = p.add_argument_group("common options")
     g.add_argument("--backend", default="sim",
                    help="'sim' (default: the simulated chip) or a station file STATION.toml")
-    g.add_argument("--preset", default=None,
+    g.add_argument("--preset", type=name, default=None,
                    help="simulated device preset name or preset FILE.toml "
                         f"(default {preset_default})")
     g.add_argument("--rows", type=int, default=None, help="array rows (default: the preset's)")

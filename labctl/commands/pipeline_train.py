@@ -186,7 +186,7 @@ def build_config(args: argparse.Namespace, n_in: int, n_classes: int, n_train: i
         algorithm=args.algorithm, dataset=args.dataset,
         sizes=parse_network(args.network, n_in, n_classes),
         activation=activation, epochs=args.epochs,
-        batch=args.batch or defaults["batch"], rule=rule,
+        batch=defaults["batch"] if args.batch is None else args.batch, rule=rule,
         tile=TileConfig(**tile_kw), calibration=CalibrationConfig(), seed=args.seed, **cfg_kw)
 
 

@@ -16,7 +16,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from labctl.commands.argtypes import finite_float, seed
+from labctl.commands.argtypes import finite_float, name, seed
 from labctl.commands.common import jsonable
 from labctl.errors import ConfigError, DataFormatError
 
@@ -32,7 +32,8 @@ def register(sub: Any) -> None:
     p.add_argument("--backend", default="sim",
                    help="'sim' (default), a station file, or 'transcript' (replay a hardware "
                    "run's recorded instrument transcript offline)")
-    p.add_argument("--preset", default=None, help="replay on another simulated preset")
+    p.add_argument("--preset", type=name, default=None,
+                   help="replay on another simulated preset")
     p.add_argument("--seed", type=seed, default=None, help="replay with another seed")
     p.add_argument("--tolerance", type=finite_float, default=0.1,
                    help="relative difference allowed on scalar metrics (default 0.1)")
@@ -78,6 +79,11 @@ def handle(args: argparse.Namespace) -> int:
     from labctl.data.compare import compare_runs
     from labctl.data.runfile import RunReader, check_writable
 
+    if not 0 < args.alpha < 1:
+        raise ConfigError(f"--alpha is a significance level in (0, 1), got {args.alpha}",
+                          key="alpha")
+    if args.tolerance < 0:
+        raise ConfigError(f"--tolerance must be >= 0, got {args.tolerance}", key="tolerance")
     src = Path(args.run_file)
     with RunReader(src) as rec:
         argv = json.loads(rec.attrs().get("argv", "[]"))

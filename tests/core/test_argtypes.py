@@ -18,6 +18,7 @@ from labctl.cli import main
     (["pipeline", "train", "--lr", "nan"], "argument --lr: not a finite number"),
     (["pipeline", "train", "--omega", "abc"], "argument --omega: not a number"),
     (["watch", "x.h5", "--interval-s", "nan"], "argument --interval-s: not a finite number"),
+    (["run", "forming", "--preset="], "argument --preset: empty"),
 ])
 def test_nonsense_numbers_are_usage_errors(argv: list[str], words: str, tmp_path: Path,
                                            capsys: pytest.CaptureFixture[str]) -> None:
@@ -48,3 +49,14 @@ def test_a_path_the_system_refuses_is_a_one_line_error(tmp_path: Path,
     code = main(["run", "forming", "--out", str(tmp_path / "notes.txt" / "x.h5"), "--quiet"])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "internal error" not in err[0]
+
+
+@pytest.mark.parametrize("option, value, words", [("--alpha", "2", "significance level"),
+                                                  ("--alpha", "0", "significance level"),
+                                                  ("--tolerance", "-0.1", "tolerance")])
+def test_replay_checks_its_statistics_options(option: str, value: str, words: str,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    replays = Path(__file__).resolve().parents[1] / "replays"
+    run = sorted(replays.glob("*.h5"))[0]
+    assert main(["replay", str(run), option, value]) == 2
+    assert words in capsys.readouterr().err

@@ -79,6 +79,8 @@ class TrainConfig:
                 raise ConfigError(f"{key} must be >= 1", key=key)
         if self.weight_scaling_omega < 0 or self.fp_lr <= 0:
             raise ConfigError("weight_scaling_omega >= 0 and fp_lr > 0 required", key="fp_lr")
+        if self.fp_epochs is not None and self.fp_epochs < 0:
+            raise ConfigError("fp_epochs must be >= 0 (0: no FP baseline)", key="fp_epochs")
         if self.bias_lr is not None and self.bias_lr < 0:
             raise ConfigError("bias_lr must be >= 0", key="bias_lr")
         self.tile.validate()
