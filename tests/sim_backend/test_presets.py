@@ -102,6 +102,14 @@ def test_missing_table_unknown_key_and_bad_value_are_config_errors(tmp_path: Pat
     assert negative != text
     with pytest.raises(ConfigError, match="dw_min"):
         load_model(write(tmp_path, negative, "d.toml"))
+    # physically impossible values: a window upside down, a dead transistor, a negative
+    # forming voltage (its sign is the polarity)
+    for old, new, words in (("g_min_S = 8e-6", "g_min_S = 900e-6", r"\[operating\] needs 0 <"),
+                            ("k_A_per_V2 = 3.03e-3", "k_A_per_V2 = 0", "k_A_per_V2 must be > 0"),
+                            ("v_form_mean_V = 3.38", "v_form_mean_V = -3.38", "v_form_mean_V")):
+        assert old in text
+        with pytest.raises(ConfigError, match=words):
+            load_model(write(tmp_path, text.replace(old, new, 1), "e.toml"))
 
 
 def test_load_preset_keeps_name_and_model() -> None:

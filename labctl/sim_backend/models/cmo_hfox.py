@@ -169,6 +169,19 @@ class CmoHfoxModel:
                  read_noise: ReadNoiseSpec, default_shape: tuple[int, int] = (8, 4)) -> None:
         if operating.set_polarity not in (1, -1) or forming.polarity not in (1, -1):
             raise ConfigError(f"preset {name}: polarities must be +1 or -1", key="set_polarity")
+        pulse = response.as_dict()
+        for ok, key, what in (
+                (0 < operating.g_min_S < operating.g_max_S, "g_min_S",
+                 "[operating] needs 0 < g_min_S < g_max_S"),
+                (0 < pulse["g_min_S"] < pulse["g_max_S"], "g_min_S",
+                 "[pulse] needs 0 < g_min_S < g_max_S"),
+                (operating.read_voltage_V > 0, "read_voltage_V",
+                 "[operating] read_voltage_V must be > 0"),
+                (transistor.k_A_per_V2 > 0, "k_A_per_V2", "[transistor] k_A_per_V2 must be > 0"),
+                (forming.v_form_mean_V > 0, "v_form_mean_V",
+                 "[forming] v_form_mean_V must be > 0 (polarity gives the sign)")):
+            if not ok:
+                raise ConfigError(f"preset {name}: {what}", key=key)
         self.name = name
         self.limits = limits
         self.op, self.tr, self.forming, self.sw = operating, transistor, forming, sweep
