@@ -72,6 +72,10 @@ def _sigterm(signum: int, frame: object) -> None:
     raise KeyboardInterrupt("SIGTERM")
 
 
+#: commands that neither drive instruments nor write a run file
+READ_ONLY_COMMANDS = frozenset({"report", "watch"})
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -93,7 +97,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.write(f"labctl: {e}\n")
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
-        sys.stderr.write("labctl: interrupted; outputs off, run file marked aborted\n")
+        if args.command in READ_ONLY_COMMANDS:
+            sys.stderr.write("labctl: interrupted\n")
+        else:
+            sys.stderr.write("labctl: interrupted; outputs off, run file marked aborted\n")
         return EXIT_INTERRUPTED
     except BrokenPipeError:
         return 0

@@ -37,3 +37,14 @@ def name(text: str) -> str:
     if not text.strip():
         raise argparse.ArgumentTypeError("empty; give a name or a path")
     return text
+
+
+def positive_int(text: str) -> int:
+    """A count of at least one (rows, columns)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, not {value}")
+    return value

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from labctl.commands.argtypes import name, seed
+from labctl.commands.argtypes import name, positive_int, seed
 from labctl.errors import ConfigError, LabctlError
 
 
@@ -26,8 +26,10 @@ def add_common(p: argparse.ArgumentParser, *, preset_default: str = "cmo-hfox-1t
     g.add_argument("--preset", type=name, default=None,
                    help="simulated device preset name or preset FILE.toml "
                         f"(default {preset_default})")
-    g.add_argument("--rows", type=int, default=None, help="array rows (default: the preset's)")
-    g.add_argument("--cols", type=int, default=None, help="array columns (default: the preset's)")
+    g.add_argument("--rows", type=positive_int, default=None,
+                   help="array rows (default: the preset's)")
+    g.add_argument("--cols", type=positive_int, default=None,
+                   help="array columns (default: the preset's)")
     g.add_argument("--seed", type=seed, default=0, help="seed of the simulator's RNG (default 0)")
     g.add_argument("--out", default=out_default, help="run file to write (RUN.h5)")
     g.add_argument("--resume", default=None, metavar="RUN.h5",

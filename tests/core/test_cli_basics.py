@@ -47,3 +47,15 @@ def test_bad_input_leaves_no_file(tmp_path):
     out = tmp_path / "x.h5"
     r = labctl("run", "forming", "--rows", "-3", "--out", str(out))
     assert r.returncode == 2 and not out.exists()
+
+
+def test_ctrl_c_in_a_read_only_command_does_not_claim_outputs_or_a_run_file(
+        tmp_path, capsys, monkeypatch):
+    import labctl.commands.report as report
+
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(report, "render_report", interrupted)
+    assert main(["report", str(tmp_path / "x.h5")]) == 130
+    assert capsys.readouterr().err.strip() == "labctl: interrupted"
