@@ -129,6 +129,12 @@ def human(s: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+#: longest real-time wait an inference schedule may ask of a station (the simulator's clock
+#: jumps; a station's chip ages in wall-clock time, so the default 1y and 10y points are
+#: for the simulator only)
+MAX_STATION_WAIT_S = 7 * 86400.0
+
+
 def handle(args: argparse.Namespace) -> int:
     from labctl.commands.common import execute_protocol
     from labctl.pipelines.inference import Inference, InferenceConfig, parse_times
@@ -142,6 +148,11 @@ def handle(args: argparse.Namespace) -> int:
                           adc_sigmas=args.adc_sigmas, calibration=args.calibration)
     cfg.validate()
     plan, backend, ckpt, _ = read_transfer(args.transfer)
+    if backend.get("backend") != "sim" and max(cfg.times_s) > MAX_STATION_WAIT_S:
+        raise ConfigError(f"--times: the transfer ran on a station, where the chip ages in real "
+                          f"time; {max(cfg.times_s):.3g} s is more than "
+                          f"{MAX_STATION_WAIT_S / 86400:g} days (give --times, e.g. "
+                          f"1s,1min,1h)", key="times")
     protocol = Inference(cfg, plan)
     summary = execute_protocol(args, COMMAND, protocol,
                                wire_resistance_ohm=args.wire_resistance_ohm,

@@ -199,3 +199,22 @@ def test_row_calibration_halves_the_ir_drop_residual(benchmark64, tmp_path, caps
         columns_only = r.summary["rmse_breakdown"]["1s"]["ir_drop"]
     rows = benchmark64["rmse_breakdown"]["1s"]["ir_drop"]
     assert rows < 0.7 * columns_only, (rows, columns_only)
+
+
+def test_a_station_transfer_refuses_waits_longer_than_a_week(transfer, tmp_path, capsys):
+    """On a station the chip ages in wall-clock time: the default schedule's 1y and 10y
+    points would wait years.  Refused before any instrument opens."""
+    import shutil
+
+    import h5py
+
+    tf, _ = transfer
+    station_tf = tmp_path / "station-transfer.h5"
+    shutil.copy(tf, station_tf)
+    with h5py.File(station_tf, "a") as f:        # as if programmed through a station
+        f.attrs["backend"] = json.dumps({"backend": "station", "station": "bench.toml"})
+    code = main(["pipeline", "inference", str(station_tf), "--out", str(tmp_path / "i.h5"),
+                 "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and "real time" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "i.h5").exists()
