@@ -79,6 +79,10 @@ class Forming(BaseProtocol):
         super().__init__(config)
 
     def initial_state(self, array: Array) -> dict[str, Any]:
+        if array.info.technology != "1t1r-reram":   # before any voltage reaches the chip
+            raise ConfigError(f"forming is for 1T1R ReRAM cells; this chip is "
+                              f"{array.info.technology}, whose cells are not formed",
+                              key="preset")
         return {"row": 0}
 
     def steps(self, array: Array, state: dict[str, Any]) -> Iterator[Step]:

@@ -59,3 +59,16 @@ def test_ctrl_c_in_a_read_only_command_does_not_claim_outputs_or_a_run_file(
     monkeypatch.setattr(report, "render_report", interrupted)
     assert main(["report", str(tmp_path / "x.h5")]) == 130
     assert capsys.readouterr().err.strip() == "labctl: interrupted"
+
+
+def test_forming_refuses_a_chip_whose_cells_are_not_formed(tmp_path, capsys):
+    """A two-FeFET die has nothing to form: refused before any sweep, not '0/4096 formed'."""
+    out = tmp_path / "f.h5"
+    assert main(["run", "forming", "--preset", "mos2-fefet-2t", "--out", str(out),
+                 "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "fefet-2t" in err[0] and "not formed" in err[0]
+    from labctl.data.runfile import RunReader
+
+    with RunReader(out) as r:
+        assert r.status == "aborted" and not list(r.datasets())
