@@ -91,36 +91,42 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.handler(args) or 0)
     except InstrumentError as e:
-        sys.stderr.write(f"labctl: instrument fault: {e}\n")
-        return EXIT_INSTRUMENT
+        return _fail(args, EXIT_INSTRUMENT, f"instrument fault: {e}")
     except LabctlError as e:
-        sys.stderr.write(f"labctl: {e}\n")
-        return EXIT_BAD_INPUT
+        return _fail(args, EXIT_BAD_INPUT, str(e))
     except KeyboardInterrupt:
         if args.command in READ_ONLY_COMMANDS:
-            sys.stderr.write("labctl: interrupted\n")
-        else:
-            sys.stderr.write("labctl: interrupted; outputs off, run file marked aborted\n")
-        return EXIT_INTERRUPTED
+            return _fail(args, EXIT_INTERRUPTED, "interrupted")
+        return _fail(args, EXIT_INTERRUPTED, "interrupted; outputs off, run file marked aborted")
     except BrokenPipeError:
         return 0
     except OSError as e:
         if e.filename is None or os.environ.get("LABCTL_DEBUG"):
-            return _internal_error(e)
+            return _internal_error(args, e)
         # a path the system refused (a missing directory, /proc, a directory for a file)
-        sys.stderr.write(f"labctl: {e.filename}: {e.strerror or e}\n")
-        return EXIT_BAD_INPUT
+        return _fail(args, EXIT_BAD_INPUT, f"{e.filename}: {e.strerror or e}")
     except Exception as e:  # noqa: BLE001 - the CLI never shows a traceback unless asked
-        return _internal_error(e)
+        return _internal_error(args, e)
 
 
-def _internal_error(e: Exception) -> int:
+def _fail(args: argparse.Namespace, code: int, message: str) -> int:
+    """The one stderr line of a failed command; with --json also a summary line on stdout,
+    so a script reading the last JSON line learns that the command failed and why."""
+    sys.stderr.write(f"labctl: {message}\n")
+    if getattr(args, "json", False):
+        import json
+
+        status = "interrupted" if code == EXIT_INTERRUPTED else "failed"
+        print(json.dumps({"status": status, "exit_code": code, "error": message}), flush=True)
+    return code
+
+
+def _internal_error(args: argparse.Namespace, e: Exception) -> int:
     """A bug: one line naming the exception (the traceback with LABCTL_DEBUG=1)."""
     if os.environ.get("LABCTL_DEBUG"):
         raise e
-    sys.stderr.write(f"labctl: internal error: {e.__class__.__name__}: {e} "
-                     "(set LABCTL_DEBUG=1 for the traceback)\n")
-    return 1
+    return _fail(args, 1, f"internal error: {e.__class__.__name__}: {e} "
+                          "(set LABCTL_DEBUG=1 for the traceback)")
 
 
 if __name__ == "__main__":

@@ -72,3 +72,18 @@ def test_forming_refuses_a_chip_whose_cells_are_not_formed(tmp_path, capsys):
 
     with RunReader(out) as r:
         assert r.status == "aborted" and not list(r.datasets())
+
+
+def test_a_failed_command_with_json_ends_stdout_with_a_status_line(tmp_path, capsys):
+    """Scripts read the last JSON line: a failure says so there too (and on stderr)."""
+    import json
+
+    code = main(["run", "forming", "--preset", "no-such-preset", "--json",
+                 "--out", str(tmp_path / "x.h5")])
+    out, err = capsys.readouterr()
+    last = json.loads(out.strip().splitlines()[-1])
+    assert code == 2 and last == {"status": "failed", "exit_code": 2,
+                                  "error": err.strip().removeprefix("labctl: ")}
+    assert main(["run", "forming", "--preset", "no-such-preset",
+                 "--out", str(tmp_path / "x.h5")]) == 2
+    assert capsys.readouterr().out == ""                 # without --json: stderr only
