@@ -36,6 +36,7 @@ def register(sub: Any) -> None:
     p.add_argument("--out", default="demo-run", help="output directory (default demo-run/)")
     p.add_argument("--seed", type=seed, default=0, help="simulator seed (default 0)")
     p.add_argument("--json", action="store_true", help="print a JSON summary line")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(handler=handle)
 
 
@@ -50,6 +51,11 @@ def handle(args: argparse.Namespace) -> int:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise ConfigError(f"--out {out}: {e.strerror}", key="out") from None
+    # an earlier demo's files would sit next to this one's if this one stops half-way
+    for _, _, _, name in STEPS:
+        (out / name).unlink(missing_ok=True)
+    for old in (out / "report").glob("*.png"):
+        old.unlink()
     runs: dict[str, Any] = {}
     t0 = time.monotonic()
     for label, module, argv, name in STEPS:
@@ -57,7 +63,8 @@ def handle(args: argparse.Namespace) -> int:
             continue
         path = out / name
         print(f"== {label} -> {path}", flush=True)
-        code = main([*argv, "--seed", str(args.seed), "--out", str(path)])
+        code = main([*argv, "--seed", str(args.seed), "--out", str(path),
+                     *(["--quiet"] if args.quiet else [])])
         if code != 0:
             sys.stderr.write(f"labctl: demo step '{label}' failed with exit code {code}\n")
             return code

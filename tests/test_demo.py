@@ -1,0 +1,27 @@
+"""The README's first command: `labctl demo` runs every protocol and draws the report."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from labctl.cli import main
+
+
+def test_demo_runs_every_protocol_and_leaves_no_earlier_demo_behind(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "demo-run"
+    (out / "report").mkdir(parents=True)
+    (out / "report" / "stale.png").write_bytes(b"an earlier demo's figure")
+    (out / "retention.h5").write_bytes(b"an earlier demo's run")
+    assert main(["demo", "--out", str(out), "--quiet", "--json"]) == 0
+    s = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert s["status"] == "complete"
+    assert set(s["runs"]) == {"forming", "program", "symmetry-point", "retention"}
+    assert all(r["status"] == "complete" for r in s["runs"].values())
+    assert s["runs"]["forming"]["summary"]["yield"] == 1.0
+    figures = sorted(p.name for p in (out / "report").glob("*.png"))
+    assert "stale.png" not in figures and len(figures) >= 10
+    assert s["runs"]["retention"]["run_file"] == str(out / "retention.h5")
