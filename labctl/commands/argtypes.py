@@ -21,15 +21,24 @@ def finite_float(text: str) -> float:
     return value
 
 
-def seed(text: str) -> int:
-    """An RNG seed: an integer >= 0 (numpy's generators take no negative seeds)."""
+def _int_at_least(text: str, low: int, what: str) -> int:
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"a seed is an integer >= 0, not {value}")
+    if value < low:
+        raise argparse.ArgumentTypeError(f"{what} is an integer >= {low}, not {value}")
     return value
+
+
+def seed(text: str) -> int:
+    """An RNG seed: an integer >= 0 (numpy's generators take no negative seeds)."""
+    return _int_at_least(text, 0, "a seed")
+
+
+def positive_int(text: str) -> int:
+    """A count of at least one (rows, columns)."""
+    return _int_at_least(text, 1, "a count")
 
 
 def name(text: str) -> str:
@@ -38,13 +47,3 @@ def name(text: str) -> str:
         raise argparse.ArgumentTypeError("empty; give a name or a path")
     return text
 
-
-def positive_int(text: str) -> int:
-    """A count of at least one (rows, columns)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, not {value}")
-    return value
