@@ -19,7 +19,9 @@ def add_verify_options(p: argparse.ArgumentParser, *, tolerance: float) -> None:
     p.add_argument("--tolerance", type=finite_float, default=tolerance,
                    help=f"acceptance range p as a fraction of G_target (default {tolerance})")
     p.add_argument("--max-pulses", type=int, default=1000,
-                   help="pulse cap per cell; cells that hit it are reported (default 1000)")
+                   help="pulse cap per cell and attempt; cells that hit it are reported "
+                        "(default 1000; `labctl program` retries such cells twice, so its "
+                        "pulse counts add up the attempts)")
     p.add_argument("--width-s", type=finite_float, default=2.5e-6,
                    help="set/reset pulse width (default 2.5e-6 s)")
     p.add_argument("--reset", choices=("sweep", "pulses"), default="sweep",
