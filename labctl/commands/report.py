@@ -22,6 +22,11 @@ def register(sub: Any) -> None:
 
 def render_report(run_file: Path, out_dir: Path) -> list[Path]:
     """Render every figure the run's kind has; returns the written paths."""
+    return _render(run_file, out_dir)[0]
+
+
+def _render(run_file: Path, out_dir: Path) -> tuple[list[Path], str]:
+    """(the written figures, the run's status), from one opening of the file."""
     from labctl.data.runfile import RunReader
     from labctl.plots import RENDERERS
 
@@ -34,22 +39,19 @@ def render_report(run_file: Path, out_dir: Path) -> list[Path]:
         except OSError as e:
             raise ConfigError(f"--out {out_dir}: {e.strerror}", key="out") from None
         try:
-            return importlib.import_module(f"labctl.plots.{module}").render(reader, out_dir)
+            paths = importlib.import_module(f"labctl.plots.{module}").render(reader, out_dir)
         except KeyError as e:
             raise DataFormatError(f"{run_file} lacks data the '{reader.command}' report needs "
                                   f"({e}); status is {reader.status}") from None
+        return paths, reader.status
 
 
 def handle(args: argparse.Namespace) -> int:
     import json
 
-    from labctl.data.runfile import RunReader
-
     run_file = Path(args.run_file)
     out = Path(args.out) if args.out else run_file.with_name(run_file.stem + "-report")
-    paths = render_report(run_file, out)
-    with RunReader(run_file) as reader:
-        status = reader.status
+    paths, status = _render(run_file, out)
     for p in paths:
         print(p)
     if status != "complete":

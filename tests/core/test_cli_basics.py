@@ -56,7 +56,7 @@ def test_ctrl_c_in_a_read_only_command_does_not_claim_outputs_or_a_run_file(
     def interrupted(*a, **k):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(report, "render_report", interrupted)
+    monkeypatch.setattr(report, "_render", interrupted)
     assert main(["report", str(tmp_path / "x.h5")]) == 130
     assert capsys.readouterr().err.strip() == "labctl: interrupted"
 
