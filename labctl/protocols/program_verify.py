@@ -208,7 +208,6 @@ def verify_steps(array: Array, cells: Cells, targets_S: npt.ArrayLike, cfg: Veri
     _ensure_state(state, n)
     if state["phase"] == "done":
         return
-    n_trace = cfg.trace_cells
     band = cfg.tolerance * targets
     v_set, v_reset = amplitudes_for(targets, cfg.amplitudes)
     if state["phase"] == "reset":
@@ -221,12 +220,12 @@ def verify_steps(array: Array, cells: Cells, targets_S: npt.ArrayLike, cfg: Veri
         state["finished"] = conv.copy()
         state["phase"] = "loop"
         state["round"] = 0
-        rounds = _Rounds(n_trace)
+        rounds = _Rounds(cfg.trace_cells)
         rounds.add(state, 0, 0)
         yield _loop_step(state, n, group, targets, r, c, rounds)
         if state["phase"] == "done":
             return
-    rounds = _Rounds(n_trace)
+    rounds = _Rounds(cfg.trace_cells)
     if cfg.use_native and isinstance(array, ProgramVerifyCapable):
         yield _native(array, cells, targets, cfg, state, v_set, v_reset, group, r, c, rounds)
         return
