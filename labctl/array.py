@@ -237,6 +237,29 @@ class ProgramVerifyCapable(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class CellCounts:
+    """A sparse signed pulse-count matrix: ``values[k]`` pulses on flat cell ``flat[k]``.
+
+    The listed cells are distinct and in row-major order.  Training updates name a few
+    thousand of 200,000 cells per step; this lists them at no cost, where building a
+    ``scipy.sparse`` array costs more than the update of a small array does.
+    """
+
+    shape: tuple[int, int]
+    flat: IntArray
+    values: IntArray
+
+    def rows_cols(self) -> tuple[IntArray, IntArray]:
+        r, c = np.divmod(self.flat, self.shape[1])
+        return r, c
+
+    def toarray(self) -> IntArray:
+        out = np.zeros(self.shape, dtype=np.int64)
+        out.ravel()[self.flat] = self.values
+        return out
+
+
 @runtime_checkable
 class OuterProductCapable(Protocol):
     """A backend that applies a signed pulse-count matrix in one parallel step."""
@@ -245,9 +268,9 @@ class OuterProductCapable(Protocol):
                     set_V: float, reset_V: float) -> None:
         """``counts[row, col]``: positive = that many set pulses, negative = reset pulses.
 
-        ``counts`` is a dense integer matrix or a ``scipy.sparse`` array (``.toarray()``
-        gives the dense one): a sparse update names its cells, so a simulator need not scan
-        the whole matrix for them.
+        ``counts`` is a dense integer matrix, a :class:`CellCounts` or a ``scipy.sparse``
+        array (both give the dense one by ``.toarray()``): a sparse update names its cells,
+        so a simulator need not scan the whole matrix for them.
         """
         ...
 

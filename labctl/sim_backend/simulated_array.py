@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from labctl.array import ArrayInfo, Cells, FloatArray, SweepResult
+from labctl.array import ArrayInfo, CellCounts, Cells, FloatArray, SweepResult
 from labctl.errors import ConfigError
 from labctl.normals import standard_normal_f32
 from labctl.sim_backend.device_model import DeviceModel, State
@@ -258,15 +258,22 @@ class SimulatedArray:
         add up).  On a crossbar these are the coincidences of row and column pulse trains
         (half-select scheme); here every cell is updated at once.
         """
-        sparse = hasattr(counts, "tocoo")   # scipy.sparse, without importing scipy here
-        m: Any = counts.tocoo() if sparse else np.asarray(counts)  # a COO matrix or an ndarray
-        if m.shape != self._info.shape:
+        listed = isinstance(counts, CellCounts)
+        sparse = not listed and hasattr(counts, "tocoo")   # scipy.sparse, not imported here
+        m: Any = counts if listed else counts.tocoo() if sparse else np.asarray(counts)
+        if tuple(m.shape) != self._info.shape:
             raise ValueError(f"counts of shape {m.shape} for a {self._info.shape} array")
         for v in (set_V, reset_V):
             self._info.limits.check_voltage(float(v))
         self._info.limits.check_width(float(width_s))
         g = self._gate(None)
-        if sparse:
+        if listed:
+            flat, vals = m.flat, m.values
+            if not vals.all():
+                keep = vals != 0            # explicit zeros send nothing
+                flat, vals = flat[keep], vals[keep]
+            r, c = np.divmod(flat, self._info.cols)
+        elif sparse:
             if not m.has_canonical_format:
                 m.sum_duplicates()
             r, c, vals = m.row, m.col, np.asarray(m.data)

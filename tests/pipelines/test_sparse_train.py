@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from labctl.array import Cells
+from labctl.array import CellCounts, Cells
 from labctl.commands.backend import open_sim
 from labctl.data.runfile import RunReader, RunWriter
 from labctl.errors import ConfigError
@@ -210,6 +210,10 @@ def test_window_is_the_sub_array(test_model):
 
     win.pulse_outer(sparse.coo_array(np.ones((4, 5), int)), 1e-6, set_V=1.0, reset_V=1.0)
     assert np.allclose(die.conductance_matrix()[2:6, 4:8], g[:, 1:] + 2e-6)
+    # and so does a CellCounts listing every cell of the window
+    win.pulse_outer(CellCounts((4, 5), np.arange(20), np.ones(20, np.int64)), 1e-6, set_V=1.0,
+                    reset_V=1.0)
+    assert np.allclose(die.conductance_matrix()[2:6, 4:8], g[:, 1:] + 3e-6)
 
 
 def test_tiling_and_bank():

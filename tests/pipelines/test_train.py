@@ -16,7 +16,7 @@ from scipy.stats import norm
 
 from labctl.commands.backend import open_sim
 from labctl.pipelines.train import calibrate as cal
-from labctl.pipelines.train.pulses import coincidence_counts, row_counts
+from labctl.pipelines.train.pulses import coincidence_counts, line_counts, row_counts
 from labctl.pipelines.train.rules import RULES, make_config
 from labctl.pipelines.train.tile import AnalogTile, TileConfig
 from labctl.sim_backend.presets import PRESET_DIR
@@ -71,6 +71,38 @@ def test_pulse_trains_are_unbiased() -> None:
     capped = coincidence_counts(x, d, 100.0, dw, 31, rng)   # k = 1800 -> at most BL = 31
     assert (capped.up + capped.down).max() <= 31
     assert capped.idx.size == np.count_nonzero(capped.dense(capped.up + capped.down))
+
+
+def test_one_hot_updates_draw_the_pulse_trains_distribution() -> None:
+    """line_counts (binomials) has the moments of coincidence_counts with one-hot x: mean,
+    second moment per cell, and the within-line correlation of a shared row train."""
+    rng = np.random.default_rng(3)
+    shape, rows = (5, 4), np.array([3, 1])
+    d = np.array([[0.5, -1.0, 0.25, 0.0], [-0.2, 0.1, 0.6, -0.6]])
+    x = np.zeros((2, 5))
+    x[[0, 1], rows] = 1.0
+    lr, dw, n = 0.3, 0.05, 6000                 # k = 6 and 3.6 -> BL 6 and 4
+
+    def moments(draw):  # type: ignore[no-untyped-def]
+        m1, m2, line = np.zeros(shape), np.zeros(shape), np.zeros(2)
+        for _ in range(n):
+            c = draw()
+            v = c.dense(c.up - c.down).astype(float)
+            m1 += v
+            m2 += v * v
+            line += v[rows].sum(axis=1) ** 2
+        return m1 / n, m2 / n, line / n
+
+    a = moments(lambda: coincidence_counts(x, d, lr, dw, 31, rng))
+    b = moments(lambda: line_counts(shape, rows, d, lr, dw, 31, rng))
+    expected = -lr * x.T @ d / dw
+    assert np.allclose(b[0], expected, atol=0.1)
+    assert np.allclose(a[0], b[0], atol=0.1)
+    assert np.allclose(a[1], b[1], rtol=0.06, atol=0.1)
+    assert np.allclose(a[2], b[2], rtol=0.06)   # the shared row train correlates a line
+    assert b[0][0].sum() == 0 and b[0][2].sum() == 0    # only the named lines move
+    with pytest.raises(ValueError, match="distinct"):
+        line_counts(shape, np.array([1, 1]), d, lr, dw, 31, rng)
 
 
 def test_tile_reads_through_the_array() -> None:

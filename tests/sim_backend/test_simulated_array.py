@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from labctl.array import Array, Cells, OuterProductCapable, Snapshottable
+from labctl.array import Array, CellCounts, Cells, OuterProductCapable, Snapshottable
 from labctl.errors import ConfigError, LimitError
 from labctl.sim_backend.presets import load_model
 from labctl.sim_backend.simulated_array import SimulatedArray
@@ -129,6 +129,15 @@ def test_pulse_outer_takes_a_sparse_matrix_as_its_dense_twin() -> None:
     assert np.count_nonzero(sp.state["g_S"] != formed(16, 8, seed=6).state["g_S"]) == 3
     with pytest.raises(ValueError, match="shape"):
         sp.pulse_outer(sparse.coo_array((8, 8), dtype=int), W, set_V=1.35, reset_V=1.3)
+    # the listed cells of a CellCounts (an explicit zero sends nothing), and its dense twin
+    listed = formed(16, 8, seed=6)
+    cells = CellCounts((16, 8), np.array([8, 20, 43, 79]), np.array([4, 0, -2, 1]))
+    np.testing.assert_array_equal(cells.toarray(), counts)
+    listed.pulse_outer(cells, W, set_V=1.35, reset_V=1.3)
+    np.testing.assert_array_equal(listed.state["g_S"], dense.state["g_S"])
+    with pytest.raises(ValueError, match="shape"):
+        listed.pulse_outer(CellCounts((8, 8), np.array([0]), np.array([1])), W, set_V=1.35,
+                           reset_V=1.3)
 
 
 def test_selections_address_the_right_cells() -> None:

@@ -22,7 +22,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import sparse
+
+from labctl.array import CellCounts
 
 
 @dataclass
@@ -45,15 +46,9 @@ class PulseCounts:
         out.ravel()[self.idx] = values
         return out
 
-    def sparse(self, values: np.ndarray) -> sparse.coo_array:
-        """The same matrix as a ``scipy.sparse`` COO array (only the listed cells)."""
-        r = self.idx // self.shape[1]
-        m = sparse.coo_array((np.asarray(values, np.int32), (r, self.idx - r * self.shape[1])),
-                             shape=self.shape)
-        # listed once each, in row-major order (every constructor here lists them so):
-        # canonical, so nothing needs sorting or summing
-        m.has_canonical_format = self.idx.size < 2 or bool(np.all(self.idx[1:] > self.idx[:-1]))
-        return m
+    def cells(self, values: np.ndarray) -> CellCounts:
+        """The same matrix by its listed cells (sparse, for ``pulse_outer``)."""
+        return CellCounts(self.shape, self.idx, np.asarray(values, np.int64))
 
 
 def _bit_lengths(k: np.ndarray, bl_max: int) -> np.ndarray:
@@ -93,6 +88,40 @@ def coincidence_counts(x: np.ndarray, d: np.ndarray, lr: float | np.ndarray, dw_
     xb = rng.random((rep.size, jx.size), dtype=np.float32) < px[rep]
     db = rng.random((rep.size, jd.size), dtype=np.float32) < pd[rep]
     return _split(xb, db, np.sign(x)[rep], np.sign(d)[rep], jx, jd, shape)
+
+
+def line_counts(shape: tuple[int, int], rows: np.ndarray, d: np.ndarray,
+                lr: float | np.ndarray, dw_min: float, bl_max: int,
+                rng: np.random.Generator) -> PulseCounts:
+    """Pulse counts of ``W[rows] <- W[rows] - lr * d``: the update with one-hot inputs.
+
+    The same pulse trains as :func:`coincidence_counts` with ``x`` = 1 on line ``rows[b]``
+    of sample b, drawn without the per-slot trains: line j fires in n ~ Bin(BL, p_x) of
+    the BL slots, and column i coincides with it in Bin(n, p_di) of those, independently
+    across i given n -- exactly the distribution of the slot-by-slot draw, at the cost of
+    one binomial per cell instead of BL uniforms per column (Tiki-Taka v1's transfers write
+    a handful of lines per batch, where the trains' fixed cost dominated).  ``rows`` must
+    be distinct.
+    """
+    rows = np.asarray(rows, dtype=np.int64)
+    d = np.asarray(d, dtype=np.float64)
+    if np.unique(rows).size != rows.size:
+        raise ValueError("line_counts needs distinct rows")
+    lr_b = (np.full(rows.size, float(lr)) if np.ndim(lr) == 0  # type: ignore[arg-type]
+            else np.broadcast_to(np.asarray(lr, dtype=np.float64), (rows.size,)))
+    md = np.abs(d).max(axis=1)
+    bl = _bit_lengths(lr_b * md / dw_min, bl_max)      # max|x| = 1
+    live = bl > 0
+    if not np.any(live):
+        return _empty(shape)
+    rows, d, md, lr_b, bl = rows[live], d[live], md[live], lr_b[live], bl[live]
+    base = np.sqrt(lr_b / (dw_min * bl))
+    px = np.minimum(base * np.sqrt(md), 1.0)            # ax with max|x| = 1
+    pd = np.minimum(np.abs(d) * (base / np.sqrt(md))[:, None], 1.0)
+    n_x = rng.binomial(bl, px)
+    n = rng.binomial(n_x[:, None], pd)
+    # x d > 0 (d > 0 with x = 1) -> the weight goes down: reset pulses
+    return row_counts(shape, rows, np.where(d > 0, -n, n))
 
 
 def _empty(shape: tuple[int, int]) -> PulseCounts:

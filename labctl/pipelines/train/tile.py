@@ -31,12 +31,9 @@ import numpy as np
 from labctl.array import Array, Cells, OuterProductCapable
 from labctl.errors import ConfigError
 from labctl.normals import standard_normal_f32
-from labctl.pipelines.train.pulses import PulseCounts, coincidence_counts
+from labctl.pipelines.train.pulses import PulseCounts, coincidence_counts, line_counts
 
 REFERENCES = ("mid", "symmetry-point")
-#: arrays from this size up get sparse pulse-count matrices (scipy builds one in ~25 us, a
-#: scan of a dense one costs ~1 us per 1,000 cells)
-SPARSE_MIN_CELLS = 1 << 14
 
 
 @dataclass(frozen=True)
@@ -178,6 +175,14 @@ class AnalogTile:
         counts = coincidence_counts(x, d, lr, self.dw_min, bl_max, self.rng)
         return self.apply(counts)
 
+    def update_lines(self, rows: np.ndarray, d: np.ndarray, lr: float | np.ndarray,
+                     bl_max: int) -> int:
+        """The same update with one-hot inputs, ``W[rows] <- W[rows] - lr d``; returns the
+        pulses sent (:func:`~labctl.pipelines.train.pulses.line_counts`)."""
+        counts = line_counts((self.rows, self.cols), rows, d, lr, self.dw_min, bl_max,
+                             self.rng)
+        return self.apply(counts)
+
     def apply(self, counts: PulseCounts, *, calibration: bool = False) -> int:
         """Send exactly ``counts.up`` set and ``counts.down`` reset pulses to each cell."""
         n = counts.total
@@ -203,12 +208,8 @@ class AnalogTile:
         """Signed pulses (positive = set) on the cells ``counts.idx``."""
         c = self.cfg
         if self._outer:
-            # a sparse matrix when few of many cells are pulsed (the backend need not scan the
-            # whole array for them), else the dense one (cheaper to build)
-            n_cells = self.rows * self.cols
-            sparse = n_cells >= SPARSE_MIN_CELLS and counts.idx.size * 4 <= n_cells
-            matrix = counts.sparse(signed) if sparse else counts.dense(signed)
-            self.array.pulse_outer(matrix, c.width_s,  # type: ignore[attr-defined]
+            # the listed cells: the backend need not scan the whole array for them
+            self.array.pulse_outer(counts.cells(signed), c.width_s,  # type: ignore[attr-defined]
                                    set_V=c.set_V, reset_V=c.reset_V)
             return
         keep = signed != 0

@@ -3,8 +3,9 @@
 Gokmen & Haensch, "Algorithm for training neural networks on resistive device arrays",
 Front. Neurosci. 14, 103 (2020); reference/training.md section 3.  Each read column v of A is
 written to the same line of C as a stochastic pulse-train update with x = the one-hot line
-and d = -v, expected ``lr * |v| / bg`` pulses per cell (the gain of
-:meth:`TransferRule.lr_scale`, so TTv1 and TTv2 move C at the same mean rate).  A is read
+and d = -v (drawn by :func:`~labctl.pipelines.train.pulses.line_counts`), expected
+``lr * |v| / bg`` pulses per cell (the gain of :meth:`TransferRule.lr_scale`, so TTv1 and
+TTv2 move C at the same mean rate).  A is read
 against its symmetry point (the algorithm assumes A's zero is where its device updates
 balance).  aihwkit: ``build_config("ttv1", device)`` (``TransferCompound``, gamma 0).
 """
@@ -30,8 +31,6 @@ class TikiTakaV1(TransferRule):
     Config: ClassVar[type] = TTv1Config
 
     def transfer(self, rows: np.ndarray, v: np.ndarray) -> None:
-        onehot = np.zeros((rows.size, self.n_in))
-        onehot[np.arange(rows.size), rows] = 1.0
         c_tile = self.tiles["C"]
-        c_tile.update(onehot, -v, self.lr_scale() * c_tile.dw_min, self.cfg.transfer_bl_max)
+        c_tile.update_lines(rows, -v, self.lr_scale() * c_tile.dw_min, self.cfg.transfer_bl_max)
         return None
