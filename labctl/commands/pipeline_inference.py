@@ -141,6 +141,13 @@ def handle(args: argparse.Namespace) -> int:
 
     if not Path(args.transfer).is_file():
         raise ConfigError(f"transfer file {args.transfer} does not exist", key="transfer")
+    given = [f"--{k}" for k in ("preset", "rows", "cols") if getattr(args, k) is not None]
+    if args.backend != "sim":
+        given.insert(0, "--backend")
+    if given:
+        raise ConfigError(f"{', '.join(given)}: the inference re-opens the chip the transfer "
+                          f"ran on ({args.transfer}); these options do not apply",
+                          key=given[0].lstrip("-"))
     cfg = InferenceConfig(transfer_file=str(args.transfer), dac_bits=args.dac_bits,
                           adc_bits=args.adc_bits, inputs=args.inputs, input_seed=args.seed,
                           times_s=parse_times(args.times),

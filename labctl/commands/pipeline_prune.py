@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from labctl.commands.argtypes import finite_float
+from labctl.commands.argtypes import finite_float, positive_int
 from labctl.commands.common import add_blas_threads, add_common, blas_threads, emit
 
 DEFAULT_NETWORK = {"digits": "mlp", "fsdd-mfcc": "crnn-fsdd"}  # others: cnn-fmnist
@@ -38,7 +38,7 @@ def register(sub: Any) -> None:
     p.add_argument("--bits", type=int, default=None,
                    help="input/activation bits (default 4; 3 for fsdd-mfcc)")
     p.add_argument("--batch-size", type=int, default=128, help="training batch (default 128)")
-    p.add_argument("--chip-test-limit", type=int, default=None,
+    p.add_argument("--chip-test-limit", type=positive_int, default=None,
                    help="infer only this many test samples on the chip (default all)")
     p.add_argument("--verify-max-pulses", type=int, default=300,
                    help="pulse cap per cell when programming the software baseline (default 300)")
@@ -83,7 +83,7 @@ def handle(args: argparse.Namespace) -> int:
         dataset_label=data.label, stand_in=data.stand_in, data_dir=args.data_dir,
         limit=args.limit, keep=args.keep, epochs=args.epochs,
         software_epochs=args.software_epochs,
-        bits=args.bits or DEFAULT_BITS.get(args.dataset, 4), batch_size=args.batch_size,
+        bits=args.bits if args.bits is not None else DEFAULT_BITS.get(args.dataset, 4), batch_size=args.batch_size,
         seed=args.seed, chip_test_limit=args.chip_test_limit,
         verify_max_pulses=args.verify_max_pulses, energy=energy.as_dict())
     pipeline = PrunePipeline(cfg, data)

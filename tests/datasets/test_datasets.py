@@ -82,6 +82,10 @@ def test_idx_files_in_data_dir_are_read(tmp_path: Path) -> None:
     for name in ("mnist", "fashion-mnist"):
         data = load_dataset(name, data_dir=str(tmp_path))
         assert np.allclose(data.x_train * 255, x) and np.array_equal(data.y_test, y[:20])
+    # the bundled sets have no copy of one's own: the option is refused, not ignored
+    for name in ("digits", "fsdd-mfcc"):
+        with pytest.raises(ConfigError, match="--data-dir: the .* is bundled"):
+            load_dataset(name, data_dir=str(tmp_path))
 
 
 def test_missing_data_set_gives_one_line_install_hint(tmp_path: Path,

@@ -122,6 +122,19 @@ def test_inference_refuses_what_is_not_a_transfer(tmp_path, capsys):
     assert code == 2 and "not a `labctl program` transfer" in err
 
 
+
+def test_inference_refuses_chip_options_it_would_ignore(transfer, tmp_path, capsys):
+    """The chip is the transfer's: --preset/--rows/--cols/--backend are refused, not ignored."""
+    tf, _ = transfer
+    for extra in (["--preset", "powstep-gamma2"], ["--rows", "8", "--cols", "8"],
+                  ["--backend", "station.toml"]):
+        out = tmp_path / "i.h5"
+        code = main(["pipeline", "inference", str(tf), "--quiet", "--out", str(out), *extra])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert code == 2 and len(err) == 1 and "do not apply" in err[0], err
+        assert extra[0] in err[0] and not out.exists()
+
+
 def test_report_figures(transfer, tmp_path, capsys):
     tf, _ = transfer
     _infer(tf, tmp_path / "i.h5", capsys)

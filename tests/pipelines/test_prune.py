@@ -87,6 +87,23 @@ def test_missing_data_set_prints_hint_and_writes_nothing(
     assert not out.exists()
 
 
+def test_zero_bits_and_zero_chip_test_limit_are_refused(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """0 is a value, not "the default": --bits 0 and --chip-test-limit 0 are errors."""
+    for extra, word in ((["--bits", "0"], "bits"), (["--chip-test-limit", "0"], "chip-test-limit")):
+        out = tmp_path / "run.h5"
+        try:
+            code = main(["pipeline", "prune", "--dataset", "digits", "--epochs", "1",
+                         "--out", str(out), *extra])
+        except SystemExit as e:     # argparse's own refusal
+            code = int(e.code or 0)
+        captured = capsys.readouterr()
+        text = captured.out + captured.err
+        err_lines = [ln for ln in text.splitlines() if "error" in ln or ln.startswith("labctl:")]
+        assert code == 2 and len(err_lines) == 1 and word in err_lines[0], text
+        assert not out.exists()
+
+
 def test_stand_in_data_is_labelled(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "letters.h5"
     code, summary, text = _run_cli(
