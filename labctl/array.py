@@ -16,6 +16,7 @@ Conventions, shared by every backend:
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -103,17 +104,18 @@ class Limits:
     max_pulse_width_s: float = 1.0
 
     def check_voltage(self, voltage_V: npt.ArrayLike, terminal: str = "bit line") -> None:
-        from labctl.errors import LimitError
-
         if isinstance(voltage_V, int | float):  # one value (gates, pulse amplitudes): no array
             v = abs(float(voltage_V))
         else:
             a = np.asarray(voltage_V, dtype=float)
             v = max(float(a.max()), -float(a.min())) if a.size else 0.0  # NaN stays NaN
         limit = self.max_gate_voltage_V if terminal == "gate" else self.max_voltage_V
-        if not np.isfinite(v) or v > limit:
-            raise LimitError(f"{terminal} voltage {v:.4g} V exceeds the limit of {limit:.4g} V",
-                             quantity=f"{terminal} voltage", value=v, limit=limit)
+        if math.isfinite(v) and v <= limit:
+            return
+        from labctl.errors import LimitError
+
+        raise LimitError(f"{terminal} voltage {v:.4g} V exceeds the limit of {limit:.4g} V",
+                         quantity=f"{terminal} voltage", value=v, limit=limit)
 
     def check_current(self, current_A: float) -> None:
         from labctl.errors import LimitError

@@ -83,7 +83,8 @@ def handle(args: argparse.Namespace) -> int:
         dataset_label=data.label, stand_in=data.stand_in, data_dir=args.data_dir,
         limit=args.limit, keep=args.keep, epochs=args.epochs,
         software_epochs=args.software_epochs,
-        bits=args.bits if args.bits is not None else DEFAULT_BITS.get(args.dataset, 4), batch_size=args.batch_size,
+        bits=args.bits if args.bits is not None else DEFAULT_BITS.get(args.dataset, 4),
+        batch_size=args.batch_size,
         seed=args.seed, chip_test_limit=args.chip_test_limit,
         verify_max_pulses=args.verify_max_pulses, energy=energy.as_dict())
     pipeline = PrunePipeline(cfg, data)

@@ -195,14 +195,17 @@ class SimulatedArray:
         drives the model directly): drops what is derived from it."""
         self._moments_cache = None
 
-    def _moments_changed(self, r: np.ndarray, c: np.ndarray) -> None:
-        """Cells ``(r, c)`` were pulsed: refresh their cached read moments (or drop them)."""
+    def _moments_changed(self, r: np.ndarray, c: np.ndarray | None = None) -> None:
+        """Cells ``(r, c)``, or the flat (row-major) cells ``r`` when ``c`` is None, were
+        pulsed: refresh their cached read moments (or drop them)."""
         m = self._moments_cache
         if m is None:
             return
         if not m.valid_for(self._t_s, self.state) or r.size * 4 > m.mean_S.size:
             self._moments_cache = None
             return
+        if c is None:
+            r, c = np.divmod(r, self._info.cols)
         g, var = self.model.read_moments(self.state, r, c, self._t_s)  # type: ignore[attr-defined]
         m.mean_S[r, c] = g
         m.var_S2[r, c] = var
@@ -267,12 +270,12 @@ class SimulatedArray:
             self._info.limits.check_voltage(float(v))
         self._info.limits.check_width(float(width_s))
         g = self._gate(None)
+        cols = self._info.cols
         if listed:
             flat, vals = m.flat, m.values
             if not vals.all():
                 keep = vals != 0            # explicit zeros send nothing
                 flat, vals = flat[keep], vals[keep]
-            r, c = np.divmod(flat, self._info.cols)
         elif sparse:
             if not m.has_canonical_format:
                 m.sum_duplicates()
@@ -280,21 +283,26 @@ class SimulatedArray:
             listed = vals != 0              # explicit zeros send nothing
             if not listed.all():
                 r, c, vals = r[listed], c[listed], vals[listed]
+            flat = r.astype(np.int64) * cols + c
         else:
-            flat = m.ravel()
-            nz = np.flatnonzero(flat != 0)  # one scan (of a mask: ~6x faster); counts are sparse
-            r, c = np.divmod(nz, self._info.cols)
-            vals = flat[nz]
+            dense = m.ravel()
+            flat = np.flatnonzero(dense != 0)  # one scan (of a mask: ~6x faster); sparse counts
+            vals = dense[flat]
         if vals.size == 0:
             return
-        vals = vals.astype(np.int64)
+        vals = vals.astype(np.int64, copy=False)
+        flat = flat.astype(np.int64, copy=False)
         # set and reset cells are disjoint: both directions go to the model in one call
-        amp = np.where(vals > 0, abs(set_V), -abs(reset_V))
-        cnt = np.abs(vals)
-        r, c = r.astype(np.int64, copy=False), c.astype(np.int64, copy=False)
-        self.model.pulse(self.state, r, c, amp, float(width_s), g, cnt, self.rng, self._t_s)
-        self._moments_changed(r, c)
-        self.operations += int(cnt.sum())
+        if hasattr(self.model, "pulse_counts"):   # the model takes flat cells and signs as-is
+            self.model.pulse_counts(self.state, flat, vals, set_V, reset_V, float(width_s), g,
+                                    self.rng, self._t_s)
+        else:
+            r, c = np.divmod(flat, cols)
+            amp = np.where(vals > 0, abs(set_V), -abs(reset_V))
+            self.model.pulse(self.state, r, c, amp, float(width_s), g, np.abs(vals), self.rng,
+                             self._t_s)
+        self._moments_changed(flat)
+        self.operations += int(np.abs(vals).sum())
 
     # --- optional capabilities ----------------------------------------------------------------
     def snapshot(self) -> dict[str, Any]:

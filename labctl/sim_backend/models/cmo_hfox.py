@@ -137,7 +137,11 @@ _RESPONSE_KEYS = tuple(f.name for f in fields(PulseResponseSpec))
 
 def _selector(shape: tuple[int, int], r: IntArray, c: IntArray) -> slice | IntArray:
     """A slice when the cells are the whole array in row-major order, else flat indices."""
-    flat = r * shape[1] + c
+    return _flat_selector(shape, r * shape[1] + c)
+
+
+def _flat_selector(shape: tuple[int, int], flat: IntArray) -> slice | IntArray:
+    """:func:`_selector` of cells given by their flat (row-major) indices."""
     n = shape[0] * shape[1]
     if flat.size == n and flat[0] == 0 and flat[-1] == n - 1 and np.all(np.diff(flat) == 1):
         return slice(None)
@@ -422,6 +426,35 @@ class CmoHfoxModel:
             else:
                 drive_all = self._drive(np.abs(amplitude_V), up_all, width_s, gate_V)
         for sub, part in _chunks(sel, r.size):
+            up = up_all if uniform else up_all[part]  # type: ignore[index]
+            drive = drive_all if uniform else drive_all[part]  # type: ignore[index]
+            self._pulse_block(state, sub, up, drive, count[part], rng, t_s)
+
+    def pulse_counts(self, state: State, flat: IntArray, signed: IntArray, set_V: float,
+                     reset_V: float, width_s: float, gate_V: float, rng: np.random.Generator,
+                     t_s: float) -> None:
+        """A parallel update: ``signed[k]`` pulses on cell ``flat[k]`` (row-major index), set
+        pulses of ``|set_V|`` where positive, reset pulses of ``-|reset_V|`` where negative
+        (nonzero counts only).
+
+        :meth:`pulse` with those amplitudes, without building and re-analysing a per-cell
+        amplitude array or splitting the cells into rows and columns: the direction comes
+        from the sign, the two drives are computed once.
+        """
+        sel = _flat_selector(state["g_S"].shape, flat)
+        up_all: bool | np.ndarray = signed > 0
+        n_up = int(np.count_nonzero(up_all))
+        hi, lo = abs(float(set_V)), -abs(float(reset_V))
+        drive_all: float | np.ndarray
+        if n_up in (0, signed.size):  # one direction for all: scalar direction and drive
+            up_all = n_up > 0
+            drive_all = self._drive_of(hi if up_all else lo, width_s, gate_V)
+        else:
+            drive_all = np.where(up_all, np.float32(self._drive_of(hi, width_s, gate_V)),
+                                 np.float32(self._drive_of(lo, width_s, gate_V)))
+        count = np.abs(signed)
+        uniform = not isinstance(up_all, np.ndarray)
+        for sub, part in _chunks(sel, flat.size):
             up = up_all if uniform else up_all[part]  # type: ignore[index]
             drive = drive_all if uniform else drive_all[part]  # type: ignore[index]
             self._pulse_block(state, sub, up, drive, count[part], rng, t_s)
