@@ -140,6 +140,20 @@ def test_pulse_outer_takes_a_sparse_matrix_as_its_dense_twin() -> None:
                            reset_V=1.3)
 
 
+def test_pulse_outer_is_the_per_cell_pulse_with_those_amplitudes() -> None:
+    """The model's signed-count path (pulse_counts) and pulse() with per-cell amplitudes are
+    the same physics and the same random stream: bit-identical conductances."""
+    counts = np.zeros((16, 8), int)
+    counts[[1, 5, 9, 12], [0, 3, 7, 7]] = [4, -2, 1, -7]
+    outer, cellwise = formed(16, 8, seed=7), formed(16, 8, seed=7)
+    outer.pulse_outer(counts, W, set_V=1.35, reset_V=1.3)
+    r, c = np.nonzero(counts)
+    n = counts[r, c]
+    cellwise.pulse(Cells.at(r, c), np.where(n > 0, 1.35, -1.3), W, count=np.abs(n))
+    np.testing.assert_array_equal(outer.state["g_S"], cellwise.state["g_S"])
+    assert np.count_nonzero(outer.state["g_S"] != formed(16, 8, seed=7).state["g_S"]) == 4
+
+
 def test_selections_address_the_right_cells() -> None:
     a = formed(seed=5)
     g0 = a.state["g_S"].copy()
