@@ -104,8 +104,10 @@ def execute_protocol(args: argparse.Namespace, command: str, protocol: Any, *,
                      array_factory: Callable[[], Any] | None = None) -> dict[str, Any]:
     """Open the backend, write the run file, drain the protocol, mark the file; return summary.
 
-    Bad options fail before the backend opens and before any file is created.  On any
-    error or interrupt the outputs go off (``array.close()``) and the file says ``aborted``.
+    Bad options fail before the backend opens and before any file is created; what needs
+    the chip (voltages against its limits) fails in the protocol's ``preflight``, after it
+    opens and before the file.  On any error or interrupt the outputs go off
+    (``array.close()``) and the file says ``aborted``.
     """
     from labctl.commands.backend import backend_from_description, open_backend
     from labctl.commands.progress import ProgressBar
@@ -142,6 +144,8 @@ def execute_protocol(args: argparse.Namespace, command: str, protocol: Any, *,
     writer = None
     try:
         with array:
+            if hasattr(protocol, "preflight"):   # refused here, no run file is left behind
+                protocol.preflight(array)
             desc = array.describe()
             if wire_resistance_ohm:
                 desc["wire_resistance_ohm"] = wire_resistance_ohm

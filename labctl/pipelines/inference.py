@@ -126,8 +126,11 @@ class InferenceConfig:
         if self.calibration not in CALIBRATIONS:
             raise ConfigError(f"calibration must be one of {', '.join(CALIBRATIONS)}",
                               key="calibration")
-        if self.read_repeats < 2 or self.adc_sigmas <= 0 or self.calibration_inputs < 0:
-            raise ConfigError("read_repeats >= 2, adc_sigmas > 0, calibration_inputs >= 0",
+        if not self.adc_sigmas > 0:
+            raise ConfigError(f"--adc-sigmas must be > 0, got {self.adc_sigmas:g}",
+                              key="adc_sigmas")
+        if self.read_repeats < 2 or self.calibration_inputs < 0:
+            raise ConfigError("read_repeats must be >= 2 and calibration_inputs >= 0",
                               key="read_repeats")
 
 

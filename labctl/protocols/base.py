@@ -86,6 +86,12 @@ class BaseProtocol(ABC):
         cfg = self.config
         return asdict(cfg) if is_dataclass(cfg) and not isinstance(cfg, type) else dict(cfg)
 
+    def preflight(self, array: Array) -> None:
+        """Checks against the opened chip before a run file exists (the voltages the
+        protocol will apply against the station limits, the cell technology); raise a
+        LabctlError to refuse.  Default: nothing to check."""
+        return None
+
     @abstractmethod
     def initial_state(self, array: Array) -> dict[str, Any]:
         """The protocol's loop state before the first step (arrays and JSON-able values)."""

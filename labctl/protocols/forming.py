@@ -78,11 +78,18 @@ class Forming(BaseProtocol):
         config.validate()
         super().__init__(config)
 
-    def initial_state(self, array: Array) -> dict[str, Any]:
-        if array.info.technology != "1t1r-reram":   # before any voltage reaches the chip
+    def preflight(self, array: Array) -> None:
+        info, cfg = array.info, self.config
+        if info.technology != "1t1r-reram":   # before any voltage reaches the chip
             raise ConfigError(f"forming is for 1T1R ReRAM cells; this chip is "
-                              f"{array.info.technology}, whose cells are not formed",
+                              f"{info.technology}, whose cells are not formed",
                               key="preset")
+        info.limits.check_voltage(cfg.v_stop_V)
+        info.limits.check_voltage(cfg.post_sweep_V)
+        info.limits.check_voltage(cfg.gate_V, terminal="gate")
+
+    def initial_state(self, array: Array) -> dict[str, Any]:
+        self.preflight(array)
         return {"row": 0}
 
     def steps(self, array: Array, state: dict[str, Any]) -> Iterator[Step]:

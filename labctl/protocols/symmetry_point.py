@@ -89,6 +89,13 @@ class SymmetryPoint(BaseProtocol):
         config.validate()
         super().__init__(config)
 
+    def preflight(self, array: Array) -> None:
+        cfg, limits = self.config, array.info.limits
+        for v in (cfg.up_V, cfg.down_V):
+            limits.check_voltage(v)
+        if cfg.gate_V is not None:
+            limits.check_voltage(cfg.gate_V, terminal="gate")
+
     def initial_state(self, array: Array) -> dict[str, Any]:
         return {"k": 0, "started": False, "noise_done": False, "formed": False}
 

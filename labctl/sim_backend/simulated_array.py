@@ -70,6 +70,11 @@ class SimulatedArray:
     def info(self) -> ArrayInfo:
         return self._info
 
+    def _pulse_terminal(self) -> str:
+        """Where a pulse's amplitude lands, for limit messages: the bit line of a 1T1R cell,
+        the write gate of a FeFET (both checked against ``max_voltage_V``)."""
+        return "write gate" if self._info.technology == "fefet-2t" else "bit line"
+
     def _gate(self, gate_V: float | None) -> float:
         g = self._info.gate_voltage_V if gate_V is None else float(gate_V)
         self._info.limits.check_voltage(g, terminal="gate")
@@ -94,7 +99,7 @@ class SimulatedArray:
         n = np.broadcast_to(np.asarray(count, dtype=np.int64), r.shape)
         if np.any(n < 0):
             raise ValueError("pulse count must be >= 0")
-        self._info.limits.check_voltage(amp)
+        self._info.limits.check_voltage(amp, terminal=self._pulse_terminal())
         self._info.limits.check_width(float(width_s))
         g = self._gate(gate_V)
         active = (n > 0) & (amp != 0)
@@ -267,7 +272,7 @@ class SimulatedArray:
         if tuple(m.shape) != self._info.shape:
             raise ValueError(f"counts of shape {m.shape} for a {self._info.shape} array")
         for v in (set_V, reset_V):
-            self._info.limits.check_voltage(float(v))
+            self._info.limits.check_voltage(float(v), terminal=self._pulse_terminal())
         self._info.limits.check_width(float(width_s))
         g = self._gate(None)
         cols = self._info.cols

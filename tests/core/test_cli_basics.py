@@ -68,10 +68,24 @@ def test_forming_refuses_a_chip_whose_cells_are_not_formed(tmp_path, capsys):
                  "--quiet"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "fefet-2t" in err[0] and "not formed" in err[0]
-    from labctl.data.runfile import RunReader
+    assert not out.exists()             # refused in preflight: no run file left behind
 
-    with RunReader(out) as r:
-        assert r.status == "aborted" and not list(r.datasets())
+
+@pytest.mark.parametrize("argv, words", [
+    (["run", "symmetry-point", "--up-V", "50"], "bit line voltage 50 V"),
+    (["run", "symmetry-point", "--down-V", "-9"], "bit line voltage 9 V"),
+    (["run", "forming", "--gate-V", "9"], "gate voltage 9 V"),
+    (["run", "forming", "--v-stop-V", "30"], "bit line voltage 30 V"),
+    (["pipeline", "sparse-train", "--pulse-V", "100"], "write gate voltage 100 V"),
+])
+def test_voltages_beyond_the_limits_are_refused_before_a_run_file_exists(
+        tmp_path, capsys, argv, words):
+    """The chip's limits are known once it opens: checked there, before any file or pulse."""
+    out = tmp_path / "r.h5"
+    assert main([*argv, "--out", str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and words in err[0] and "exceeds the limit" in err[0], err
+    assert not out.exists()
 
 
 def test_a_failed_command_with_json_ends_stdout_with_a_status_line(tmp_path, capsys):

@@ -169,6 +169,10 @@ class SparseTraining(BaseProtocol):
         self.sizes = layer_sizes(config, data.x_train.shape[1], data.n_classes)
         self.cost = cm.CostParams.from_dict(config.cost)
 
+    def preflight(self, array: Any) -> None:
+        # updates pulse the weight FeFETs' write gates (checked against max_voltage_V)
+        array.info.limits.check_voltage(self.config.pulse.amplitude_V, terminal="write gate")
+
     # --- state ---------------------------------------------------------------------------------
     def initial_state(self, array: Any) -> dict[str, Any]:
         return {"phase": "train", "variant": 0, "started": False, "epoch": 0, "batch": 0,
