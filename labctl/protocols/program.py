@@ -77,6 +77,9 @@ def check_targets(targets_S: np.ndarray, g_lo_S: float, g_hi_S: float) -> None:
         raise ConfigError("targets contain NaN or infinite values", key="targets")
     lo, hi = float(t.min()), float(t.max())
     eps = 1e-12
+    if not np.isfinite(g_hi_S) and lo < g_lo_S - eps:   # no chip yet: only the sign is known
+        raise ConfigError(f"targets are conductances >= {g_lo_S * 1e6:.4g} uS; the smallest "
+                          f"is {lo * 1e6:.4g} uS", key="targets")
     if lo < g_lo_S - eps or hi > g_hi_S + eps:
         raise ConfigError(f"targets {lo * 1e6:.4g}..{hi * 1e6:.4g} uS are outside the chip's "
                           f"window {g_lo_S * 1e6:.4g}..{g_hi_S * 1e6:.4g} uS", key="targets")

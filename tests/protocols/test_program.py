@@ -235,13 +235,18 @@ def no_pulses(monkeypatch):
     monkeypatch.setattr(SimulatedArray, "sweep", boom)
 
 
-@pytest.mark.parametrize("case", ["outside", "tolerance0", "tolerance_neg", "shape", "csv_shape",
-                                  "text", "levels_outside"])
+@pytest.mark.parametrize("case", ["outside", "negative", "tolerance0", "tolerance_neg", "shape",
+                                  "csv_shape", "text", "levels_outside"])
 def test_bad_input_exit_2_one_line_no_file_no_pulse(case, tmp_path, capsys, no_pulses):
     out = tmp_path / "p.h5"
     argv = ["run", "program", "--out", str(out)]
     if case == "outside":
         np.save(tmp_path / "t.npy", np.full((8, 4), 200e-6))
+        argv += ["--targets", str(tmp_path / "t.npy")]
+    elif case == "negative":
+        t = np.full((8, 4), 50e-6)
+        t[2, 1] = -5e-6
+        np.save(tmp_path / "t.npy", t)
         argv += ["--targets", str(tmp_path / "t.npy")]
     elif case == "tolerance0":
         argv += ["--tolerance", "0"]
@@ -261,6 +266,9 @@ def test_bad_input_exit_2_one_line_no_file_no_pulse(case, tmp_path, capsys, no_p
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert "inf" not in err          # no "window 0..inf uS" before the chip is known
+    if case == "negative":
+        assert "the smallest is -5 uS" in err
     assert not out.exists()
 
 
