@@ -165,7 +165,9 @@ def execute_protocol(args: argparse.Namespace, command: str, protocol: Any, *,
         bar.close()
         if writer is not None:
             store_transcript(writer, array)
-            reason = "interrupted" if isinstance(e, KeyboardInterrupt) else f"{e}"
+            # Ctrl-C, or SIGTERM (which the CLI raises as KeyboardInterrupt("SIGTERM"))
+            reason = (("interrupted" + (f" by {e}" if str(e) else "")) if
+                      isinstance(e, KeyboardInterrupt) else f"{e}")
             writer.finish("aborted", error=f"{e.__class__.__name__}: {reason}")
         if isinstance(e, LabctlError) or isinstance(e, (KeyboardInterrupt, SystemExit)):
             raise

@@ -78,4 +78,4 @@ def test_sigterm_mid_run_leaves_the_bench_safe(serve_station: Any, tmp_path: Pat
     assert len(err.strip().splitlines()) == 1, err
     assert running.all_safe()
     with RunReader(out) as rr:
-        assert rr.status == "aborted" and "interrupted" in rr.attrs()["error"]
+        assert rr.status == "aborted" and "interrupted by SIGTERM" in rr.attrs()["error"]
