@@ -119,6 +119,7 @@ def _chip_factory(args: argparse.Namespace, backend: dict[str, Any],
 def human(s: dict[str, Any]) -> str:
     lines = [f"inference: {s['cells']} cells, {s['inputs']} inputs, {s['dac_bits']}-bit in, "
              f"{s['adc_bits']}-bit out, {s['wire_resistance_ohm']} ohm/segment",
+             "  RMSE against floating point, in units of y = (W / w_max) x with x in [-1, 1]",
              f"  {'t':>5} {'RMSE':>7}   " + " ".join(f"{c[:12]:>12}" for c in
                                                      next(iter(s['rmse_breakdown'].values()),
                                                           {}))]

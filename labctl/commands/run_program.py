@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -125,19 +126,25 @@ def human(s: dict[str, Any]) -> str:
     fit = s.get("sigma_fit_S") or {}
     ov = [x for x in s.get("adjacent_overlap", []) if x is not None]
 
-    def f(x: Any, fmt: str, scale: float = 1.0) -> str:
-        return "n/a" if x is None else format(x * scale, fmt)
+    def f(x: Any, fmt: str, scale: float = 1.0, unit: str = "") -> str:
+        """A figure with its unit, or n/a (none, or not finite: one level, one cell)."""
+        if x is None or not math.isfinite(float(x)):
+            return "n/a"
+        return format(x * scale, fmt) + unit
 
+    slope, icpt = fit.get("slope"), fit.get("intercept_S")
+    sigma_fit = (f"{f(slope, '.4g')} * G + {f(icpt, '.4g', 1e6, ' uS')}"
+                 if f(slope, "g") != "n/a" and f(icpt, "g") != "n/a" else
+                 "n/a (needs two or more levels of two or more cells)")
     return (f"program: {s['cells_programmed']} cells, {len(s['levels'])} levels, tolerance "
             f"{100 * s['tolerance']:.3g} %\n"
             f"  converged       {100 * s['converged_fraction']:.2f} % "
             f"({s['not_converged']} not converged)\n"
             f"  pulses          mean {f(s['pulses_mean'], '.2f')}, median "
             f"{f(s['pulses_median'], '.1f')}, max {s['pulses_max']}\n"
-            f"  sigma fit       {f(fit.get('slope'), '.4g')} * G + "
-            f"{f(fit.get('intercept_S'), '.4g', 1e6)} uS\n"
-            f"  max overlap     {f(max(ov) if ov else None, '.3g')} (levels separated: "
-            f"{s['levels_separated']})\n"
+            f"  sigma fit       {sigma_fit}\n"
+            f"  max overlap     {f(max(ov) if ov else None, '.3g', 100, ' %')} (levels "
+            f"separated: {s['levels_separated']})\n"
             f"  run file        {s['run_file']}")
 
 

@@ -209,6 +209,10 @@ def test_cli_defaults_complete_with_a_last_batch_smaller_than_the_trace(tmp_path
     assert tr.shape[1] == 8 and np.isfinite(tr[:second]).all()
     assert np.isfinite(tr[second:, :3]).all() and np.isnan(tr[second:, 3:]).all()
     assert any(p.name == "program_traces.png" for p in render_report(out, tmp_path / "rep"))
+    # one cell per level: no sigma, no overlap -- said as n/a, never nan or None
+    text = capsys.readouterr().out
+    assert "sigma fit       n/a" in text and "max overlap     n/a" in text
+    assert "nan" not in text and "None" not in text
 
 
 def test_cli_targets_file_programs_one_target_per_cell(tmp_path, capsys):
