@@ -91,3 +91,33 @@ def test_watch_gives_up_on_a_file_that_never_appears(tmp_path, capsys):
                  "--interval-s", "0.05"]) == 2
     err = capsys.readouterr().err
     assert "did not appear within 0.3 s" in err and "Traceback" not in err
+
+
+def test_watch_timeout_also_bounds_the_wait_for_the_file(tmp_path, capsys):
+    """--timeout-s is the longest the watcher runs, waiting for the file included."""
+    import time
+
+    t = time.monotonic()
+    assert main(["watch", str(tmp_path / "never.h5"), "--wait-s", "60", "--timeout-s", "0.3",
+                 "--interval-s", "0.05"]) == 0
+    assert time.monotonic() - t < 30
+    assert "did not appear within --timeout-s 0.3 s" in capsys.readouterr().out
+    assert main(["watch", str(tmp_path / "never.h5"), "--timeout-s", "0"]) == 2
+
+
+def test_watch_reports_progress_before_figures_can_be_drawn(tmp_path, capsys, monkeypatch):
+    """Data that grew but cannot be drawn yet still gives a progress line."""
+    from labctl.commands import watch
+
+    sizes = iter([("running", 10, 0), ("running", 10, 0), ("running", 25, 2),
+                  ("complete", 40, 2)])
+    monkeypatch.setattr(watch, "snapshot_once", lambda *a: next(sizes))
+    run_file = tmp_path / "r.h5"
+    run_file.write_bytes(b"")
+    assert main(["watch", str(run_file), "--interval-s", "0.01"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [ln.split("] ")[1] for ln in lines[:-1]] == [
+        "running: 10 values, no figures yet",
+        f"running: 25 values, 2 figures redrawn in {tmp_path / 'r-live'}",
+        f"complete: 40 values, 2 figures redrawn in {tmp_path / 'r-live'}"]
+    assert lines[-1] == "run is complete; 2 redraws"

@@ -37,7 +37,9 @@ def _size(reader: Any) -> int:
 
 
 def snapshot_once(run_file: Path, out: Path, last_size: int) -> tuple[str, int, int]:
-    """One poll: (status, data size, figures drawn now). Partial or torn reads draw nothing."""
+    """One poll: (status, data size now, figures drawn now).  Figures are drawn when the
+    data grew past ``last_size``; partial or torn reads, or too little data for the run's
+    figures, draw nothing (0)."""
     import importlib
 
     from labctl.data.runfile import RunReader
@@ -53,7 +55,7 @@ def snapshot_once(run_file: Path, out: Path, last_size: int) -> tuple[str, int, 
         try:
             figs = importlib.import_module(f"labctl.plots.{module}").render(r, out)
         except (KeyError, ValueError, IndexError, OSError):
-            return status, last_size, 0  # not enough data yet for this kind's figures
+            return status, size, 0  # not enough data yet for this kind's figures
     return status, size, len(figs)
 
 
@@ -65,6 +67,8 @@ def handle(args: argparse.Namespace) -> int:
         raise ConfigError("--interval-s must be > 0", key="interval_s")
     if args.wait_s < 0:
         raise ConfigError("--wait-s must be >= 0", key="wait_s")
+    if args.timeout_s is not None and args.timeout_s <= 0:
+        raise ConfigError("--timeout-s must be > 0", key="timeout_s")
     out = Path(args.out) if args.out else run_file.with_name(run_file.stem + "-live")
     out.mkdir(parents=True, exist_ok=True)
     import labctl.plots.style  # noqa: F401  (matplotlib loads here, not in the first poll)
@@ -73,14 +77,19 @@ def handle(args: argparse.Namespace) -> int:
     if not run_file.exists():
         print(f"waiting for {run_file} (up to {args.wait_s:g} s)", flush=True)
         while not run_file.exists():
-            if time.monotonic() - t0 > args.wait_s:
+            waited = time.monotonic() - t0
+            if args.timeout_s is not None and waited > args.timeout_s:
+                print(f"{run_file} did not appear within --timeout-s {args.timeout_s:g} s; "
+                      f"0 redraws", flush=True)
+                return 0
+            if waited > args.wait_s:
                 raise DataFormatError(f"{run_file} did not appear within {args.wait_s:g} s")
             time.sleep(min(args.interval_s, 0.1))
     t_file = time.monotonic()
-    size, redraws, status, seen = -1, 0, "running", False
+    size, drawn, redraws, status, seen = -1, -1, 0, "running", False
     while True:
         try:
-            status, new_size, n = snapshot_once(run_file, out, size)
+            status, new_size, n = snapshot_once(run_file, out, drawn)
             seen = True
         except (DataFormatError, RuntimeError, OSError, KeyError, ValueError):
             # a file being created may not carry its attributes yet: allow a short grace
@@ -88,11 +97,14 @@ def handle(args: argparse.Namespace) -> int:
                 raise DataFormatError(f"{run_file} is not a readable labctl run file") from None
             time.sleep(args.interval_s)  # a torn read while the writer appends: try again
             continue
+        stamp = f"[{time.monotonic() - t0:7.1f} s] {status}: {new_size} values"
         if n:
             redraws += 1
-            size = new_size
-            print(f"[{time.monotonic() - t0:7.1f} s] {status}: {size} values, {n} figures "
-                  f"redrawn in {out}", flush=True)
+            drawn = new_size
+            print(f"{stamp}, {n} figures redrawn in {out}", flush=True)
+        elif new_size != size:   # progress, though the figures need more data (or none exist)
+            print(f"{stamp}, no figures yet", flush=True)
+        size = new_size
         if status != "running":
             break
         if args.timeout_s is not None and time.monotonic() - t0 > args.timeout_s:
