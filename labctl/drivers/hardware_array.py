@@ -24,6 +24,7 @@ import numpy as np
 import numpy.typing as npt
 
 from labctl.array import ArrayInfo, Cells, FloatArray, SweepResult
+from labctl.drivers.bench_lock import BenchLock
 from labctl.drivers.links import Links, station_from_description
 from labctl.drivers.roles import Instrument, PulseGenerator, SourceMeter, SwitchMatrix
 from labctl.drivers.station import Station, load_station
@@ -43,6 +44,8 @@ class HardwareArray:
     replaying = False
     #: route changes (exclusive closes) so far: each is one relay actuation time on a bench
     switches = 0
+    #: the instruments' locks while this process drives them (None: replay, or not yet held)
+    _bench_lock: BenchLock | None = None
 
     def __init__(self, station: Station, instruments: dict[str, Instrument], *,
                  links: Links | None = None) -> None:
@@ -93,8 +96,15 @@ class HardwareArray:
         CLI stores it in the run file and ``from_transcript`` can replay it offline.
         """
         station = load_station(path)
-        links = Links.open(station, record=record)
-        return cls._build(station, links)
+        # one process per bench: held until close (bench_lock.py)
+        lock = BenchLock.acquire(spec.resource for spec in station.instruments.values())
+        try:
+            array = cls._build(station, Links.open(station, record=record))
+        except BaseException:
+            lock.release()
+            raise
+        array._bench_lock = lock
+        return array
 
     @classmethod
     def from_transcript(cls, backend: dict[str, Any], transcript: dict[str, Any]) -> HardwareArray:
@@ -322,6 +332,9 @@ class HardwareArray:
         self._closed = True
         if self.links is not None:
             self.links.close()
+        if self._bench_lock is not None:   # the bench is safe and closed: free it (a failed
+            self._bench_lock.release()     # safe() keeps it until this process exits)
+            self._bench_lock = None
 
     def __enter__(self) -> HardwareArray:
         return self

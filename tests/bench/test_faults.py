@@ -79,3 +79,27 @@ def test_sigterm_mid_run_leaves_the_bench_safe(serve_station: Any, tmp_path: Pat
     assert running.all_safe()
     with RunReader(out) as rr:
         assert rr.status == "aborted" and "interrupted by SIGTERM" in rr.attrs()["error"]
+
+
+def test_a_bench_in_use_is_refused_to_a_second_run(serve_station: Any, tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """Two runs on one bench would interleave their commands on the same instruments: while
+    one HardwareArray is open, a second open (here: the CLI) is refused with one line naming
+    the instrument and the holder; closing the first frees the bench."""
+    import os
+
+    from labctl.drivers.hardware_array import HardwareArray
+    from labctl.errors import InstrumentError
+
+    running, station = serve_station(small_doc())
+    out = tmp_path / "run.h5"
+    with HardwareArray.from_station(station, record=False):
+        code = main(["run", "forming", "--backend", str(station), "--quiet", "--out", str(out)])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert code == 3 and len(err) == 1, err
+        assert "is in use by another labctl process" in err[0]
+        assert f"(pid {os.getpid()})" in err[0] and not out.exists()
+        with pytest.raises(InstrumentError, match="in use"):
+            HardwareArray.from_station(station, record=False)
+    assert running.all_safe()
+    assert main(["run", "forming", "--backend", str(station), "--quiet", "--out", str(out)]) == 0
