@@ -262,9 +262,10 @@ class SimulatedArray:
         """Signed pulse counts per cell in one parallel step (OuterProductCapable).
 
         ``counts[row, col] > 0`` sends that many set pulses of ``|set_V|``, ``< 0`` that many
-        reset pulses of ``|reset_V|``; a ``scipy.sparse`` array lists its cells (duplicates
-        add up).  On a crossbar these are the coincidences of row and column pulse trains
-        (half-select scheme); here every cell is updated at once.
+        reset pulses of ``|reset_V|``; a :class:`~labctl.array.CellCounts` or a
+        ``scipy.sparse`` array lists its cells (duplicates of the latter add up).  On a
+        crossbar these are the coincidences of row and column pulse trains (half-select
+        scheme); here every cell is updated at once.
         """
         listed = isinstance(counts, CellCounts)
         sparse = not listed and hasattr(counts, "tocoo")   # scipy.sparse, not imported here

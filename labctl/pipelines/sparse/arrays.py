@@ -68,7 +68,7 @@ class ArrayWindow:
     def pulse_outer(self, counts: Any, width_s: float, *, set_V: float,
                     reset_V: float) -> None:
         """Parallel update on the parent when it can, else cell by cell in this window."""
-        if hasattr(counts, "toarray"):  # scipy.sparse
+        if hasattr(counts, "toarray"):  # CellCounts or scipy.sparse
             counts = counts.toarray()
         n = np.asarray(counts, dtype=np.int64)
         if isinstance(self.parent, OuterProductCapable):
