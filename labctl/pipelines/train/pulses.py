@@ -119,6 +119,11 @@ def line_counts(shape: tuple[int, int], rows: np.ndarray, d: np.ndarray,
     px = np.minimum(base * np.sqrt(md), 1.0)            # ax with max|x| = 1
     pd = np.minimum(np.abs(d) * (base / np.sqrt(md))[:, None], 1.0)
     n_x = rng.binomial(bl, px)
+    fired = n_x > 0                                     # a silent line pulses no cell
+    if not fired.all():
+        if not fired.any():
+            return _empty(shape)
+        rows, d, pd, n_x = rows[fired], d[fired], pd[fired], n_x[fired]
     n = rng.binomial(n_x[:, None], pd)
     # x d > 0 (d > 0 with x = 1) -> the weight goes down: reset pulses
     return row_counts(shape, rows, np.where(d > 0, -n, n))
