@@ -425,10 +425,7 @@ class CmoHfoxModel:
                                      np.float32(self._drive_of(lo, width_s, gate_V)))
             else:
                 drive_all = self._drive(np.abs(amplitude_V), up_all, width_s, gate_V)
-        for sub, part in _chunks(sel, r.size):
-            up = up_all if uniform else up_all[part]  # type: ignore[index]
-            drive = drive_all if uniform else drive_all[part]  # type: ignore[index]
-            self._pulse_block(state, sub, up, drive, count[part], rng, t_s)
+        self._pulse_chunks(state, sel, r.size, up_all, drive_all, count, rng, t_s)
 
     def pulse_counts(self, state: State, flat: IntArray, signed: IntArray, set_V: float,
                      reset_V: float, width_s: float, gate_V: float, rng: np.random.Generator,
@@ -452,9 +449,15 @@ class CmoHfoxModel:
         else:
             drive_all = np.where(up_all, np.float32(self._drive_of(hi, width_s, gate_V)),
                                  np.float32(self._drive_of(lo, width_s, gate_V)))
-        count = np.abs(signed)
+        self._pulse_chunks(state, sel, flat.size, up_all, drive_all, np.abs(signed), rng, t_s)
+
+    def _pulse_chunks(self, state: State, sel: slice | IntArray, n: int,
+                      up_all: bool | np.ndarray, drive_all: float | np.ndarray, count: IntArray,
+                      rng: np.random.Generator, t_s: float) -> None:
+        """The ``n`` selected cells in blocks of :data:`CHUNK`; direction and drive are one
+        value for all (scalars) or one per cell."""
         uniform = not isinstance(up_all, np.ndarray)
-        for sub, part in _chunks(sel, flat.size):
+        for sub, part in _chunks(sel, n):
             up = up_all if uniform else up_all[part]  # type: ignore[index]
             drive = drive_all if uniform else drive_all[part]  # type: ignore[index]
             self._pulse_block(state, sub, up, drive, count[part], rng, t_s)
