@@ -121,3 +121,25 @@ def test_watch_reports_progress_before_figures_can_be_drawn(tmp_path, capsys, mo
         f"running: 25 values, 2 figures redrawn in {tmp_path / 'r-live'}",
         f"complete: 40 values, 2 figures redrawn in {tmp_path / 'r-live'}"]
     assert lines[-1] == "run is complete; 2 redraws"
+
+
+def test_replay_of_one_cell_per_level_is_consistent_and_shows_no_nan(tmp_path, capsys):
+    """A sigma fit undefined in both runs (one cell per level) is no difference."""
+    run = tmp_path / "p.h5"
+    assert main(["run", "program", "--levels", "3", "--rows", "2", "--cols", "2", "--out",
+                 str(run), "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["replay", str(run), "--out", str(tmp_path / "rep.h5")]) == 0
+    out = capsys.readouterr().out
+    assert "replay CONSISTENT" in out and "nan" not in out
+
+
+def test_replay_writes_its_own_fitted_preset_not_over_the_recorded_one(tmp_path, capsys):
+    run, preset = tmp_path / "sp.h5", tmp_path / "mine.toml"
+    assert main(["run", "symmetry-point", "--rows", "2", "--cols", "2", "--out", str(run),
+                 "--preset-out", str(preset), "--quiet"]) == 0
+    before = preset.read_bytes()
+    capsys.readouterr()
+    main(["replay", str(run), "--out", str(tmp_path / "rep.h5")])
+    assert preset.read_bytes() == before
+    assert (tmp_path / "rep-preset.toml").is_file()

@@ -64,7 +64,14 @@ def add_blas_threads(p: argparse.ArgumentParser) -> None:
 
 
 def default_out(command: str) -> str:
-    return f"{command.replace(' ', '-')}-{time.strftime('%Y%m%d-%H%M%S')}.h5"
+    """``COMMAND-YYYYmmdd-HHMMSS.h5`` in the working directory, with ``-2``, ``-3``, ... when
+    a run of the same second has it already (run files are never overwritten)."""
+    stem = f"{command.replace(' ', '-')}-{time.strftime('%Y%m%d-%H%M%S')}"
+    name, k = f"{stem}.h5", 1
+    while Path(name).exists():
+        k += 1
+        name = f"{stem}-{k}.h5"
+    return name
 
 
 def jsonable(x: Any) -> Any:

@@ -21,8 +21,11 @@ from labctl.commands.common import jsonable
 from labctl.errors import ConfigError, DataFormatError
 
 #: options that replay replaces (option -> takes a value)
+#: options of the recorded command line that replay sets itself (True: takes a value);
+#: ``--preset-out`` goes so the replay writes its preset next to its own run file instead of
+#: over the recorded run's
 _REPLACED = {"--out": True, "--resume": True, "--json": False, "--backend": True,
-             "--quiet": False}
+             "--quiet": False, "--preset-out": True}
 
 
 def register(sub: Any) -> None:

@@ -95,7 +95,11 @@ def compare_summaries(rec: dict[str, Any], rep: dict[str, Any], tolerance: float
             out.append(MetricComparison(name, "label", a, b, 0.0 if a == b else 1.0, None,
                                         a == b))
         else:
-            d = scalar_difference(name, float(a), float(b), atol)
+            fa, fb = float(a), float(b)
+            if np.isnan(fa) and np.isnan(fb):   # undefined in both (one cell per level): skip
+                continue
+            d = (scalar_difference(name, fa, fb, atol) if np.isfinite(fa) and np.isfinite(fb)
+                 else 0.0 if fa == fb else float("inf"))
             out.append(MetricComparison(name, "scalar", a, b, d, None, d <= tolerance))
     return out
 

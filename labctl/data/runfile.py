@@ -69,11 +69,16 @@ def data_names(h5: h5py.File) -> list[str]:
 
 
 def check_writable(path: str | os.PathLike[str]) -> Path:
-    """Refuse (ConfigError) an --out path that cannot be written, before anything runs."""
+    """Refuse (ConfigError) an --out path that cannot be written, before anything runs, or
+    that already exists: a run file is never overwritten (``--resume`` continues one)."""
     p = Path(path)
     parent = p.parent if str(p.parent) else Path(".")
     if p.is_dir():
         raise ConfigError(f"--out {p} is a directory, expected a file name", key="out")
+    if p.exists():
+        raise ConfigError(f"--out {p} already exists; labctl does not overwrite run files "
+                          f"(choose another name, or --resume {p} if it was interrupted)",
+                          key="out")
     if not parent.is_dir():
         raise ConfigError(f"--out {p}: directory {parent} does not exist", key="out")
     if not os.access(parent, os.W_OK):
@@ -100,7 +105,12 @@ def _lock_for_writing(path: Path, *, create: bool) -> int | None:
     except ImportError:                       # no flock (Windows): no protection
         return None
     try:
-        fd = os.open(path, os.O_RDWR | (os.O_CREAT if create else 0), 0o666)
+        # a new file is created exclusively: a run started meanwhile under the same name
+        # (two runs in one second with the default name) fails instead of sharing it
+        fd = os.open(path, os.O_RDWR | (os.O_CREAT | os.O_EXCL if create else 0), 0o666)
+    except FileExistsError:
+        raise ConfigError(f"--out {path} already exists; labctl does not overwrite run files",
+                          key="out") from None
     except OSError as e:
         if create:                            # the first write of --out: say why it failed
             raise ConfigError(f"--out {path}: {e.strerror}", key="out") from None

@@ -101,3 +101,30 @@ def test_a_failed_command_with_json_ends_stdout_with_a_status_line(tmp_path, cap
     assert main(["run", "forming", "--preset", "no-such-preset",
                  "--out", str(tmp_path / "x.h5")]) == 2
     assert capsys.readouterr().out == ""                 # without --json: stderr only
+
+
+def test_a_run_file_is_never_overwritten(tmp_path, capsys, monkeypatch):
+    """An existing --out is refused (the first run intact); two runs in one second with the
+    default name get two files."""
+    from labctl.commands import common
+    from labctl.data.runfile import RunReader
+
+    out = tmp_path / "f.h5"
+    assert main(["run", "forming", "--rows", "2", "--cols", "2", "--out", str(out),
+                 "--quiet"]) == 0
+    before = out.read_bytes()
+    capsys.readouterr()
+    assert main(["run", "forming", "--rows", "1", "--cols", "1", "--out", str(out),
+                 "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "already exists" in err[0]
+    assert out.read_bytes() == before
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(common.time, "strftime", lambda fmt: "20260101-000000")
+    for _ in range(2):
+        assert main(["run", "forming", "--rows", "1", "--cols", "1", "--quiet"]) == 0
+    names = sorted(p.name for p in tmp_path.glob("run-forming-*.h5"))
+    assert names == ["run-forming-20260101-000000-2.h5", "run-forming-20260101-000000.h5"]
+    for n in names:
+        with RunReader(tmp_path / n) as r:
+            assert r.status == "complete"

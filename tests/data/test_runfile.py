@@ -150,9 +150,10 @@ def test_a_file_being_written_by_another_process_is_refused_not_shared(tmp_path)
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "ready"
-        for resume in (False, True):
-            with pytest.raises(ConfigError, match="being written by another labctl run"):
-                RunWriter(p, command="c", config={}, backend={}, resume=resume)
+        with pytest.raises(ConfigError, match="already exists"):   # a new run: never over it
+            RunWriter(p, command="c", config={}, backend={})
+        with pytest.raises(ConfigError, match="being written by another labctl run"):
+            RunWriter(p, command="c", config={}, backend={}, resume=True)
         with RunReader(p) as r:                      # untouched, and readable meanwhile
             assert r.status == "running" and r.data("g/d").tolist() == [1.0, 2.0]
     finally:
