@@ -33,6 +33,8 @@ def render(reader, out_dir: Path) -> list[Path]:  # type: ignore[no-untyped-def]
     b.set(xlabel="programmed - target (nS), converged cells", ylabel="cells",
           title=f"rms {np.sqrt(np.mean(err ** 2)) if err.size else float('nan'):.1f} nS")
     paths.append(save(fig, out_dir, "transfer_conductance"))
+    if not t.size:    # a run stopped before its first batch: nothing more to draw
+        return paths
 
     fig, ax = figure()
     p = res["pulses"]

@@ -103,6 +103,9 @@ class Program(BaseProtocol):
             return self.targets_S.ravel()
         return job_targets(level_targets(cfg), cfg.repeats)
 
+    def preflight(self, array: Array) -> None:
+        self.config.verify.check_limits(array.info.limits)
+
     def initial_state(self, array: Array) -> dict[str, Any]:
         return {"batch": 0, "verify": {}, "started": False, "formed": False}
 

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from labctl.array import Array, Cells, ProgramVerifyCapable
+from labctl.array import Array, Cells, Limits, ProgramVerifyCapable
 from labctl.errors import ConfigError
 from labctl.protocols.base import Step
 
@@ -92,6 +92,18 @@ class VerifyConfig:
         if self.reset_pulses < 0 or self.reset_pulse_V >= 0:
             raise ConfigError("reset pulses: count >= 0 and a negative amplitude",
                               key="reset_pulse_V")
+
+    def check_limits(self, limits: Limits) -> None:
+        """Every pulse width and voltage of the loop against the chip's limits (preflight)."""
+        limits.check_width(self.width_s)
+        for _, v_set, v_reset in self.amplitudes:
+            limits.check_voltage(v_set)
+            limits.check_voltage(v_reset)
+        limits.check_voltage(self.reset_sweep_V)
+        if self.reset_pulses:
+            limits.check_voltage(self.reset_pulse_V)
+        if self.gate_V is not None:
+            limits.check_voltage(self.gate_V, terminal="gate")
 
 
 def amplitudes_for(targets_S: npt.ArrayLike, table: tuple[tuple[float, float, float], ...]

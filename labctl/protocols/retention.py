@@ -93,6 +93,9 @@ class Retention(BaseProtocol):
         cfg: RetentionConfig = self.config
         return job_targets(np.linspace(cfg.g_min_S, cfg.g_max_S, cfg.levels), cfg.repeats)
 
+    def preflight(self, array: Array) -> None:
+        self.config.verify.check_limits(array.info.limits)
+
     def initial_state(self, array: Array) -> dict[str, Any]:
         return {"batch": 0, "phase": "program", "verify": {}, "t0_s": 0.0, "ti": 0,
                 "started": False, "formed": False}

@@ -91,6 +91,7 @@ class SymmetryPoint(BaseProtocol):
 
     def preflight(self, array: Array) -> None:
         cfg, limits = self.config, array.info.limits
+        limits.check_width(cfg.width_s)
         for v in (cfg.up_V, cfg.down_V):
             limits.check_voltage(v)
         if cfg.gate_V is not None:

@@ -88,6 +88,9 @@ class Transfer(BaseProtocol):
     def config_dict(self) -> dict[str, Any]:
         return asdict(self.config)
 
+    def preflight(self, array: Array) -> None:
+        self.config.verify.check_limits(array.info.limits)
+
     def initial_state(self, array: Array) -> dict[str, Any]:
         for r, c, _ in self.plan.loads:
             Cells.at(r, c).indices(array.info.shape)  # IndexError now, not mid-run

@@ -88,6 +88,27 @@ def test_voltages_beyond_the_limits_are_refused_before_a_run_file_exists(
     assert not out.exists()
 
 
+@pytest.mark.parametrize("argv", [
+    ["run", "program", "--levels", "3", "--width-s", "10"],
+    ["run", "symmetry-point", "--width-s", "1e-12"],
+    ["run", "retention", "--levels", "3", "--width-s", "10"],
+    ["program", "W.npy", "--width-s", "10"],
+    ["pipeline", "sparse-train", "--pulse-width-s", "10"],
+])
+def test_pulse_widths_beyond_the_limits_are_refused_before_anything_runs(tmp_path, capsys,
+                                                                         argv):
+    """Checked once the chip is open, before the run file, forming or any pulse."""
+    import numpy as np
+
+    np.save(tmp_path / "W.npy", np.eye(4) * 0.5)
+    argv = [str(tmp_path / "W.npy") if a == "W.npy" else a for a in argv]
+    out = tmp_path / "r.h5"
+    assert main([*argv, "--out", str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "pulse width" in err[0] and "is outside" in err[0], err
+    assert not out.exists()
+
+
 def test_a_failed_command_with_json_ends_stdout_with_a_status_line(tmp_path, capsys):
     """Scripts read the last JSON line: a failure says so there too (and on stderr)."""
     import json

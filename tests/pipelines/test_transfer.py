@@ -216,3 +216,22 @@ def test_sigkill_then_resume_ends_with_the_same_chip(tmp_path):
             assert np.array_equal(ra[key], rb[key]), key
         n = "transfer/load0/rounds/index"
         assert a.h5[n].shape == b.h5[n].shape            # no round recorded twice
+
+
+def test_report_of_a_transfer_stopped_before_its_first_batch(tmp_path, capsys, monkeypatch):
+    """An aborted transfer with no finished batch renders what it has, without a crash."""
+    from labctl.protocols.program_verify import VerifyConfig
+
+    def stop(*a, **k):
+        raise KeyboardInterrupt
+
+    f = tmp_path / "w.npy"
+    np.save(f, np.eye(4) * 0.5)
+    out = tmp_path / "run.h5"
+    monkeypatch.setattr(VerifyConfig, "check_limits", lambda self, limits: None)
+    monkeypatch.setattr("labctl.protocols.transfer.verify_steps", stop)
+    code, _, _ = _run_cli(["program", str(f), "--out", str(out), "--quiet"], capsys)
+    assert code == 130
+    code, _, err = _run_cli(["report", str(out)], capsys)
+    assert code == 0, err
+    assert (tmp_path / "run-report" / "transfer_conductance.png").is_file()

@@ -172,6 +172,7 @@ class SparseTraining(BaseProtocol):
     def preflight(self, array: Any) -> None:
         # updates pulse the weight FeFETs' write gates (checked against max_voltage_V)
         array.info.limits.check_voltage(self.config.pulse.amplitude_V, terminal="write gate")
+        array.info.limits.check_width(self.config.pulse.width_s)
 
     # --- state ---------------------------------------------------------------------------------
     def initial_state(self, array: Any) -> dict[str, Any]:
