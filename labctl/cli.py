@@ -33,8 +33,12 @@ EXIT_INTERRUPTED = 130
 class _Parser(argparse.ArgumentParser):
     """argparse that reports usage errors as one line and exit code 2."""
 
+    #: the last usage error, for the --json status line (main prints it)
+    last_error: str | None = None
+
     def error(self, message: str) -> None:  # type: ignore[override]
         sys.stderr.write(f"labctl: {message}\n")
+        _Parser.last_error = message
         raise SystemExit(EXIT_BAD_INPUT)
 
 
@@ -78,8 +82,17 @@ READ_ONLY_COMMANDS = frozenset({"report", "watch"})
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
-    args.argv = list(sys.argv[1:] if argv is None else argv)
+    argv_list = list(sys.argv[1:] if argv is None else argv)
+    _Parser.last_error = None
+    try:
+        args = parser.parse_args(argv_list)
+    except SystemExit as e:
+        # a usage error: with --json, scripts read the status from the last stdout line too
+        if e.code == EXIT_BAD_INPUT and _Parser.last_error and "--json" in argv_list:
+            _fail(argparse.Namespace(json=True), EXIT_BAD_INPUT, _Parser.last_error,
+                  stderr=False)
+        raise
+    args.argv = argv_list
     if args.command is None:
         parser.print_help()
         return EXIT_BAD_INPUT
@@ -109,10 +122,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _internal_error(args, e)
 
 
-def _fail(args: argparse.Namespace, code: int, message: str) -> int:
+def _fail(args: argparse.Namespace, code: int, message: str, *, stderr: bool = True) -> int:
     """The one stderr line of a failed command; with --json also a summary line on stdout,
     so a script reading the last JSON line learns that the command failed and why."""
-    sys.stderr.write(f"labctl: {message}\n")
+    if stderr:
+        sys.stderr.write(f"labctl: {message}\n")
     if getattr(args, "json", False):
         import json
 

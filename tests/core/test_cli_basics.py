@@ -122,6 +122,12 @@ def test_a_failed_command_with_json_ends_stdout_with_a_status_line(tmp_path, cap
     assert main(["run", "forming", "--preset", "no-such-preset",
                  "--out", str(tmp_path / "x.h5")]) == 2
     assert capsys.readouterr().out == ""                 # without --json: stderr only
+    # a usage error caught by the argument parser itself: the same status line
+    with pytest.raises(SystemExit) as e:
+        main(["run", "forming", "--rows", "0", "--json"])
+    out, err = capsys.readouterr()
+    assert e.value.code == 2 and json.loads(out.strip().splitlines()[-1]) == {
+        "status": "failed", "exit_code": 2, "error": err.strip().removeprefix("labctl: ")}
 
 
 def test_a_run_file_is_never_overwritten(tmp_path, capsys, monkeypatch):
