@@ -54,6 +54,10 @@ def open_backend(args: argparse.Namespace, *, default_preset: str = "cmo-hfox-1t
                           key="backend")
     if not path.is_file():
         raise ConfigError(f"station file {backend} does not exist", key="backend")
+    given = [f"--{k}" for k in ("preset", "rows", "cols") if getattr(args, k, None) is not None]
+    if given:
+        raise ConfigError(f"{', '.join(given)}: for the simulated chip; the station file "
+                          f"{backend} says which chip is on the probe card", key=given[0][2:])
     from labctl.drivers.hardware_array import HardwareArray
 
     return HardwareArray.from_station(path)

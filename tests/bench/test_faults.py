@@ -103,3 +103,17 @@ def test_a_bench_in_use_is_refused_to_a_second_run(serve_station: Any, tmp_path:
             HardwareArray.from_station(station, record=False)
     assert running.all_safe()
     assert main(["run", "forming", "--backend", str(station), "--quiet", "--out", str(out)]) == 0
+
+
+def test_simulator_options_are_refused_on_a_station(serve_station: Any, tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    """--rows/--cols/--preset describe the simulated chip; a station file fixes its own chip,
+    so they are refused instead of silently ignored (a 2x2 request once ramped all 32 cells)."""
+    _, station = serve_station(small_doc())
+    for extra in (["--rows", "2", "--cols", "2"], ["--preset", "rram-40nm-random"]):
+        out = tmp_path / "r.h5"
+        code = main(["run", "forming", "--backend", str(station), "--quiet", "--out", str(out),
+                     *extra])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert code == 2 and len(err) == 1 and "for the simulated chip" in err[0], err
+        assert extra[0] in err[0] and not out.exists()
