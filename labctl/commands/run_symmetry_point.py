@@ -81,6 +81,19 @@ def write_preset(summary: dict[str, Any], base_text: str, path: Path) -> None:
         base_text, name=path.stem,
         source=f"fitted by labctl run symmetry-point from {Path(summary['run_file']).name}",
         table_values={"pulse": pulse_table(fit["population"], fit["scheme"])}, note=note)
+    # only a preset the simulator can load is written (a fit of a few noisy pulses can give
+    # an upside-down window)
+    import tomllib
+
+    from labctl.sim_backend.presets import model_class
+
+    preset = tomllib.loads(text)
+    try:
+        model_class(preset["model"]).from_preset(preset, path.stem)
+    except (ConfigError, KeyError, TypeError, ValueError) as e:
+        raise ConfigError(f"the fit gave a preset the simulator cannot use ({e}); no preset "
+                          f"written: measure more pulses (--batch-pulses, --cycles, "
+                          f"--alternating-pulses)", key="preset_out") from None
     path.write_text(text)
 
 

@@ -126,8 +126,11 @@ def load_model(name_or_toml_path: str) -> DeviceModel:
     cls = model_class(preset["model"])
     try:
         return cls.from_preset(preset, str(preset["name"]))  # type: ignore[no-any-return]
-    except ConfigError:
-        raise
+    except ConfigError as exc:
+        if preset["name"] in str(exc) or name_or_toml_path in str(exc):
+            raise
+        # the model's own check (e.g. "[pulse] needs ..."): say which preset it is about
+        raise ConfigError(f"preset {name_or_toml_path}: {exc}", key=exc.key) from exc
     except (KeyError, TypeError, ValueError) as exc:
         raise ConfigError(f"preset {preset['name']}: bad or missing parameter ({exc})",
                           key="preset") from exc

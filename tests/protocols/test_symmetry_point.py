@@ -149,3 +149,31 @@ def test_symmetric_variant_moves_only_the_symmetry_point(tmp_path, capsys):
     assert base["sp_skew_mean"] == pytest.approx(0.61, abs=0.03)
     assert abs(sym["n_states_mean"] / base["n_states_mean"] - 1) < 0.1, (sym, base)
     assert abs(sym["nsr_mean"] / base["nsr_mean"] - 1) < 0.05, (sym, base)
+
+
+def test_a_fit_the_simulator_cannot_use_writes_no_preset(tmp_path, capsys):
+    """A handful of noisy pulses can fit an upside-down window: refused with one line, no
+    preset file (it used to be written, and then refused by every command that loaded it)."""
+    preset = tmp_path / "few.toml"
+    code = main(["run", "symmetry-point", "--rows", "2", "--cols", "2", "--batch-pulses", "20",
+                 "--cycles", "1", "--alternating-pulses", "10", "--read-repeats", "3",
+                 "--out", str(tmp_path / "few.h5"), "--preset-out", str(preset), "--quiet"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "no preset written" in err[0], err
+    assert not preset.exists()
+
+
+def test_a_preset_file_the_model_refuses_is_named(tmp_path, capsys):
+    """The model's own check of a preset file ("[pulse] needs ...") says which file."""
+    from labctl.sim_backend.presets import preset_path
+
+    head, rest = preset_path("cmo-hfox-1t1r").read_text().split("[pulse]", 1)
+    body, sep, tail = rest.partition("\n[")
+    body = "\n".join("g_max_S = -1.0" if ln.split("=")[0].strip() == "g_max_S" else ln
+                     for ln in body.split("\n"))
+    bad = tmp_path / "bad.toml"
+    bad.write_text(f"{head}[pulse]{body}{sep}{tail}")
+    assert main(["run", "forming", "--preset", str(bad), "--quiet",
+                 "--out", str(tmp_path / "f.h5")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"preset {bad}: [pulse] needs" in err[0], err
