@@ -56,7 +56,10 @@ def human(s: dict[str, Any]) -> str:
     def joule(x: Any) -> str:
         return "n/a" if x is None else f"{x:.3g} J"
 
-    lines = [f"prune: {s['dataset_label']} ({s['dataset']}), network {s['network']}, kept "
+    label = s["dataset_label"]
+    named = s["dataset"] in label or s["dataset"].replace("-", " ") in label.lower()
+    shown = label if named else f"{label} ({s['dataset']})"
+    lines = [f"prune: {shown}, network {s['network']}, kept "
              f"{pct(s['kept_fraction']).strip()} of the weights"]
     if s.get("stand_in"):
         lines.append(f"  NOTE: stand-in data set: {s['dataset_label']}")

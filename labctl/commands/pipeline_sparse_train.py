@@ -103,7 +103,7 @@ def human(s: dict[str, Any]) -> str:
              f"{s['update']}, network {s['network']}"]
     if s.get("stand_in"):
         lines.append(f"  NOTE: stand-in data set: {s.get('dataset_label')}")
-    lines += [f"  accuracy ({s['update']:<4})       {pct(s['accuracy'])}",
+    lines += [f"  {'accuracy (' + s['update'] + ')':<24}{pct(s['accuracy'])}",
               f"  accuracy cell-by-cell   {pct(s['accuracy_cell_by_cell'])}",
               f"  accuracy dense          {pct(s['accuracy_dense'])}",
               f"  VAU MSE (dw_min^2)      {num(s['vau_mse'])} "

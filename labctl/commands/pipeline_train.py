@@ -110,6 +110,10 @@ def rule_overrides(args: argparse.Namespace) -> dict[str, Any]:
         if not sep or not key:
             raise ConfigError(f"--rule-option {item!r}: expected KEY=VALUE", key="rule_option")
         rule[key.strip().replace("-", "_")] = _value(val.strip())
+    for key in ("lr", "fast_lr"):   # a zero rate trains nothing: a mistake, not a setting
+        v = getattr(args, key)
+        if v is not None and not v > 0:
+            raise ConfigError(f"--{key.replace('_', '-')} must be > 0, got {v:g}", key=key)
     for key in ("lr", "fast_lr", "transfer_every", "gamma", "beta"):
         if getattr(args, key) is not None:
             rule[key] = getattr(args, key)

@@ -144,7 +144,7 @@ def human(s: dict[str, Any]) -> str:
             f"{f(s['pulses_median'], '.1f')}, max {s['pulses_max']}\n"
             f"  sigma fit       {sigma_fit}\n"
             f"  max overlap     {f(max(ov) if ov else None, '.3g', 100, ' %')} (levels "
-            f"separated: {s['levels_separated']})\n"
+            f"separated: {'yes' if s['levels_separated'] else 'no'})\n"
             f"  run file        {s['run_file']}")
 
 

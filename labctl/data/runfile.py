@@ -73,8 +73,8 @@ def check_writable(path: str | os.PathLike[str]) -> Path:
     that already exists: a run file is never overwritten (``--resume`` continues one)."""
     p = Path(path)
     parent = p.parent if str(p.parent) else Path(".")
-    if p.is_dir():
-        raise ConfigError(f"--out {p} is a directory, expected a file name", key="out")
+    if p.is_dir() or str(path).endswith(("/", os.sep)):
+        raise ConfigError(f"--out {path} is a directory, expected a file name", key="out")
     if p.exists():
         raise ConfigError(f"--out {p} already exists; labctl does not overwrite run files "
                           f"(choose another name, or --resume {p} if it was interrupted)",

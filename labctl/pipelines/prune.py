@@ -98,8 +98,11 @@ class PruneConfig:
     def validate(self) -> None:
         if not 0 < self.keep <= 1:
             raise ConfigError(f"--keep must be in (0, 1], got {self.keep}", key="keep")
-        if self.epochs < 1 or (self.software_epochs is not None and self.software_epochs < 1):
-            raise ConfigError("--epochs must be >= 1", key="epochs")
+        if self.epochs < 1:
+            raise ConfigError(f"--epochs must be >= 1, got {self.epochs}", key="epochs")
+        if self.software_epochs is not None and self.software_epochs < 1:
+            raise ConfigError(f"--software-epochs must be >= 1, got {self.software_epochs}",
+                              key="software_epochs")
         if not 1 <= self.bits <= 16:
             raise ConfigError(f"bits must be 1..16, got {self.bits}", key="bits")
         if self.verify_max_pulses < 1:

@@ -155,3 +155,26 @@ def test_a_run_file_is_never_overwritten(tmp_path, capsys, monkeypatch):
     for n in names:
         with RunReader(tmp_path / n) as r:
             assert r.status == "complete"
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["pipeline", "train", "--dataset", "digits", "--preset", "mos2-fefet-2t"],
+     "this chip is fefet-2t"),
+    (["pipeline", "train", "--dataset", "digits", "--lr", "0"], "--lr must be > 0"),
+    (["pipeline", "train", "--dataset", "digits", "--omega", "-1"], "--omega must be >= 0"),
+    (["pipeline", "prune", "--dataset", "digits", "--software-epochs", "0"],
+     "--software-epochs must be >= 1"),
+])
+def test_messages_name_the_option_and_leave_no_file(tmp_path, capsys, argv, words):
+    out = tmp_path / "r.h5"
+    assert main([*argv, "--out", str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and words in err[0], err
+    assert not out.exists()
+
+
+def test_an_out_path_naming_a_directory_is_refused(tmp_path, capsys):
+    out = f"{tmp_path / 'newdir'}/"
+    assert main(["run", "forming", "--rows", "1", "--cols", "1", "--out", out, "--quiet"]) == 2
+    assert "is a directory" in capsys.readouterr().err
+    assert not (tmp_path / "newdir").exists()

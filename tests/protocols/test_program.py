@@ -212,7 +212,7 @@ def test_cli_defaults_complete_with_a_last_batch_smaller_than_the_trace(tmp_path
     # one cell per level: no sigma, no overlap -- said as n/a, never nan or None
     text = capsys.readouterr().out
     assert "sigma fit       n/a" in text and "max overlap     n/a" in text
-    assert "nan" not in text and "None" not in text
+    assert "nan" not in text and "None" not in text and "True" not in text
 
 
 def test_cli_targets_file_programs_one_target_per_cell(tmp_path, capsys):

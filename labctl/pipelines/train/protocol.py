@@ -76,9 +76,13 @@ class TrainConfig:
                               f"{', '.join(ACTIVATIONS)}", key="activation")
         for key in ("epochs", "batch", "steps_per_epoch"):
             if int(getattr(self, key)) < 1:
-                raise ConfigError(f"{key} must be >= 1", key=key)
-        if self.weight_scaling_omega < 0 or self.fp_lr <= 0:
-            raise ConfigError("weight_scaling_omega >= 0 and fp_lr > 0 required", key="fp_lr")
+                raise ConfigError(f"--{key.replace('_', '-')} must be >= 1, got "
+                                  f"{getattr(self, key)}", key=key)
+        if self.weight_scaling_omega < 0:
+            raise ConfigError(f"--omega must be >= 0, got {self.weight_scaling_omega:g}",
+                              key="weight_scaling_omega")
+        if not self.fp_lr > 0:
+            raise ConfigError(f"--fp-lr must be > 0, got {self.fp_lr:g}", key="fp_lr")
         if self.fp_epochs is not None and self.fp_epochs < 0:
             raise ConfigError("fp_epochs must be >= 0 (0: no FP baseline)", key="fp_epochs")
         if self.bias_lr is not None and self.bias_lr < 0:
@@ -110,6 +114,17 @@ class Training(BaseProtocol):
         self.data = data
         self.rule_cls = rule_class(config.algorithm)
         self.rule_cfg = make_config(self.rule_cls.Config, dict(config.rule))
+
+    def preflight(self, array: Any) -> None:
+        tech = array.info.technology
+        if tech != "1t1r-reram":   # the tiles pulse single ReRAM cells open-loop
+            raise ConfigError(f"pipeline train trains 1T1R ReRAM arrays; this chip is {tech} "
+                              f"(two-FeFET cells train with `labctl pipeline sparse-train`)",
+                              key="preset")
+        lim, t = array.info.limits, self.config.tile
+        lim.check_width(t.width_s)
+        for v in (t.set_V, -abs(t.reset_V)):
+            lim.check_voltage(v)
 
     # --- state --------------------------------------------------------------------------------
     def initial_state(self, array: Any) -> dict[str, Any]:
