@@ -143,3 +143,14 @@ def test_replay_writes_its_own_fitted_preset_not_over_the_recorded_one(tmp_path,
     main(["replay", str(run), "--out", str(tmp_path / "rep.h5")])
     assert preset.read_bytes() == before
     assert (tmp_path / "rep-preset.toml").is_file()
+
+
+def test_watch_refuses_a_file_that_is_no_hdf5_at_once(tmp_path, capsys):
+    import time
+
+    junk = tmp_path / "junk.npy"
+    junk.write_bytes(b"\x93NUMPY" + b"\0" * 100)
+    t = time.monotonic()
+    assert main(["watch", str(junk), "--interval-s", "0.05"]) == 2
+    assert time.monotonic() - t < 5          # not after the 10 s grace for a new run file
+    assert "not a readable labctl run file" in capsys.readouterr().err

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -127,6 +128,11 @@ def build_transfer(args: argparse.Namespace, weights: np.ndarray, info: Any) -> 
         raise ConfigError(f"--window-S {lo:g} {hi:g} is outside the chip's window "
                           f"{info.g_min_S:g}..{info.g_max_S:g} S", key="window")
     mapping = make_mapping(weights, args.mapping, (lo, hi), args.w_max)
+    clipped = int(np.count_nonzero(np.abs(weights) > mapping.w_max))
+    if clipped:   # the user's --w-max, below the largest |w|: say what it costs
+        print(f"labctl: note: --w-max {mapping.w_max:g} clips {clipped} of {weights.size} "
+              f"weights (largest |w| {float(np.abs(weights).max()):g}) to +-w_max; the errors "
+              f"reported are against the clipped weights", file=sys.stderr)
     device_g = mapping.conductances(weights)
     placement = place(device_g.shape, info.shape, group=mapping.devices_per_weight,
                       tiling=not args.no_tiling)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +40,9 @@ def _render(run_file: Path, out_dir: Path) -> tuple[list[Path], str]:
         except OSError as e:
             raise ConfigError(f"--out {out_dir}: {e.strerror}", key="out") from None
         try:
-            paths = importlib.import_module(f"labctl.plots.{module}").render(reader, out_dir)
+            with warnings.catch_warnings():   # an empty legend is no news to the user
+                warnings.filterwarnings("ignore", message="No artists with labels found")
+                paths = importlib.import_module(f"labctl.plots.{module}").render(reader, out_dir)
         except KeyError as e:
             raise DataFormatError(f"{run_file} lacks data the '{reader.command}' report needs "
                                   f"({e}); status is {reader.status}") from None

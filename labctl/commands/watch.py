@@ -32,6 +32,13 @@ def register(sub: Any) -> None:
     p.set_defaults(handler=handle)
 
 
+def _may_be_hdf5(path: Path) -> bool:
+    """False for a file that already has bytes and no HDF5 signature."""
+    with path.open("rb") as fh:
+        head = fh.read(8)
+    return len(head) < 8 or head == b"\x89HDF\r\n\x1a\n"
+
+
 def _size(reader: Any) -> int:
     return sum(int(reader.h5[n].size) for n in reader.datasets())
 
@@ -92,8 +99,10 @@ def handle(args: argparse.Namespace) -> int:
             status, new_size, n = snapshot_once(run_file, out, drawn)
             seen = True
         except (DataFormatError, RuntimeError, OSError, KeyError, ValueError):
-            # a file being created may not carry its attributes yet: allow a short grace
-            if not run_file.exists() or (not seen and time.monotonic() - t_file > 10.0):
+            # a file being created may not carry its attributes yet: allow a short grace,
+            # unless it is no HDF5 file at all (its signature is the first thing written)
+            if (not run_file.exists() or (not seen and time.monotonic() - t_file > 10.0)
+                    or not seen and not _may_be_hdf5(run_file)):
                 raise DataFormatError(f"{run_file} is not a readable labctl run file") from None
             time.sleep(args.interval_s)  # a torn read while the writer appends: try again
             continue

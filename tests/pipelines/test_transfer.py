@@ -235,3 +235,14 @@ def test_report_of_a_transfer_stopped_before_its_first_batch(tmp_path, capsys, m
     code, _, err = _run_cli(["report", str(out)], capsys)
     assert code == 0, err
     assert (tmp_path / "run-report" / "transfer_conductance.png").is_file()
+
+
+def test_a_w_max_below_the_largest_weight_is_said_to_clip(tmp_path, capsys):
+    f = tmp_path / "w.npy"
+    np.save(f, np.array([[0.5, -0.2], [0.05, 0.3]]))
+    code, _, err = _run_cli(["program", str(f), "--w-max", "0.25", "--quiet",
+                             "--out", str(tmp_path / "a.h5")], capsys)
+    assert code == 0 and "--w-max 0.25 clips 2 of 4 weights (largest |w| 0.5)" in err
+    code, _, err = _run_cli(["program", str(f), "--quiet", "--out", str(tmp_path / "b.h5")],
+                            capsys)
+    assert code == 0 and "clips" not in err
