@@ -47,7 +47,7 @@ def load_dataset(name: str, *, data_dir: str | None = None, seed: int = 0,
         raise ConfigError(
             f"unknown data set {name!r}; choose one of {', '.join(DATASET_NAMES)}", key="dataset")
     if limit is not None and limit < 1:
-        raise ConfigError(f"limit must be >= 1, got {limit}", key="limit")
+        raise ConfigError(f"--limit must be >= 1, got {limit}", key="limit")
     if data_dir is not None and name in BUNDLED:
         raise ConfigError(f"--data-dir: the {name} data set is bundled with its package "
                           f"({BUNDLED[name]}); there is no copy of your own to point at",

@@ -49,7 +49,7 @@ class Mapping:
             raise ConfigError(f"conductance window needs 0 < lo < hi, got {self.g_lo_S:g}.."
                               f"{self.g_hi_S:g} S", key="window")
         if not (self.w_max > 0 and np.isfinite(self.w_max)):
-            raise ConfigError(f"w_max must be finite and > 0, got {self.w_max}", key="w_max")
+            raise ConfigError(f"--w-max must be finite and > 0, got {self.w_max}", key="w_max")
 
     @property
     def devices_per_weight(self) -> int:

@@ -42,11 +42,11 @@ class FormingConfig:
 
     def validate(self) -> None:
         if not (0 < self.v_step_V < self.v_stop_V):
-            raise ConfigError("forming needs 0 < v_step_V < v_stop_V", key="v_step_V")
+            raise ConfigError("forming needs 0 < --v-step-V < --v-stop-V", key="v_step_V")
         if self.compliance_A <= 0:
             raise ConfigError("compliance must be > 0 A", key="compliance_A")
         if self.conditioning_cycles < 0:
-            raise ConfigError("conditioning_cycles must be >= 0", key="conditioning_cycles")
+            raise ConfigError("--conditioning-cycles must be >= 0", key="conditioning_cycles")
 
 
 def _staircase(v_from: float, v_to: float, step: float) -> np.ndarray:

@@ -51,7 +51,7 @@ class ProgramConfig:
                 raise ConfigError(f"--levels must be >= 1, got {self.levels}", key="levels")
             if not (0 < self.g_min_S < self.g_max_S) and not (
                     self.levels == 1 and 0 < self.g_min_S <= self.g_max_S):
-                raise ConfigError(f"need 0 < g_min_S < g_max_S, got {self.g_min_S:g} and "
+                raise ConfigError(f"need 0 < --g-min-S < --g-max-S, got {self.g_min_S:g} and "
                                   f"{self.g_max_S:g}", key="g_min_S")
         if self.repeats < 1:
             raise ConfigError(f"--repeats must be >= 1, got {self.repeats}", key="repeats")

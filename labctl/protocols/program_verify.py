@@ -74,7 +74,7 @@ class VerifyConfig:
         if self.rounds_per_step < 1:
             raise ConfigError("rounds_per_step must be >= 1", key="rounds_per_step")
         if self.max_pulses < 1:
-            raise ConfigError(f"max_pulses must be >= 1, got {self.max_pulses}",
+            raise ConfigError(f"--max-pulses must be >= 1, got {self.max_pulses}",
                               key="max_pulses")
         if not self.width_s > 0:
             raise ConfigError(f"pulse width must be > 0 s, got {self.width_s}", key="width_s")

@@ -318,14 +318,14 @@ def test_resumed_run_equals_uninterrupted(tmp_path: Path) -> None:
     (["--rule-option", "bogus=1"], "unknown option"),
     (["--algorithm", "sgd", "--fast-lr", "0.1"], "unknown option"),
     (["--backend", "a.toml,b.toml"], "station"),
-    (["--bias-lr", "-0.1"], "bias_lr"),
+    (["--bias-lr", "-0.1"], "--bias-lr must be >= 0"),
     (["--blas-threads", "-1"], "--blas-threads"),
     (["--rule-option", "transfer_every=abc"], "transfer_every must be a finite number"),
     (["--rule-option", "lr=nan"], "lr must be a finite number"),
     (["--rule-option", "in_chop_prob=2"], "probability"),
     (["--rule-option", "bl_max=2.5"], "whole number"),
     (["--batch", "0"], "batch must be >= 1"),
-    (["--fp-epochs", "-1"], "fp_epochs must be >= 0"),
+    (["--fp-epochs", "-1"], "--fp-epochs must be >= 0"),
 ])
 def test_bad_input_exits_2(args: list[str], words: str, tmp_path: Path,
                            capsys: pytest.CaptureFixture[str]) -> None:

@@ -84,9 +84,9 @@ class TrainConfig:
         if not self.fp_lr > 0:
             raise ConfigError(f"--fp-lr must be > 0, got {self.fp_lr:g}", key="fp_lr")
         if self.fp_epochs is not None and self.fp_epochs < 0:
-            raise ConfigError("fp_epochs must be >= 0 (0: no FP baseline)", key="fp_epochs")
+            raise ConfigError("--fp-epochs must be >= 0 (0: no FP baseline)", key="fp_epochs")
         if self.bias_lr is not None and self.bias_lr < 0:
-            raise ConfigError("bias_lr must be >= 0", key="bias_lr")
+            raise ConfigError("--bias-lr must be >= 0", key="bias_lr")
         self.tile.validate()
         self.calibration.validate()
 

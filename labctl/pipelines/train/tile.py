@@ -54,7 +54,7 @@ class TileConfig:
         if self.dac_bits < 0 or self.adc_bits < 0 or self.dac_bits == 1 or self.adc_bits == 1:
             raise ConfigError("dac_bits/adc_bits must be 0 (ideal) or >= 2", key="dac_bits")
         if self.out_noise < 0 or self.out_bound <= 0:
-            raise ConfigError("out_noise must be >= 0 and out_bound > 0", key="out_noise")
+            raise ConfigError("--out-noise must be >= 0 and --out-bound > 0", key="out_noise")
         if self.set_V <= 0 or self.reset_V <= 0 or self.width_s <= 0:
             raise ConfigError("set_V, reset_V and width_s must be > 0", key="set_V")
 
