@@ -405,3 +405,17 @@ def test_run_file_holds_curves_maps_costs_and_provenance(digits_run, tmp_path):
     pngs = sorted(p.name for p in render_report(out, tmp_path / "rep"))
     assert pngs == ["sparse_train_accuracy.png", "sparse_train_cost.png",
                     "sparse_train_maps.png", "sparse_train_vau_error.png"]
+
+
+def test_pulses_below_the_coercive_voltage_are_refused_not_trained(tmp_path, capsys):
+    """0.5 V gate pulses barely move a MoS2 FeFET: the calibration's step is within its read
+    noise, and the run stops with one line instead of training at chance."""
+    from labctl.cli import main
+
+    out = tmp_path / "s.h5"
+    code = main(["pipeline", "sparse-train", "--pulse-V", "0.5", "--epochs", "1", "--limit",
+                 "100", "--quiet", "--out", str(out)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "do not move the weights measurably" in err[0], err
+    assert main(["pipeline", "sparse-train", "--epochs", "1", "--limit", "100", "--quiet",
+                 "--out", str(tmp_path / "ok.h5")]) == 0
