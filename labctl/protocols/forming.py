@@ -89,7 +89,7 @@ class Forming(BaseProtocol):
         info.limits.check_voltage(cfg.gate_V, terminal="gate")
 
     def initial_state(self, array: Array) -> dict[str, Any]:
-        self.preflight(array)
+        self.preflight(array)   # again for callers of protocols.base.run without the CLI
         return {"row": 0}
 
     def steps(self, array: Array, state: dict[str, Any]) -> Iterator[Step]:

@@ -286,9 +286,9 @@ class SimulatedArray:
             if not m.has_canonical_format:
                 m.sum_duplicates()
             r, c, vals = m.row, m.col, np.asarray(m.data)
-            listed = vals != 0              # explicit zeros send nothing
-            if not listed.all():
-                r, c, vals = r[listed], c[listed], vals[listed]
+            keep = vals != 0                # explicit zeros send nothing
+            if not keep.all():
+                r, c, vals = r[keep], c[keep], vals[keep]
             flat = r.astype(np.int64) * cols + c
         else:
             dense = m.ravel()
