@@ -13,7 +13,6 @@ from labctl.commands.run_program import (
     checked_factory,
     verify_config,
 )
-from labctl.errors import ConfigError
 
 
 def register(sub: Any) -> None:
@@ -25,20 +24,13 @@ def register(sub: Any) -> None:
     add_verify_options(p, tolerance=0.002)
     g = p.add_mutually_exclusive_group()
     g.add_argument("--times", default=None,
-                   help="comma-separated read times in s after programming (e.g. 1,10,600,3600)")
+                   help="comma-separated read times after programming, in s or with a unit "
+                   "s/min/h/d/y (e.g. 1,10,600,3600 or 1s,10min,1h,1d)")
     g.add_argument("--duration-s", type=finite_float, default=86400.0,
                    help="last read time of a 1-2-5 log grid from 1 s, plus 600 and 3600 s "
                    "(default 86400)")
     add_common(p)
     p.set_defaults(handler=handle)
-
-
-def parse_times(text: str) -> tuple[float, ...]:
-    try:
-        return tuple(float(x) for x in text.split(",") if x.strip())
-    except ValueError:
-        raise ConfigError(f"--times must be comma-separated seconds, got {text!r}",
-                          key="times") from None
 
 
 def human(s: dict[str, Any]) -> str:
@@ -62,6 +54,7 @@ def human(s: dict[str, Any]) -> str:
 
 def handle(args: argparse.Namespace) -> int:
     from labctl.commands.common import execute_protocol
+    from labctl.pipelines.inference import parse_times  # the time specs of every command
     from labctl.protocols.program import check_targets
     from labctl.protocols.retention import Retention, RetentionConfig
 

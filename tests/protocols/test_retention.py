@@ -87,11 +87,12 @@ def test_cli_complete_file_report_and_json(tmp_path, capsys):
 
     out = tmp_path / "r.h5"
     assert main(["run", "retention", "--levels", "5", "--repeats", "4", "--tolerance", "0.02",
-                 "--times", "1,10,600,3600", "--out", str(out), "--json", "--quiet"]) == 0
+                 "--times", "1,10s,10min,1h", "--out", str(out), "--json", "--quiet"]) == 0
     s = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     for key in ("mean_shift_S", "sigma_S", "overlap", "fit", "projection_10y"):
         assert key in s
-    assert {"600", "3600"} <= set(s["mean_shift_S"])
+    assert {"600", "3600"} <= set(s["mean_shift_S"])   # units as in inference's --times
+    assert s["times_s"] == [1.0, 10.0, 600.0, 3600.0]
     with RunReader(out) as r:
         assert r.status == "complete"
     assert len(render_report(out, tmp_path / "rep")) == 3
