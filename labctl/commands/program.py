@@ -65,6 +65,11 @@ def load_weights(spec: str) -> np.ndarray:
         if dataset is not None or path.suffix in (".h5", ".hdf5"):
             w = _load_h5(path, dataset)
         elif path.suffix == ".npy":
+            with path.open("rb") as fh:
+                if fh.read(6) != b"\x93NUMPY":   # numpy would call text "pickled data"
+                    raise ConfigError(f"weights file {path} is not a NumPy .npy file (no "
+                                      f"NumPy header); save it with numpy.save",
+                                      key="weights")
             w = np.load(path, allow_pickle=False)
         elif path.suffix == ".csv":
             w = np.loadtxt(path, delimiter=",", ndmin=2, dtype=float)

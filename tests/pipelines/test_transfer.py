@@ -102,6 +102,10 @@ def test_bad_weight_files(tmp_path, capsys):
     assert code == 2 and len(err.strip().splitlines()) == 1
     code, _, err = _run_cli(["program", str(tmp_path / "none.npy"), "--quiet"], capsys)
     assert code == 2 and "does not exist" in err
+    text = tmp_path / "w.npy"
+    text.write_text("1 2\n3 4\n")
+    code, _, err = _run_cli(["program", str(text), "--quiet"], capsys)
+    assert code == 2 and "not a NumPy .npy file" in err and "pickled" not in err
 
 
 def test_h5_dataset_source_and_tiled_transfer(tmp_path, capsys):
