@@ -252,10 +252,6 @@ class CellCounts:
     flat: IntArray
     values: IntArray
 
-    def rows_cols(self) -> tuple[IntArray, IntArray]:
-        r, c = np.divmod(self.flat, self.shape[1])
-        return r, c
-
     def toarray(self) -> IntArray:
         out = np.zeros(self.shape, dtype=np.int64)
         out.ravel()[self.flat] = self.values
