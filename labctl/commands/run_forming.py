@@ -30,7 +30,12 @@ def human(s: dict[str, Any]) -> str:
     def f(x: Any, scale: float, fmt: str) -> str:
         return "n/a" if x is None else format(x * scale, fmt)
 
-    return (f"forming: {s['formed']}/{s['cells']} cells formed (yield {100 * s['yield']:.1f} %)\n"
+    head = (f"forming: {s['formed']}/{s['ramped']} cells formed "
+            f"(yield {f(s['yield'], 100, '.1f')} %)\n")
+    if s.get("already_formed"):
+        head += (f"  {s['already_formed']} of {s['cells']} cells already read as formed and "
+                 f"were left alone (no forming voltage)\n")
+    return (head +
             f"  V_form (1T1R)   {f(s['v_form_mean_V'], 1, '.3f')} +/- "
             f"{f(s['v_form_std_V'], 1, '.3f')} V\n"
             f"  V_form (ReRAM)  {f(s['v_form_reram_mean_V'], 1, '.3f')} V\n"

@@ -13,6 +13,7 @@ def render(reader, out_dir: Path) -> list[Path]:  # type: ignore[no-untyped-def]
     paths = []
     ramp = reader.data("forming/ramp_V")
     iv = reader.data("forming/iv_current_A")
+    iv = iv[np.isfinite(iv).all(axis=1)]   # cells already formed were not ramped
     fig, ax = figure()
     for trace in iv[: min(len(iv), 64)]:
         ax[0, 0].semilogy(ramp, np.maximum(np.abs(trace), 1e-12), lw=0.7, alpha=0.7)

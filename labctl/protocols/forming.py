@@ -10,7 +10,10 @@ redistributes defects and raises the conductance, then ``conditioning_cycles``
 reset/set sweep pairs condition the cell to eight-wise switching.
 
 Cells are formed a row at a time: each row is one step, appended and flushed before the
-next, so a crash loses at most the row in flight.
+next, so a crash loses at most the row in flight.  Each row is read first, and only the
+cells that read as unformed (below a tenth of the window's G_min, as in
+:mod:`labctl.protocols.unformed`) are ramped: running forming again on a formed die, or
+resuming inside a row, puts no forming voltage on a cell that already conducts.
 """
 
 from __future__ import annotations
@@ -24,6 +27,9 @@ import numpy as np
 from labctl.array import Array, Cells
 from labctl.errors import ConfigError
 from labctl.protocols.base import BaseProtocol, RunData, Step
+
+#: a cell reading below this fraction of the window's g_min is unformed [C]
+UNFORMED_FRACTION = 0.1
 
 
 @dataclass(frozen=True)
@@ -104,28 +110,45 @@ class Forming(BaseProtocol):
         while state["row"] < info.rows:
             row = int(state["row"])
             cells = Cells.rect(row, row + 1, 0, info.cols)
-            form = array.sweep(cells, ramp, gate_V=cfg.gate_V, compliance_A=cfg.compliance_A)
-            k, v_form, i_form = forming_point(form.voltage_V, form.current_A)
-            ok = formed(form.current_A, k, cfg.jump_ratio)
-            post_iv = array.sweep(cells, post, gate_V=cfg.gate_V, compliance_A=cfg.compliance_A)
-            cond = [array.sweep(cells, cycle, gate_V=cfg.gate_V, compliance_A=cfg.compliance_A)
-                    for _ in range(cfg.conditioning_cycles)]
+            g_before = array.read(cells, voltage_V=cfg.read_voltage_V)
+            ramped = g_before < UNFORMED_FRACTION * info.g_min_S
+            cols = np.flatnonzero(ramped)
+            n = info.cols
+            iv = np.full((n, ramp.size), np.nan)
+            post_i = np.full((n, post.size), np.nan)
+            cond_i = np.full((n, cfg.conditioning_cycles, cycle.size), np.nan)
+            v_form = i_form = np.full(n, np.nan)
+            ok = np.zeros(n, dtype=bool)
+            if cols.size:
+                sel = Cells.at(np.full(cols.size, row), cols)
+                form = array.sweep(sel, ramp, gate_V=cfg.gate_V, compliance_A=cfg.compliance_A)
+                k, v, i = forming_point(form.voltage_V, form.current_A)
+                ok[cols] = formed(form.current_A, k, cfg.jump_ratio)
+                iv[cols] = form.current_A
+                v_form, i_form = v_form.copy(), i_form.copy()
+                v_form[cols], i_form[cols] = v, i
+                post_i[cols] = array.sweep(sel, post, gate_V=cfg.gate_V,
+                                           compliance_A=cfg.compliance_A).current_A
+                for j in range(cfg.conditioning_cycles):
+                    cond_i[cols, j] = array.sweep(sel, cycle, gate_V=cfg.gate_V,
+                                                  compliance_A=cfg.compliance_A).current_A
             g_after = array.read(cells, voltage_V=cfg.read_voltage_V)
             state["row"] = row + 1
             rec: dict[str, tuple[Any, str]] = {
-                "forming/row": (np.full(info.cols, row), ""),
-                "forming/col": (np.arange(info.cols), ""),
-                "forming/iv_current_A": (form.current_A, "A"),
+                "forming/row": (np.full(n, row), ""),
+                "forming/col": (np.arange(n), ""),
+                "forming/g_before_S": (g_before, "S"),
+                "forming/ramped": (ramped, ""),
+                "forming/iv_current_A": (iv, "A"),
                 "forming/v_form_V": (np.where(ok, v_form, np.nan), "V"),
                 "forming/i_form_A": (np.where(ok, i_form, np.nan), "A"),
                 "forming/v_form_reram_V": (np.where(ok, v_form - i_form * r_sel, np.nan), "V"),
                 "forming/formed": (ok, ""),
-                "forming/post_current_A": (post_iv.current_A, "A"),
+                "forming/post_current_A": (post_i, "A"),
                 "forming/g_after_S": (g_after, "S"),
             }
-            if cond:
-                rec["forming/conditioning_current_A"] = (
-                    np.stack([c.current_A for c in cond], axis=1), "A")
+            if cfg.conditioning_cycles:
+                rec["forming/conditioning_current_A"] = (cond_i, "A")
             write = {}
             if row == 0:
                 write = {"forming/ramp_V": (ramp, "V"), "forming/post_V": (post, "V"),
@@ -140,19 +163,24 @@ class Forming(BaseProtocol):
 def analyse_forming(data: RunData) -> dict[str, Any]:
     """Yield, forming voltage/current statistics and post-forming conductance from a file."""
     ok = data.data("forming/formed").astype(bool)
+    # run files written before the pre-read ramped every cell
+    ramped = (data.data("forming/ramped").astype(bool) if "forming/ramped" in data
+              else np.ones_like(ok))
     v = data.data("forming/v_form_V")[ok]
     i = data.data("forming/i_form_A")[ok]
     v_r = data.data("forming/v_form_reram_V")[ok]
     g = data.data("forming/g_after_S")[ok]
-    n = int(ok.size)
+    n, n_ramped = int(ok.size), int(ramped.sum())
 
     def stat(x: np.ndarray, f: Any) -> float | None:
         return float(f(x)) if x.size else None
 
     return {
         "cells": n,
+        "already_formed": n - n_ramped,
+        "ramped": n_ramped,
         "formed": int(ok.sum()),
-        "yield": float(ok.mean()) if n else 0.0,
+        "yield": float(ok.sum() / n_ramped) if n_ramped else None,
         "v_form_mean_V": stat(v, np.mean),
         "v_form_std_V": stat(v, np.std),
         "i_form_mean_A": stat(i, np.mean),

@@ -14,10 +14,7 @@ from typing import Any
 import numpy as np
 
 from labctl.array import Array, Cells
-from labctl.protocols.forming import FormingConfig, formed, forming_point
-
-#: a cell reading below this fraction of the window's g_min is unformed [C]
-UNFORMED_FRACTION = 0.1
+from labctl.protocols.forming import UNFORMED_FRACTION, FormingConfig, formed, forming_point
 
 
 def _staircase(v_to: float, step: float) -> np.ndarray:

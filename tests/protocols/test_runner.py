@@ -58,3 +58,48 @@ def test_forming_analysis_on_test_model(tmp_path, test_model):
     # the test double forms at N(3.0, 0.1) V with a 0.01 V staircase
     assert s["v_form_mean_V"] == pytest.approx(3.0, abs=0.1)
     assert s["i_form_mean_A"] == pytest.approx(1.5e-4, rel=0.1)
+
+
+def test_forming_a_formed_die_again_puts_no_forming_voltage_on_it(tmp_path, test_model):
+    arr = SimulatedArray(test_model, 6, 3, seed=7)
+    proto = Forming(FormingConfig(conditioning_cycles=1))
+
+    def form(path):
+        w = RunWriter(path, command="run forming", config=proto.config_dict(),
+                      backend=arr.describe())
+        s = run(proto, arr, w)
+        w.finish("complete")
+        return s
+
+    first = form(tmp_path / "a.h5")
+    assert first["already_formed"] == 0 and first["ramped"] == 18 and first["yield"] == 1.0
+    sweeps = []
+    orig = arr.sweep
+    arr.sweep = lambda *a, **k: sweeps.append(a) or orig(*a, **k)  # type: ignore[method-assign]
+    again = form(tmp_path / "b.h5")
+    assert sweeps == []   # reads only
+    assert again["already_formed"] == 18 and again["ramped"] == 0 and again["yield"] is None
+    with RunReader(tmp_path / "b.h5") as r:
+        assert not r.data("forming/ramped").any()
+        assert np.isnan(r.data("forming/iv_current_A")).all()
+        assert (r.data("forming/g_before_S") > 0.1 * arr.info.g_min_S).all()
+
+
+def test_forming_ramps_only_the_unformed_cells_of_a_row(tmp_path, test_model):
+    from labctl.array import Cells
+    from labctl.protocols.forming import forming_point
+
+    arr = SimulatedArray(test_model, 2, 3, seed=7)
+    cfg = FormingConfig(conditioning_cycles=0)
+    ramp = np.linspace(0, cfg.v_stop_V, 401)
+    res = arr.sweep(Cells.at([0], [1]), ramp, gate_V=cfg.gate_V, compliance_A=cfg.compliance_A)
+    assert forming_point(res.voltage_V, res.current_A)[1][0] < cfg.v_stop_V
+    proto = Forming(cfg)
+    w = RunWriter(tmp_path / "f.h5", command="run forming", config=proto.config_dict(),
+                  backend=arr.describe())
+    s = run(proto, arr, w)
+    w.finish("complete")
+    assert s["already_formed"] == 1 and s["ramped"] == 5 and s["formed"] == 5
+    with RunReader(tmp_path / "f.h5") as r:
+        assert r.data("forming/ramped").tolist() == [True, False, True, True, True, True]
+        assert np.isnan(r.data("forming/v_form_V")[1])
