@@ -44,9 +44,21 @@ def _render(run_file: Path, out_dir: Path) -> tuple[list[Path], str]:
                 warnings.filterwarnings("ignore", message="No artists with labels found")
                 paths = importlib.import_module(f"labctl.plots.{module}").render(reader, out_dir)
         except KeyError as e:
+            if reader.status != "complete":
+                raise DataFormatError(
+                    f"{run_file}: the run is {reader.status} and stopped before it recorded "
+                    f"anything the '{reader.command}' report draws") from None
             raise DataFormatError(f"{run_file} lacks data the '{reader.command}' report needs "
-                                  f"({e}); status is {reader.status}") from None
+                                  f"({_missing(e)})") from None
         return paths, reader.status
+
+
+def _missing(e: KeyError) -> str:
+    """The dataset name in h5py's KeyError text ("... (object 'g_S' doesn't exist)")."""
+    import re
+
+    m = re.search(r"object '([^']+)' doesn't exist", str(e))
+    return repr(m.group(1)) if m else str(e)
 
 
 def handle(args: argparse.Namespace) -> int:

@@ -24,13 +24,16 @@ def level_cdfs(ax: Any, targets: np.ndarray, g: np.ndarray, ok: np.ndarray) -> N
 
 def render_group(reader: Any, out_dir: Path, group: str, prefix: str) -> list[Path]:
     """The four program-verify figures of the results stored under ``group``."""
-    paths = []
+    paths: list[Path] = []
+    tol = float(reader.config.get("verify", {}).get("tolerance", np.nan))
+    if f"{group}/target_S" not in reader and f"{group}/rounds/trace_S" in reader:
+        # stopped inside the first batch: no cell finished, but its verify rounds are on disk
+        return [_traces(reader, out_dir, group, prefix, reader.data(f"{group}/jobs_S"), tol)]
     targets = reader.data(f"{group}/target_S")
     g = reader.data(f"{group}/g_S")
     ok = reader.data(f"{group}/converged").astype(bool)
     pulses = reader.data(f"{group}/pulses")
     s = reader.summary
-    tol = float(reader.config.get("verify", {}).get("tolerance", np.nan))
     note = title_note(reader)
 
     fig, ax = figure(width_in=7.0)

@@ -9,6 +9,7 @@ import numpy as np
 
 from labctl.plots.program import level_cdfs
 from labctl.plots.style import figure, save, title_note
+from labctl.protocols.retention import analyse_retention
 
 TEN_YEARS_S = 10 * 365.25 * 86400.0
 
@@ -24,12 +25,19 @@ def _at(reader: Any, t: float) -> tuple[np.ndarray, np.ndarray]:
 
 
 def render(reader: Any, out_dir: Path) -> list[Path]:
-    paths = []
-    s = reader.summary
-    times = np.unique(reader.data("retention/t_s"))
+    paths: list[Path] = []
     targets = reader.data("retention/program/target_S")
     g0 = reader.data("retention/program/g_S")
     ok = reader.data("retention/program/converged").astype(bool)
+    if "retention/t_s" not in reader:   # stopped while programming the first batch
+        fig, ax = figure()
+        level_cdfs(ax[0, 0], targets, g0, ok)
+        ax[0, 0].set_title(f"right after programming (no reads recorded)\n{title_note(reader)}")
+        return [save(fig, out_dir, "retention_cdfs")]
+    s = reader.summary
+    if "mean_shift_S" not in s:   # a run that stopped early has no summary: analyse its data
+        s = analyse_retention(reader)
+    times = np.unique(reader.data("retention/t_s"))
     pick = [t for t in (600.0, 3600.0) if t in times] or [times[len(times) // 2]]
     if times[-1] not in pick:
         pick.append(float(times[-1]))
