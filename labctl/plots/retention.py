@@ -9,9 +9,8 @@ import numpy as np
 
 from labctl.plots.program import level_cdfs
 from labctl.plots.style import figure, save, title_note
+from labctl.protocols.analysis.relaxation import TEN_YEARS_S
 from labctl.protocols.retention import analyse_retention
-
-TEN_YEARS_S = 10 * 365.25 * 86400.0
 
 
 def _at(reader: Any, t: float) -> tuple[np.ndarray, np.ndarray]:

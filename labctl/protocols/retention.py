@@ -23,6 +23,7 @@ import numpy as np
 from labctl.array import Array
 from labctl.errors import ConfigError
 from labctl.protocols.analysis.relaxation import (
+    TEN_YEARS_S,
     fit_vs_ln_t,
     log_grid,
     projection,
@@ -72,9 +73,14 @@ class RetentionConfig:
                 raise ConfigError("--times must be positive seconds", key="times")
             if np.any(np.diff(t) <= 0):
                 raise ConfigError("--times must be strictly increasing", key="times")
-        elif not (np.isfinite(self.duration_s) and self.duration_s >= 1.0):
-            raise ConfigError(f"--duration-s must be >= 1 s, got {self.duration_s}",
-                              key="duration_s")
+            if t[-1] > TEN_YEARS_S:
+                raise ConfigError(f"--times reaches {t[-1]:.3g} s; reads are waited for, so at "
+                                  f"most 10 years ({TEN_YEARS_S:.3g} s) (the summary projects "
+                                  f"10 years from the fit)", key="times")
+        elif not (np.isfinite(self.duration_s) and 1.0 <= self.duration_s <= TEN_YEARS_S):
+            raise ConfigError(f"--duration-s must be 1 s to 10 years ({TEN_YEARS_S:.3g} s): reads "
+                              f"are waited for, and the summary projects 10 years from the "
+                              f"fit; got {self.duration_s:g}", key="duration_s")
 
     def grid(self) -> np.ndarray:
         if self.times_s is not None:

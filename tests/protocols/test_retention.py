@@ -50,9 +50,11 @@ def test_relaxation_statistics_of_synthetic_data():
 
 def test_bad_config():
     for bad in (dict(times_s=(10.0, 5.0)), dict(times_s=(-1.0,)), dict(duration_s=0.5),
-                dict(levels=1), dict(repeats=0)):
+                dict(levels=1), dict(repeats=0), dict(duration_s=1e12),
+                dict(times_s=(1.0, 6.4e8))):
         with pytest.raises(ConfigError):
             Retention(RetentionConfig(**bad))
+    Retention(RetentionConfig(duration_s=3e8))   # ten years is the longest read
 
 
 def test_bands_after_0p2_percent_programming(cmo_chip, drain):
