@@ -123,6 +123,22 @@ def test_watch_reports_progress_before_figures_can_be_drawn(tmp_path, capsys, mo
     assert lines[-1] == "run is complete; 2 redraws"
 
 
+def test_watch_quiet_prints_only_the_closing_line_and_json(tmp_path, capsys, monkeypatch):
+    import json
+
+    from labctl.commands import watch
+
+    sizes = iter([("running", 10, 0), ("running", 25, 2), ("aborted", 40, 2)])
+    monkeypatch.setattr(watch, "snapshot_once", lambda *a: next(sizes))
+    run_file = tmp_path / "r.h5"
+    run_file.write_bytes(b"")
+    assert main(["watch", str(run_file), "--interval-s", "0.01", "--quiet", "--json"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "run is aborted; 2 redraws" and len(lines) == 2
+    assert json.loads(lines[1]) == {"run_file": str(run_file), "status": "aborted",
+                                    "redraws": 2, "figures": str(tmp_path / "r-live")}
+
+
 def test_replay_of_one_cell_per_level_is_consistent_and_shows_no_nan(tmp_path, capsys):
     """A sigma fit undefined in both runs (one cell per level) is no difference."""
     run = tmp_path / "p.h5"

@@ -8,7 +8,7 @@ directory whenever the data grew, and stops when the run is no longer ``running`
 from __future__ import annotations
 
 import argparse
-import sys
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,10 @@ def register(sub: Any) -> None:
     p.add_argument("--wait-s", type=finite_float, default=60.0,
                    help="how long to wait for RUN.h5 to appear (default 60 s), so the "
                    "watcher can be started before the run")
+    p.add_argument("--quiet", action="store_true",
+                   help="no line per poll; only the closing line")
+    p.add_argument("--json", action="store_true",
+                   help="print a one-line JSON summary as the last line of stdout")
     p.set_defaults(handler=handle)
 
 
@@ -81,14 +85,26 @@ def handle(args: argparse.Namespace) -> int:
     import labctl.plots.style  # noqa: F401  (matplotlib loads here, not in the first poll)
 
     t0 = time.monotonic()
+
+    def say(line: str) -> None:
+        if not args.quiet:
+            print(line, flush=True)
+
+    def done(status: str, redraws: int) -> int:
+        print(f"run is {status}; {redraws} redraws", flush=True)
+        if args.json:
+            print(json.dumps({"run_file": str(run_file), "status": status,
+                              "redraws": redraws, "figures": str(out)}), flush=True)
+        return 0
+
     if not run_file.exists():
-        print(f"waiting for {run_file} (up to {args.wait_s:g} s)", flush=True)
+        say(f"waiting for {run_file} (up to {args.wait_s:g} s)")
         while not run_file.exists():
             waited = time.monotonic() - t0
             if args.timeout_s is not None and waited > args.timeout_s:
-                print(f"{run_file} did not appear within --timeout-s {args.timeout_s:g} s; "
-                      f"0 redraws", flush=True)
-                return 0
+                print(f"{run_file} did not appear within --timeout-s {args.timeout_s:g} s",
+                      flush=True)
+                return done("not started", 0)
             if waited > args.wait_s:
                 raise DataFormatError(f"{run_file} did not appear within {args.wait_s:g} s")
             time.sleep(min(args.interval_s, 0.1))
@@ -110,15 +126,13 @@ def handle(args: argparse.Namespace) -> int:
         if n:
             redraws += 1
             drawn = new_size
-            print(f"{stamp}, {n} figures redrawn in {out}", flush=True)
+            say(f"{stamp}, {n} figures redrawn in {out}")
         elif new_size != size:   # progress, though the figures need more data (or none exist)
-            print(f"{stamp}, no figures yet", flush=True)
+            say(f"{stamp}, no figures yet")
         size = new_size
         if status != "running":
             break
         if args.timeout_s is not None and time.monotonic() - t0 > args.timeout_s:
             break
         time.sleep(args.interval_s)
-    print(f"run is {status}; {redraws} redraws", flush=True)
-    sys.stdout.flush()
-    return 0
+    return done(status, redraws)
