@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import atexit
+import os
+import shutil
+import tempfile
 from typing import Any
 
-import numpy as np
-import pytest
+# the bench locks of this session (and of the labctl processes it starts) in a directory of
+# its own, removed at the end: emulated benches listen on throw-away ports, one lock file each
+if "LABCTL_LOCK_DIR" not in os.environ:
+    os.environ["LABCTL_LOCK_DIR"] = tempfile.mkdtemp(prefix="labctl-test-locks-")
+    atexit.register(shutil.rmtree, os.environ["LABCTL_LOCK_DIR"], ignore_errors=True)
 
-from labctl.array import Limits
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from labctl.array import Limits  # noqa: E402
 
 
 class LinearTestModel:

@@ -6,7 +6,9 @@ a :class:`~labctl.drivers.hardware_array.HardwareArray` is open it holds an excl
 ``flock`` on one lock file per instrument resource (in the temp directory, so two station
 files naming the same instrument share it); a second process gets a one-line error naming
 the resource and the holder's process id.  The kernel drops the locks when the holder exits,
-however it exits, so a killed run never leaves a bench locked.
+however it exits, so a killed run never leaves a bench locked.  ``LABCTL_LOCK_DIR`` moves
+the lock files; the tests use it so that their emulated benches, on throw-away ports, leave
+no files behind.
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ from pathlib import Path
 from labctl.errors import InstrumentError
 
 #: where the lock files live (shared by every user of the machine)
-LOCK_DIR = Path(tempfile.gettempdir()) / "labctl-bench-locks"
+LOCK_DIR = Path(os.environ.get("LABCTL_LOCK_DIR")
+                or Path(tempfile.gettempdir()) / "labctl-bench-locks")
 
 
 def lock_path(resource: str) -> Path:
