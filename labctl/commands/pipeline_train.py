@@ -221,15 +221,34 @@ def array_factory(args: argparse.Namespace, plan: list[tuple[str, int, int]]) ->
         raise ConfigError(f"this network needs {len(plan)} arrays ({names}); give as many "
                           f"station files, comma-separated, in that order",
                           key="backend")
-    for s in stations:
+    from labctl.drivers.station import load_station
+
+    for (name, rows, cols), s in zip(plan, stations, strict=True):
         if s.suffix != ".toml" or not s.is_file():
             raise ConfigError(f"--backend: {s} is not a station file", key="backend")
+        chip = load_station(s).chip   # before any instrument is opened
+        if rows > chip.rows or cols > chip.cols:
+            raise ConfigError(f"{name} needs a {rows}x{cols} array and the die of {s} is "
+                              f"{chip.rows}x{chip.cols}: use a smaller --network or a station "
+                              f"with a larger die", key="network")
 
     def open_all() -> Any:
         from labctl.drivers.hardware_array import HardwareArray
+        from labctl.pipelines.sparse.arrays import ArrayWindow
 
-        return make_bank({name: HardwareArray.from_station(s)
-                          for (name, _, _), s in zip(plan, stations, strict=True)})
+        dies: list[Any] = []
+        try:
+            for s in stations:
+                dies.append(HardwareArray.from_station(s))
+        except BaseException:
+            for die in dies:
+                die.close()
+            raise
+        # a die larger than its tile lends the tile its top-left corner
+        arrays = {name: die if die.info.shape == (rows, cols)
+                  else ArrayWindow(die, 0, 0, rows, cols)
+                  for (name, rows, cols), die in zip(plan, dies, strict=True)}
+        return make_bank(arrays, owners=dies)
     return open_all
 
 

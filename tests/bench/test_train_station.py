@@ -1,0 +1,38 @@
+"""pipeline train on stations: the network's arrays are checked against each die before any
+instrument is touched; a die larger than its tile lends it a window."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from labctl.cli import main
+
+
+def test_a_network_larger_than_the_die_is_refused_before_the_bench_is_touched(
+        serve_station: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    running, station = serve_station()
+    out = tmp_path / "t.h5"
+    code = main(["pipeline", "train", "--backend", str(station), "--algorithm", "sgd",
+                 "--dataset", "digits", "--network", "64-10", "--epochs", "1", "--quiet",
+                 "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert "L0.W needs a 64x10 array and the die of" in err and "is 8x4" in err
+    assert not out.exists()
+    assert running.bench.exposure.max_line_V == 0.0
+
+
+def test_a_die_larger_than_its_tile_lends_it_a_window(serve_station: Any) -> None:
+    from labctl.commands.pipeline_train import array_factory
+
+    _, station = serve_station()
+    bank = array_factory(argparse.Namespace(backend=str(station)), [("L0.A", 4, 2)])()
+    try:
+        assert bank["L0.A"].info.shape == (4, 2)
+        assert bank.owners[0].info.shape == (8, 4)
+    finally:
+        bank.close()
