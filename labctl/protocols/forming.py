@@ -24,7 +24,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from labctl.array import Array, Cells
+from labctl.array import Array, Cells, Limits
 from labctl.errors import ConfigError
 from labctl.protocols.base import BaseProtocol, RunData, Step
 
@@ -53,6 +53,14 @@ class FormingConfig:
             raise ConfigError("compliance must be > 0 A", key="compliance_A")
         if self.conditioning_cycles < 0:
             raise ConfigError("--conditioning-cycles must be >= 0", key="conditioning_cycles")
+
+    def check_limits(self, limits: Limits) -> None:
+        """The ramp, the conditioning sweeps, the gate and the compliance against the chip's
+        limits (preflight: before any output is on)."""
+        limits.check_voltage(self.v_stop_V)
+        limits.check_voltage(self.post_sweep_V)
+        limits.check_voltage(self.gate_V, terminal="gate")
+        limits.check_current(self.compliance_A)
 
 
 def _staircase(v_from: float, v_to: float, step: float) -> np.ndarray:
@@ -90,9 +98,7 @@ class Forming(BaseProtocol):
             raise ConfigError(f"forming is for 1T1R ReRAM cells; this chip is "
                               f"{info.technology}, whose cells are not formed",
                               key="preset")
-        info.limits.check_voltage(cfg.v_stop_V)
-        info.limits.check_voltage(cfg.post_sweep_V)
-        info.limits.check_voltage(cfg.gate_V, terminal="gate")
+        cfg.check_limits(info.limits)
 
     def initial_state(self, array: Array) -> dict[str, Any]:
         self.preflight(array)   # again for callers of protocols.base.run without the CLI

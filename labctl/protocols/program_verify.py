@@ -100,6 +100,7 @@ class VerifyConfig:
             limits.check_voltage(v_set)
             limits.check_voltage(v_reset)
         limits.check_voltage(self.reset_sweep_V)
+        limits.check_current(self.reset_compliance_A)
         if self.reset_pulses:
             limits.check_voltage(self.reset_pulse_V)
         if self.gate_V is not None:

@@ -31,6 +31,7 @@ from labctl.protocols.analysis.relaxation import (
     time_key,
 )
 from labctl.protocols.base import BaseProtocol, RunData, Step
+from labctl.protocols.forming import FormingConfig
 from labctl.protocols.program import (
     analyse_program,
     batch_cells,
@@ -101,6 +102,9 @@ class Retention(BaseProtocol):
 
     def preflight(self, array: Array) -> None:
         self.config.verify.check_limits(array.info.limits)
+        if self.config.form and array.info.technology == "1t1r-reram":
+            # cells that read as unformed get the forming ramp
+            FormingConfig().check_limits(array.info.limits)
 
     def initial_state(self, array: Array) -> dict[str, Any]:
         return {"batch": 0, "phase": "program", "verify": {}, "t0_s": 0.0, "ti": 0,

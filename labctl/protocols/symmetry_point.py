@@ -96,6 +96,9 @@ class SymmetryPoint(BaseProtocol):
             limits.check_voltage(v)
         if cfg.gate_V is not None:
             limits.check_voltage(cfg.gate_V, terminal="gate")
+        if cfg.form and array.info.technology == "1t1r-reram":
+            # cells that read as unformed get the forming ramp
+            FormingConfig().check_limits(limits)
 
     def initial_state(self, array: Array) -> dict[str, Any]:
         return {"k": 0, "started": False, "noise_done": False, "formed": False}

@@ -178,3 +178,34 @@ def test_an_out_path_naming_a_directory_is_refused(tmp_path, capsys):
     assert main(["run", "forming", "--rows", "1", "--cols", "1", "--out", out, "--quiet"]) == 2
     assert "is a directory" in capsys.readouterr().err
     assert not (tmp_path / "newdir").exists()
+
+
+def test_forming_compliance_beyond_the_limit_is_refused_before_a_run_file_exists(
+        tmp_path, capsys):
+    out = tmp_path / "f.h5"
+    assert main(["run", "forming", "--compliance-A", "0.01", "--out", str(out),
+                 "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "compliance 0.01 A is outside" in err[0], err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("command", [["run", "program", "--levels", "3"],
+                                     ["run", "retention", "--levels", "3"],
+                                     ["run", "symmetry-point"]])
+def test_the_forming_ramp_of_unformed_cells_is_checked_in_preflight(tmp_path, capsys,
+                                                                     command):
+    """Protocols that form unformed cells first check that ramp too: a chip limited to 3 V
+    cannot take the 4 V forming ramp, refused before any file or pulse."""
+    from labctl.sim_backend.presets import preset_path
+
+    text = preset_path("cmo-hfox-1t1r").read_text()
+    low = tmp_path / "low.toml"
+    low.write_text(text.replace("max_voltage_V = 4.0", "max_voltage_V = 3.0", 1))
+    assert low.read_text() != text
+    out = tmp_path / "r.h5"
+    assert main([*command, "--preset", str(low), "--rows", "2", "--cols", "2", "--out",
+                 str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "bit line voltage 4 V exceeds the limit of 3 V" in err[0], err
+    assert not out.exists()
