@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 from typing import Any
 
 from labctl.commands.argtypes import finite_float
@@ -36,7 +37,7 @@ def register(sub: Any) -> None:
 def human(s: dict[str, Any]) -> str:
     def f(d: dict[str, Any], k: str, scale: float = 1e6, fmt: str = "+.3f") -> str:
         v = d.get(k)
-        return "n/a" if v is None else format(v * scale, fmt)
+        return "n/a" if v is None or not math.isfinite(v) else format(v * scale, fmt)
 
     lines = [f"retention: {s['cells_programmed']} cells, {len(s['levels'])} levels "
              f"(converged {100 * s['converged_fraction']:.1f} %, pulses mean "
@@ -48,6 +49,8 @@ def human(s: dict[str, Any]) -> str:
     p = s["projection_10y"]
     lines.append(f"  10 years      shift {f(p, 'mean_shift_S')} uS   sigma "
                  f"{f(p, 'sigma_S', fmt='.3f')} uS   overlap {f(p, 'overlap', 100, '.2f')} %")
+    if all(f(s["sigma_S"], k) == "n/a" for k in s["sigma_S"]):
+        lines.append("  sigma and overlap need levels of two or more cells (--repeats 2 or more)")
     lines.append(f"  run file        {s['run_file']}")
     return "\n".join(lines)
 

@@ -73,7 +73,10 @@ def render(reader: Any, out_dir: Path) -> list[Path]:
     tt = np.array([float(k) for k in keys])
     sh = np.array([np.nan if v is None else v for v in s["mean_shift_S"].values()]) * 1e6
     sg = np.array([np.nan if v is None else v for v in s["sigma_S"].values()]) * 1e6
-    xs = np.geomspace(1.0, TEN_YEARS_S, 60)
+    # a run that stopped early is drawn as measured: its fit over the reads it has, no
+    # ten-year projection
+    complete = reader.status == "complete"
+    xs = np.geomspace(1.0, TEN_YEARS_S if complete else max(float(tt.max(initial=1.0)), 2.0), 60)
     for a, y, name, lab in ((ax[0, 0], sh, "mean_shift_S", "mean shift (uS)"),
                             (ax[0, 1], sg, "sigma_S", "sigma (uS)")):
         a.semilogx(tt, y, "o", ms=4, label="measured")
@@ -81,10 +84,14 @@ def render(reader: Any, out_dir: Path) -> list[Path]:
         if f.get("slope_S") is not None and np.isfinite(f["slope_S"]):
             a.semilogx(xs, (f["slope_S"] * np.log(xs) + f["intercept_S"]) * 1e6, "-",
                        label=f"{f['slope_S'] * 1e6:.4f} ln t + {f['intercept_S'] * 1e6:.4f}")
-        if proj.get(name) is not None:
+        if complete and proj.get(name) is not None and np.isfinite(proj[name]):
             a.semilogx([proj["t_s"]], [proj[name] * 1e6], "s", color="C3", label="10 years")
+        if not np.isfinite(y).any():
+            a.text(0.5, 0.5, "n/a: needs levels of two or more cells", ha="center",
+                   va="center", transform=a.transAxes)
         a.set(xlabel="t after programming (s)", ylabel=lab)
         a.legend(fontsize=8)
-    fig.suptitle("Shift and spread against ln t, projected to ten years")
+    fig.suptitle("Shift and spread against ln t, projected to ten years" if complete else
+                 f"Shift and spread against ln t — {title_note(reader)}")
     paths.append(save(fig, out_dir, "retention_fit"))
     return paths

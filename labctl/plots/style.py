@@ -33,4 +33,7 @@ def title_note(reader: Any) -> str:
     note = f"{src}, seed {b.get('seed')}" if b.get("backend") == "sim" else f"station {src}"
     if prov.get("stand_in"):
         note += f" — stand-in data: {prov.get('dataset_label', '')}"
+    status = getattr(reader, "status", "complete")
+    if status != "complete":
+        note += f" — {status} run: partial data"
     return note

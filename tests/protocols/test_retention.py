@@ -107,3 +107,22 @@ def test_cli_bad_input(extra, tmp_path, capsys):
     out = tmp_path / "r.h5"
     assert main(["run", "retention", "--out", str(out), *extra]) == 2
     assert len(capsys.readouterr().err.strip().splitlines()) == 1 and not out.exists()
+
+
+def test_one_cell_per_level_gives_no_sigma(tmp_path, capsys):
+    """With one cell per level no level has a spread: sigma and overlap are n/a (the spread
+    of the shifts across levels is another quantity), the mean shift is still given."""
+    from labctl.protocols.analysis.relaxation import relaxation_at_times
+
+    targets = np.array([10e-6, 50e-6, 90e-6])
+    rel = relaxation_at_times(targets, targets, np.ones(3, bool), np.arange(3),
+                              np.ones(3), targets + [0.1e-6, 0.3e-6, 0.2e-6])
+    assert rel.mean_shift_S[0] == pytest.approx(0.2e-6)
+    assert np.isnan(rel.sigma_S).all() and np.isnan(rel.overlap).all()
+
+    out = tmp_path / "r.h5"
+    assert main(["run", "retention", "--levels", "2", "--repeats", "1", "--times", "1,2",
+                 "--rows", "2", "--cols", "2", "--quiet", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "sigma n/a uS   overlap n/a %" in text and "nan" not in text
+    assert "need levels of two or more cells" in text

@@ -53,8 +53,8 @@ def relaxation_at_times(targets_S: np.ndarray, g_prog_S: np.ndarray, valid: np.n
     """Statistics of the reads ``read_g_S`` of job ``read_job`` at nominal time ``read_t_s``.
 
     sigma is the pooled standard deviation of the levels (root-mean variance) when levels
-    hold >= 2 cells, else the spread of the shift; the overlap is the mean over
-    neighbouring levels of the overlapping coefficient of their Gaussians.
+    hold >= 2 cells, else NaN; the overlap is the mean over neighbouring levels of the
+    overlapping coefficient of their Gaussians (NaN without a sigma).
     """
     times = np.unique(read_t_s)
     levels = np.unique(targets_S)
@@ -75,10 +75,8 @@ def relaxation_at_times(targets_S: np.ndarray, g_prog_S: np.ndarray, valid: np.n
             sigma[i] = float(np.sqrt(np.nanmean(st.sigma_S**2)))
             overlap[i] = float(np.nanmean(adjacent_overlap(st.mean_S, st.sigma_S))) \
                 if st.levels_S.size > 1 else np.nan
-        else:
-            sigma[i] = float(d.std(ddof=1)) if d.size > 1 else np.nan
-            if st.levels_S.size > 1:
-                overlap[i] = float(np.mean(equal_sigma_overlap(np.diff(st.levels_S), sigma[i])))
+        # one cell per level: no level has a spread, and the spread of the shifts across
+        # levels is another quantity (it leaves out the programming error), so none is given
     return RelaxationAtTimes(times, shift, sigma, overlap)
 
 
