@@ -17,6 +17,9 @@ def render(reader, out_dir: Path) -> list[Path]:  # type: ignore[no-untyped-def]
     fig, ax = figure()
     for trace in iv[: min(len(iv), 64)]:
         ax[0, 0].semilogy(ramp, np.maximum(np.abs(trace), 1e-12), lw=0.7, alpha=0.7)
+    if not len(iv):
+        ax[0, 0].text(0.5, 0.5, "no cell was ramped:\nevery cell already read as formed",
+                      ha="center", va="center", transform=ax[0, 0].transAxes)
     ax[0, 0].set(xlabel="V_1T1R (V)", ylabel="|I| (A)",
                  title=f"Forming I-V ({len(iv)} cells)\n{title_note(reader)}")
     paths.append(save(fig, out_dir, "forming_iv"))
@@ -28,8 +31,12 @@ def render(reader, out_dir: Path) -> list[Path]:  # type: ignore[no-untyped-def]
         x = np.sort(x[np.isfinite(x)])
         if x.size:
             ax[0, 0].step(x, np.arange(1, x.size + 1) / x.size, where="post", label=lab)
+    if np.isfinite(v).any():
+        ax[0, 0].legend()
+    else:
+        ax[0, 0].text(0.5, 0.5, "no cell formed in this run", ha="center", va="center",
+                      transform=ax[0, 0].transAxes)
     ax[0, 0].set(xlabel="forming voltage (V)", ylabel="CDF", title="Forming voltage")
-    ax[0, 0].legend()
     paths.append(save(fig, out_dir, "forming_cdf"))
 
     rows = reader.data("forming/row").astype(int)
@@ -40,6 +47,10 @@ def render(reader, out_dir: Path) -> list[Path]:  # type: ignore[no-untyped-def]
     fig, ax = figure()
     im = ax[0, 0].imshow(grid, cmap="viridis", aspect="auto")
     fig.colorbar(im, ax=ax[0, 0], label="G after forming (uS)")
-    ax[0, 0].set(xlabel="column", ylabel="row", title="Post-forming conductance")
+    before = ("forming/ramped" in reader
+              and not reader.data("forming/ramped").astype(bool).all())
+    ax[0, 0].set(xlabel="column", ylabel="row",
+                 title="Conductance after the run (cells already formed were left alone)"
+                 if before else "Post-forming conductance")
     paths.append(save(fig, out_dir, "forming_map"))
     return paths

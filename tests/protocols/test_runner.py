@@ -83,6 +83,9 @@ def test_forming_a_formed_die_again_puts_no_forming_voltage_on_it(tmp_path, test
         assert not r.data("forming/ramped").any()
         assert np.isnan(r.data("forming/iv_current_A")).all()
         assert (r.data("forming/g_before_S") > 0.1 * arr.info.g_min_S).all()
+    from labctl.commands.report import render_report
+
+    assert len(render_report(tmp_path / "b.h5", tmp_path / "rep")) == 3   # with "no cell" notes
 
 
 def test_forming_ramps_only_the_unformed_cells_of_a_row(tmp_path, test_model):
