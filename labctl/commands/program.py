@@ -142,21 +142,34 @@ def build_transfer(args: argparse.Namespace, weights: np.ndarray, info: Any) -> 
     placement = place(device_g.shape, info.shape, group=mapping.devices_per_weight,
                       tiling=not args.no_tiling)
     loads = tuple(placement.load_targets(device_g, k) for k in range(placement.loads))
+    weight_maps = []   # per load, array-shaped: which weight a cell serves, and its sign
+    for k, (r, c, _) in enumerate(loads):
+        dr, dc = placement.load_devices(k)
+        wc, sign = mapping.weight_terms(dc)
+        index = np.full(info.shape, -1, dtype=np.int64)
+        signs = np.zeros(info.shape, dtype=np.int64)
+        index[r, c], signs[r, c] = dr * weights.shape[1] + wc, sign
+        weight_maps.append((index, signs))
     cfg = TransferConfig(weights_source=str(args.weights), weights_sha256=_sha256(weights),
                          weights_shape=(int(weights.shape[0]), int(weights.shape[1])),
                          mapping=mapping.to_dict(), placement=placement.to_dict(),
                          verify=verify_config(args), form=not getattr(args, "no_form", False))
-    return Transfer(cfg, TransferPlan(weights=weights, device_targets_S=device_g, loads=loads))
+    return Transfer(cfg, TransferPlan(weights=weights, device_targets_S=device_g, loads=loads,
+                                      weight_maps=tuple(weight_maps)))
 
 
 def _open(args: argparse.Namespace) -> Any:
-    from labctl.commands.backend import backend_from_description, open_backend
+    from labctl.commands.backend import check_resume_backend, open_backend
     from labctl.data.runfile import RunReader
 
-    if args.resume:
+    if args.resume:   # the recorded backend, and only that (execute_protocol checks the rest)
         with RunReader(args.resume) as rr:
-            return backend_from_description(rr.backend)
+            check_resume_backend(args, rr.backend, args.resume)
     return open_backend(args)
+
+
+def _of_w_max(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.2e} of w_max"
 
 
 def human(s: dict[str, Any]) -> str:
@@ -166,8 +179,9 @@ def human(s: dict[str, Any]) -> str:
             f"load(s)), tolerance {100 * s['tolerance']:.3g} %\n"
             f"  converged       {s['converged']}/{s['cells']}\n"
             f"  pulses          mean {s['pulses_mean']:.1f}, max {s['pulses_max']}\n"
-            f"  G error (rms)   {1e9 * s['g_error_rms_S']:.1f} nS = "
-            f"{s['weight_error_rms']:.2e} of w_max\n"
+            f"  G error (rms)   {1e9 * s['g_error_rms_S']:.1f} nS per device\n"
+            f"  weight error    {_of_w_max(s.get('weight_error_rms'))} (rms, each weight's "
+            f"devices combined)\n"
             f"  run file        {s['run_file']}")
 
 

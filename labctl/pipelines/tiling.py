@@ -66,6 +66,16 @@ class Placement:
             ts.append(device_G[t.rows[0]:t.rows[1], t.cols[0]:t.cols[1]].ravel())
         return np.concatenate(rs), np.concatenate(cs), np.concatenate(ts)
 
+    def load_devices(self, load: int) -> tuple[np.ndarray, np.ndarray]:
+        """Device-matrix (rows, cols) of every cell a load programs, in :meth:`load_targets`
+        order."""
+        rs, cs = [], []
+        for t in self.tiles_of(load):
+            rr, cc = np.meshgrid(np.arange(*t.rows), np.arange(*t.cols), indexing="ij")
+            rs.append(rr.ravel())
+            cs.append(cc.ravel())
+        return np.concatenate(rs), np.concatenate(cs)
+
     def to_dict(self) -> dict[str, Any]:
         return {"matrix_shape": list(self.matrix_shape), "array_shape": list(self.array_shape),
                 "group": self.group, "loads": self.loads,

@@ -87,6 +87,14 @@ class Mapping:
             return (g - self.g_ref_S) / self.scale_S
         return (g[..., 0::2] - g[..., 1::2]) / self.scale_S
 
+    def weight_terms(self, device_cols: npt.ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+        """(weight column, sign) of device columns: a weight is the signed sum of its
+        devices' conductances over ``scale_S`` (as in :meth:`weights`)."""
+        dc = np.asarray(device_cols, dtype=np.int64)
+        if self.kind == "reference":
+            return dc, np.ones(dc.shape, dtype=np.int64)
+        return dc // 2, np.where(dc % 2 == 0, 1, -1)
+
     def outputs(self, currents_A: npt.ArrayLike, inputs_V: npt.ArrayLike,
                 volts_per_unit: float) -> np.ndarray:
         """Column currents (batch, device cols) -> outputs in units of normalised w times x.

@@ -63,6 +63,9 @@ class TransferPlan:
     weights: np.ndarray
     device_targets_S: np.ndarray
     loads: tuple[tuple[np.ndarray, np.ndarray, np.ndarray], ...]
+    #: per load, array-shaped: the flat index of the weight each cell serves (-1: none) and
+    #: the sign its conductance enters that weight with (recorded: the weight error)
+    weight_maps: tuple[tuple[np.ndarray, np.ndarray], ...] = ()
 
     def __post_init__(self) -> None:
         for r, c, t in self.loads:
@@ -148,8 +151,12 @@ class Transfer(BaseProtocol):
                        append={f"{GROUP}/load_end_s": (np.array([array.now()]), "s")})
 
     def _first_write(self) -> dict[str, tuple[Any, str]]:
-        return {f"{GROUP}/weights": (np.asarray(self.plan.weights, dtype=float), ""),
-                f"{GROUP}/targets_S": (np.asarray(self.plan.device_targets_S), "S")}
+        rec = {f"{GROUP}/weights": (np.asarray(self.plan.weights, dtype=float), ""),
+               f"{GROUP}/targets_S": (np.asarray(self.plan.device_targets_S), "S")}
+        for k, (index, sign) in enumerate(self.plan.weight_maps):
+            rec[f"{GROUP}/load{k}/weight_index"] = (np.asarray(index), "")
+            rec[f"{GROUP}/load{k}/weight_sign"] = (np.asarray(sign), "")
+        return rec
 
     def analyse(self, data: RunData) -> dict[str, Any]:
         return analyse_transfer(data)
@@ -240,5 +247,25 @@ def analyse_transfer(data: RunData) -> dict[str, Any]:
         "converged": int(conv.sum()),
         "converged_fraction": float(conv.mean()),
         "g_error_rms_S": float(np.sqrt(np.mean(err ** 2))),
-        "weight_error_rms": float(np.sqrt(np.mean(err ** 2)) / float(mapping["scale_S"])),
+        "weight_error_rms": _weight_error_rms(data, res, err, float(mapping["scale_S"])),
     }
+
+
+def _weight_error_rms(data: RunData, res: dict[str, np.ndarray], err: np.ndarray,
+                      scale_S: float) -> float | None:
+    """RMS error of the programmed weights in units of w_max: each weight's devices' errors
+    summed with their signs (a differential pair carries two), over ``scale_S``.  None for
+    run files written before the weight maps were recorded."""
+    if f"{GROUP}/load0/weight_index" not in data:
+        return None
+    n_w = int(np.prod(data.data(f"{GROUP}/weights").shape))
+    total, touched = np.zeros(n_w), np.zeros(n_w, dtype=bool)
+    for k in np.unique(res["load"]).astype(int):
+        at = res["load"] == k
+        r, c = res["row"][at].astype(int), res["col"][at].astype(int)
+        index = data.data(f"{GROUP}/load{k}/weight_index")[r, c]
+        sign = data.data(f"{GROUP}/load{k}/weight_sign")[r, c]
+        ok = index >= 0
+        np.add.at(total, index[ok], sign[ok] * err[at][ok])
+        touched[index[ok]] = True
+    return float(np.sqrt(np.mean(total[touched] ** 2)) / scale_S) if touched.any() else None

@@ -250,3 +250,39 @@ def test_a_w_max_below_the_largest_weight_is_said_to_clip(tmp_path, capsys):
     code, _, err = _run_cli(["program", str(f), "--quiet", "--out", str(tmp_path / "b.h5")],
                             capsys)
     assert code == 0 and "clips" not in err
+
+
+@pytest.mark.parametrize("kind, shape", [("differential", (4, 3)), ("reference", (4, 3)),
+                                         ("differential", (12, 5))])
+def test_weight_error_combines_each_weights_devices(kind, shape, tmp_path, capsys):
+    """The summary's weight error is that of the weights the programmed conductances
+    represent (a differential pair carries both devices' errors), over every load."""
+    import json
+
+    w = np.random.default_rng(1).normal(size=shape)
+    np.save(tmp_path / "w.npy", w)
+    out = tmp_path / "p.h5"
+    assert main(["program", str(tmp_path / "w.npy"), "--mapping", kind, "--rows", "8",
+                 "--cols", "4", "--quiet", "--json", "--out", str(out)]) == 0
+    s = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    with RunReader(out) as r:
+        cfg = r.config
+        mapping = Mapping.from_dict(cfg["mapping"])
+        res = load_results(r, int(cfg["placement"]["loads"]))
+    # independently: each load's cells back into the device matrix, tile by tile
+    from labctl.pipelines.tiling import Placement
+
+    placement = Placement.from_dict(cfg["placement"])
+    g = np.full(placement.matrix_shape, np.nan)
+    for k in range(placement.loads):
+        at = res["load"] == k
+        cell = {(int(a), int(b)): v for a, b, v in zip(res["row"][at], res["col"][at],
+                                                        res["g_S"][at], strict=True)}
+        for t in placement.tiles_of(k):
+            for i in range(t.shape[0]):
+                for j in range(t.shape[1]):
+                    g[t.rows[0] + i, t.cols[0] + j] = cell[(t.at[0] + i, t.at[1] + j)]
+    want = np.sqrt(np.mean((mapping.weights(g) - w / mapping.w_max) ** 2))
+    assert s["weight_error_rms"] == pytest.approx(want, rel=1e-9)
+    per_device = s["g_error_rms_S"] / mapping.scale_S
+    assert (s["weight_error_rms"] > per_device) == (kind == "differential")
