@@ -211,7 +211,9 @@ class Array(Protocol):
         ...
 
     def now(self) -> float:
-        """Seconds since the array was created (virtual in the simulator)."""
+        """The array's clock in seconds; only differences mean anything.  The simulator's is
+        virtual (0 when the die is created, restored with it on resume); a station's is
+        wall-clock time, so differences hold across processes."""
         ...
 
     def close(self) -> None:
