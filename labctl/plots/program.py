@@ -83,17 +83,25 @@ def _traces(reader: Any, out_dir: Path, group: str, prefix: str, targets: np.nda
     tr = reader.data(f"{group}/rounds/trace_S")
     starts = np.flatnonzero(idx == 0)
     stop = starts[1] if starts.size > 1 else idx.size
-    tr = tr[:stop]
+    tr, idx = tr[:stop], idx[:stop]
+    # a loop run inside the instrument (or the backend) records its start and end only:
+    # each cell's end is drawn at the pulses it took, not at the next round
+    ends_only = idx.size == 2 and idx[1] > 1 and f"{group}/pulses" in reader
+    pulses = reader.data(f"{group}/pulses") if ends_only else None
     fig, ax = figure(width_in=7.0)
     for k in range(min(tr.shape[1], targets.size)):
         if np.all(np.isnan(tr[:, k])):        # a batch smaller than the traced width
             continue
-        line = ax[0, 0].plot(np.arange(tr.shape[0]), tr[:, k] * 1e6, lw=0.9)[0]
+        x = np.array([0, pulses[k]]) if pulses is not None and k < pulses.size else idx
+        line = ax[0, 0].plot(x, tr[:, k] * 1e6, "o--" if ends_only else "-", lw=0.9,
+                             ms=3)[0]
         t = targets[k]
         ax[0, 0].axhspan((1 - tol) * t * 1e6, (1 + tol) * t * 1e6, color=line.get_color(),
                          alpha=0.15)
     ax[0, 0].set(xlabel="pulse", ylabel="G (uS)",
-                 title="Closed-loop traces (first batch; the loop stops inside the band)")
+                 title="Closed-loop traces (first batch; the loop stops inside the band)"
+                 + ("\nstart and end only: the loop ran on the instrument" if ends_only
+                    else ""))
     return save(fig, out_dir, f"{prefix}_traces")
 
 

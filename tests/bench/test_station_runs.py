@@ -1,5 +1,5 @@
-"""pipeline train on stations: the network's arrays are checked against each die before any
-instrument is touched; a die larger than its tile lends it a window."""
+"""Runs on an emulated station: pipeline train checks its arrays against each die before any
+instrument is touched (a larger die lends a window); reports of the on-instrument loop."""
 
 from __future__ import annotations
 
@@ -36,3 +36,21 @@ def test_a_die_larger_than_its_tile_lends_it_a_window(serve_station: Any) -> Non
         assert bank.owners[0].info.shape == (8, 4)
     finally:
         bank.close()
+
+
+def test_report_of_a_station_program_run_draws_the_native_loop_as_start_and_end(
+        serve_station: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The closed loop runs on the SMU: only each cell's start and end are known, drawn at
+    the pulses it took (not as one-pulse steps)."""
+    from labctl.data.runfile import RunReader
+
+    _, station = serve_station()
+    out = tmp_path / "p.h5"
+    assert main(["run", "program", "--backend", str(station), "--levels", "4", "--repeats",
+                 "2", "--quiet", "--out", str(out)]) == 0
+    with RunReader(out) as r:
+        idx = r.data("program/rounds/index")
+        pulses = r.data("program/pulses")
+    assert idx[0] == 0 and idx[1] == pulses[:8].max() > 1    # start and end rows only
+    assert main(["report", str(out), "--out", str(tmp_path / "rep")]) == 0
+    assert (tmp_path / "rep" / "program_traces.png").is_file()
