@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from labctl.commands.argtypes import finite_float
+from labctl.errors import ConfigError
 
 
 def register(sub: Any) -> None:
@@ -38,6 +39,12 @@ def handle(args: argparse.Namespace) -> int:
     from labctl.drivers.station import load_station
     from labctl.sim_backend.emulator.serve import start_bench
 
+    if args.duration_s is not None and args.duration_s <= 0:
+        raise ConfigError(f"--duration-s must be > 0 s, got {args.duration_s:g}",
+                          key="duration_s")
+    if args.station_out and Path(args.station_out).resolve() == Path(args.station).resolve():
+        raise ConfigError(f"--station-out {args.station_out} is the station file being "
+                          f"emulated; write the bound ports to another file", key="station_out")
     station = load_station(args.station)
     running = start_bench(station, ephemeral=args.ephemeral)
     try:

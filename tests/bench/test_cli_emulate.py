@@ -50,3 +50,20 @@ def test_emulate_refuses_a_station_without_emulation(tmp_path: Path,
     bare.write_text(text[:text.index("\n[emulation]")])
     assert main(["emulate", str(bare)]) == 2
     assert "emulation" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("extra, words", [
+    (["--duration-s", "-1"], "--duration-s must be > 0 s"),
+    (["--station-out", "SELF"], "is the station file being emulated"),
+])
+def test_emulate_refuses_options_that_would_mislead(tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str],
+                                                    extra: list[str], words: str) -> None:
+    station = tmp_path / "s.toml"
+    station.write_text(EXAMPLE.read_text())
+    before = station.read_text()
+    argv = [str(station) if x == "SELF" else x for x in extra]
+    assert main(["emulate", str(station), "--ephemeral", *argv]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and words in err[0], err
+    assert station.read_text() == before
