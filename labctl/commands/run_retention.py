@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import sys
 from typing import Any
 
 from labctl.commands.argtypes import finite_float
@@ -55,9 +56,17 @@ def human(s: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _duration(seconds: float) -> str:
+    """A wall-clock span in the largest unit that reads well: '45 s', '2.5 h', '3.0 d'."""
+    for unit, scale in (("d", 86400.0), ("h", 3600.0), ("min", 60.0)):
+        if seconds >= scale:
+            return f"{seconds / scale:.1f} {unit}"
+    return f"{seconds:.0f} s"
+
+
 def handle(args: argparse.Namespace) -> int:
     from labctl.commands.common import execute_protocol
-    from labctl.pipelines.inference import parse_times  # the time specs of every command
+    from labctl.pipelines.inference import parse_times, time_label
     from labctl.protocols.program import check_targets
     from labctl.protocols.retention import Retention, RetentionConfig
 
@@ -69,6 +78,12 @@ def handle(args: argparse.Namespace) -> int:
 
     def check(info: Any) -> None:
         check_targets(proto.jobs(), info.g_min_S, info.g_max_S)
+        if (args.backend or "sim") != "sim":   # a station's chip ages in real time
+            batches = -(-proto.jobs().size // (info.rows * info.cols))
+            last = float(cfg.grid()[-1])
+            print(f"labctl: note: on a station every read is waited for: {batches} batch(es), "
+                  f"each read until {time_label(last)} after it is programmed, about "
+                  f"{_duration(batches * last)} in all", file=sys.stderr)
 
     summary = execute_protocol(args, "run retention", proto,
                                array_factory=checked_factory(args, check))

@@ -54,3 +54,13 @@ def test_report_of_a_station_program_run_draws_the_native_loop_as_start_and_end(
     assert idx[0] == 0 and idx[1] == pulses[:8].max() > 1    # start and end rows only
     assert main(["report", str(out), "--out", str(tmp_path / "rep")]) == 0
     assert (tmp_path / "rep" / "program_traces.png").is_file()
+
+
+def test_retention_on_a_station_says_how_long_it_will_take(
+        serve_station: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _, station = serve_station()
+    assert main(["run", "retention", "--backend", str(station), "--levels", "4", "--repeats",
+                 "2", "--times", "0.2,0.4", "--quiet", "--out", str(tmp_path / "r.h5")]) == 0
+    err = capsys.readouterr().err
+    assert ("every read is waited for: 1 batch(es), each read until 0.4s after it is "
+            "programmed, about 0 s in all") in err
