@@ -26,8 +26,9 @@ import numpy as np
 from labctl.array import Array, Cells
 from labctl.errors import ConfigError
 from labctl.protocols.base import BaseProtocol, RunData, Step
-from labctl.protocols.forming import FormingConfig, formed, forming_point
+from labctl.protocols.forming import FormingConfig
 from labctl.protocols.program_verify import VerifyConfig, verify_steps
+from labctl.protocols.unformed import form_cells_at, unformed_among
 
 GROUP = "transfer"
 
@@ -171,25 +172,10 @@ def form_cells(array: Array, r: np.ndarray, c: np.ndarray, cfg: TransferConfig, 
     which cells were unformed and, for them, the forming voltage (NaN if the ramp did not
     form it).
     """
-    info = array.info
-    g = array.read(Cells.at(r, c))
-    todo = np.flatnonzero(g < cfg.unformed_fraction * info.g_min_S)
+    todo = unformed_among(array, Cells.at(r, c), cfg.forming, cfg.unformed_fraction)
+    ok, v = form_cells_at(array, r[todo], c[todo], cfg.forming, chunk_cells=cfg.chunk_cells)
     v_form = np.full(r.size, np.nan)
-    fc = cfg.forming
-    ramp = np.linspace(0.0, fc.v_stop_V, max(2, int(round(fc.v_stop_V / fc.v_step_V)) + 1))
-    n_post = max(2, int(round(fc.post_sweep_V / fc.condition_step_V)) + 1)
-    post = info.set_polarity * np.linspace(0.0, fc.post_sweep_V, n_post)
-    post = np.concatenate([post, post[::-1][1:]])
-    for k in range(0, todo.size, cfg.chunk_cells):
-        idx = todo[k:k + cfg.chunk_cells]
-        cells = Cells.at(r[idx], c[idx])
-        sw = array.sweep(cells, ramp, gate_V=fc.gate_V, compliance_A=fc.compliance_A)
-        kk, v, _ = forming_point(sw.voltage_V, sw.current_A)
-        v_form[idx] = np.where(formed(sw.current_A, kk, fc.jump_ratio), v, np.nan)
-        array.sweep(cells, post, gate_V=fc.gate_V, compliance_A=fc.compliance_A)
-        for _ in range(fc.conditioning_cycles):
-            array.sweep(cells, np.concatenate([-post, post]), gate_V=fc.gate_V,
-                        compliance_A=fc.compliance_A)
+    v_form[todo] = np.where(ok, v, np.nan)
     was_unformed = np.zeros(r.size, dtype=bool)
     was_unformed[todo] = True
     return {f"{group}/unformed": (was_unformed, ""), f"{group}/v_form_V": (v_form, "V")}

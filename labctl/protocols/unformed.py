@@ -25,21 +25,36 @@ def form_unformed(array: Array, cells: Cells, cfg: FormingConfig, *, group: str,
                   unformed_fraction: float = UNFORMED_FRACTION, chunk_cells: int = 8192
                   ) -> dict[str, tuple[Any, str]]:
     """Form the unformed cells of ``cells``; returns records to append (empty if none)."""
-    info = array.info
-    r, c = cells.indices(info.shape)
-    g = array.read(cells, voltage_V=cfg.read_voltage_V)
-    bad = np.flatnonzero(g < unformed_fraction * info.g_min_S)
+    r, c = cells.indices(array.info.shape)
+    bad = unformed_among(array, cells, cfg, unformed_fraction)
     if bad.size == 0:
         return {}
+    ok, v_form = form_cells_at(array, r[bad], c[bad], cfg, chunk_cells=chunk_cells)
+    return {f"{group}/row": (r[bad], ""), f"{group}/col": (c[bad], ""),
+            f"{group}/v_form_V": (v_form, "V"), f"{group}/formed": (ok, "")}
+
+
+def unformed_among(array: Array, cells: Cells, cfg: FormingConfig,
+                   unformed_fraction: float = UNFORMED_FRACTION) -> np.ndarray:
+    """Positions in ``cells`` of the cells that read below ``unformed_fraction * g_min``."""
+    g = array.read(cells, voltage_V=cfg.read_voltage_V)
+    return np.flatnonzero(g < unformed_fraction * array.info.g_min_S)
+
+
+def form_cells_at(array: Array, r: np.ndarray, c: np.ndarray, cfg: FormingConfig, *,
+                  chunk_cells: int = 8192) -> tuple[np.ndarray, np.ndarray]:
+    """The forming ramp, the set-direction sweep and the conditioning cycles on the cells
+    (r, c), ``chunk_cells`` at a time; returns (formed, forming voltage or NaN) per cell."""
+    info = array.info
     ramp = _staircase(cfg.v_stop_V, cfg.v_step_V)
     post = info.set_polarity * _staircase(cfg.post_sweep_V, cfg.condition_step_V)
     post = np.concatenate([post, post[::-1][1:]])
     cycle = np.concatenate([-post, post])
-    v_form = np.full(bad.size, np.nan)
-    ok = np.zeros(bad.size, dtype=bool)
-    for k in range(0, bad.size, chunk_cells):
+    v_form = np.full(r.size, np.nan)
+    ok = np.zeros(r.size, dtype=bool)
+    for k in range(0, r.size, chunk_cells):
         sl = slice(k, k + chunk_cells)
-        sel = Cells.at(r[bad[sl]], c[bad[sl]])
+        sel = Cells.at(r[sl], c[sl])
         res = array.sweep(sel, ramp, gate_V=cfg.gate_V, compliance_A=cfg.compliance_A)
         kk, v, _ = forming_point(res.voltage_V, res.current_A)
         ok[sl] = formed(res.current_A, kk, cfg.jump_ratio)
@@ -47,5 +62,4 @@ def form_unformed(array: Array, cells: Cells, cfg: FormingConfig, *, group: str,
         array.sweep(sel, post, gate_V=cfg.gate_V, compliance_A=cfg.compliance_A)
         for _ in range(cfg.conditioning_cycles):
             array.sweep(sel, cycle, gate_V=cfg.gate_V, compliance_A=cfg.compliance_A)
-    return {f"{group}/row": (r[bad], ""), f"{group}/col": (c[bad], ""),
-            f"{group}/v_form_V": (v_form, "V"), f"{group}/formed": (ok, "")}
+    return ok, v_form
