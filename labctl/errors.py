@@ -54,3 +54,15 @@ class InstrumentError(LabctlError):
 
 class InstrumentTimeout(InstrumentError):
     """An instrument did not answer within its timeout."""
+
+
+class IdentityMismatch(InstrumentError):
+    """The instrument at a role's resource is not the one its driver speaks to (``*IDN?``)."""
+
+    def __init__(self, message: str, *, role: str, resource: str, identity: str,
+                 expected: str) -> None:
+        super().__init__(message, instrument=role, text=identity)
+        self.role = role
+        self.resource = resource
+        self.identity = identity
+        self.expected = expected

@@ -1,16 +1,18 @@
 """``labctl instruments check STATION.toml``: identity, options, error queue and limits of
 every instrument of a station, as a table (or one JSON object with --json).
 
-The station file is validated first; every instrument is opened, identified, its error
-queue drained, and left safe (outputs off, routes open).  Exit 0 when every instrument
-answered with an empty error queue, 1 when some queue held errors, 3 when one did not
-answer, 2 for a bad station file.
+The station file is validated first; every instrument is opened, identified (its
+``*IDN?`` checked against its driver), its error queue drained, and left safe (outputs off,
+routes open).  Exit 0 when every instrument answered with an empty error queue, 1 when some
+queue held errors, 3 when one did not answer or is not the instrument its driver expects
+(one line on stderr; the table marks it), 2 for a bad station file.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 from typing import Any
 
 from labctl.commands.common import jsonable
@@ -29,6 +31,7 @@ def register(sub: Any) -> None:
 
 def check_station(path: str) -> dict[str, Any]:
     """Open every instrument of the station, query it, leave it safe; returns the report."""
+    from labctl.drivers.bench_open import identify_all
     from labctl.drivers.links import Links
     from labctl.drivers.station import CAPABILITIES, load_station, matrix_size
 
@@ -38,25 +41,30 @@ def check_station(path: str) -> dict[str, Any]:
                               "limits": vars(station.limits).copy(), "instruments": {}}
     try:
         drivers = links.drivers(station)
+        identities, failed = identify_all(station, drivers)
         for role, inst in drivers.items():
             spec = station.instruments[role]
             cap = CAPABILITIES.get(spec.driver)
             can = {} if cap is None else {k: v for k, v in vars(cap).items() if v and k != "role"}
             if role == "matrix":
                 can["inputs"], can["outputs"] = matrix_size(spec)
-            errors = inst.errors()
+            # a box that is not the driver's instrument gets no command of the driver's set
+            errors = [] if role in failed else inst.errors()
             report["instruments"][role] = {
-                "driver": spec.driver, "resource": spec.resource, "identity": inst.identify(),
-                "options": spec.options,
+                "driver": spec.driver, "resource": spec.resource,
+                "identity": identities.get(role, ""), "options": spec.options,
                 "errors": [{"code": c, "text": t} for c, t in errors],
+                "problem": str(failed[role]) if role in failed else None,
+                "expected": getattr(failed.get(role), "expected", None),
                 "capability": can,
             }
-        for inst in drivers.values():
-            inst.safe()
+        for role, inst in drivers.items():
+            if role not in failed:
+                inst.safe()
         report["round_trips"] = sum(t.round_trips for t in links.transports.values())
     finally:
         links.close()
-    report["ok"] = not any(i["errors"] for i in report["instruments"].values())
+    report["ok"] = not any(i["errors"] or i["problem"] for i in report["instruments"].values())
     return report
 
 
@@ -74,6 +82,10 @@ def table(report: dict[str, Any]) -> str:
     rows = [("role", "driver", "resource", "identity", "options", "errors", "can do")]
     for role, i in report["instruments"].items():
         errs = "; ".join(f"{e['code']} {e['text']}" for e in i["errors"]) or "none"
+        if i.get("expected"):
+            errs = f"WRONG INSTRUMENT: expected {i['expected']}"
+        elif i.get("problem"):
+            errs = f"NO ANSWER: {i['problem'].split('): ', 1)[-1]}"
         opts = ", ".join(f"{k}={v}" for k, v in i["options"].items()) or "-"
         rows.append((role, i["driver"], i["resource"], i["identity"], opts, errs,
                      _fmt_cap(i["capability"])))
@@ -93,4 +105,8 @@ def handle_check(args: argparse.Namespace) -> int:
     print(table(report))
     if args.json:
         print(json.dumps(jsonable(report)))
+    problems = [i["problem"] for i in report["instruments"].values() if i["problem"]]
+    if problems:
+        sys.stderr.write(f"labctl: instrument fault: {problems[0]}\n")
+        return 3
     return 0 if report["ok"] else 1

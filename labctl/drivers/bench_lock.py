@@ -5,10 +5,10 @@ pulse generator and switching matrix: voltages on the die that neither run asked
 a :class:`~labctl.drivers.hardware_array.HardwareArray` is open it holds an exclusive
 ``flock`` on one lock file per instrument resource (in the temp directory, so two station
 files naming the same instrument share it); a second process gets a one-line error naming
-the resource and the holder's process id.  The kernel drops the locks when the holder exits,
-however it exits, so a killed run never leaves a bench locked.  ``LABCTL_LOCK_DIR`` moves
-the lock files; the tests use it so that their emulated benches, on throw-away ports, leave
-no files behind.
+the instrument (role, driver and resource when known) and the holder's process id.  The
+kernel drops the locks when the holder exits, however it exits, so a killed run never
+leaves a bench locked.  ``LABCTL_LOCK_DIR`` moves the lock files; the tests use it so that
+their emulated benches, on throw-away ports, leave no files behind.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import re
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from labctl.errors import InstrumentError
@@ -38,9 +38,14 @@ class BenchLock:
         self._fds = fds
 
     @classmethod
-    def acquire(cls, resources: Iterable[str]) -> BenchLock:
+    def acquire(cls, resources: Iterable[str], *,
+                names: Mapping[str, str] | None = None) -> BenchLock:
         """Lock every resource (sorted, so two processes never wait on each other), or raise
-        InstrumentError for the first one another process holds."""
+        InstrumentError for the first one another process holds.
+
+        ``names`` maps a resource to how the error names its instrument (e.g.
+        ``pulse (keysight-33500b at TCPIP0::...)``); by default the resource itself.
+        """
         try:
             import fcntl
         except ImportError:                   # no flock (Windows): no protection
@@ -60,7 +65,8 @@ class BenchLock:
                     holder = os.pread(fd, 32, 0).decode(errors="replace").strip()
                     os.close(fd)
                     by = f" (pid {holder})" if holder.isdigit() else ""
-                    raise InstrumentError(f"instrument {resource} is in use by another labctl "
+                    name = (names or {}).get(resource, resource)
+                    raise InstrumentError(f"instrument {name} is in use by another labctl "
                                           f"process{by}; wait for its run to end",
                                           instrument=resource) from None
                 if writable:

@@ -25,6 +25,7 @@ import numpy.typing as npt
 
 from labctl.array import ArrayInfo, Cells, FloatArray, SweepResult
 from labctl.drivers.bench_lock import BenchLock
+from labctl.drivers.bench_open import clear_stale_errors, identify_all, instrument_names
 from labctl.drivers.links import Links, station_from_description
 from labctl.drivers.roles import Instrument, PulseGenerator, SourceMeter, SwitchMatrix
 from labctl.drivers.station import Station, load_station
@@ -67,7 +68,11 @@ class HardwareArray:
                                set_polarity=chip.set_polarity,
                                selector_resistance_ohm=chip.selector_resistance_ohm,
                                description=f"station {station.name} {chip.rows}x{chip.cols}")
+        # the die's clock is wall-clock time (POSIX seconds), advanced monotonically within
+        # this process: times a run records stay comparable across processes (a resumed
+        # retention run, an inference of yesterday's transfer)
         self._t0 = time.monotonic()
+        self._epoch0 = time.time()
         self._identity: dict[str, str] = {}
         self._smu_compliance: float | None = None
         self._smu_on = False
@@ -80,12 +85,24 @@ class HardwareArray:
         self._ops_since_check = 0
         self._sleep: Callable[[float], None] = time.sleep
         self._closed = False
+        #: roles that did not answer at open, or answered as another instrument: the safe
+        #: shutdown leaves them alone (it would only send them commands they cannot take)
+        self._unreachable: set[str] = set()
         try:
-            self._identity = {role: inst.identify() for role, inst in instruments.items()}
-            self.safe()
+            self._open_bench()
         except BaseException:
             self._shutdown()
             raise
+
+    def _open_bench(self) -> None:
+        """Before any output, source or route command: every instrument is the one its
+        driver expects, stale errors are cleared; then every output off, every route open."""
+        self._identity, failed = identify_all(self.station, self.instruments)
+        if failed:
+            self._unreachable = set(failed)
+            raise next(iter(failed.values()))
+        clear_stale_errors(self.station, self.instruments)
+        self.safe()
 
     # --- construction -------------------------------------------------------------------------
     @classmethod
@@ -97,7 +114,8 @@ class HardwareArray:
         """
         station = load_station(path)
         # one process per bench: held until close (bench_lock.py)
-        lock = BenchLock.acquire(spec.resource for spec in station.instruments.values())
+        lock = BenchLock.acquire((spec.resource for spec in station.instruments.values()),
+                                 names=instrument_names(station))
         try:
             array = cls._build(station, Links.open(station, record=record))
         except BaseException:
@@ -273,7 +291,7 @@ class HardwareArray:
         self._sleep(float(seconds))
 
     def now(self) -> float:
-        return time.monotonic() - self._t0
+        return self._epoch0 + (time.monotonic() - self._t0)
 
     def describe(self) -> dict[str, Any]:
         return {"backend": "station", "station": str(self.station.path),
@@ -299,7 +317,7 @@ class HardwareArray:
         """Every output off, sources to zero, every route open.  Never raises."""
         for role in ("pulse", "pulse_reset", "smu", "gate", "matrix"):
             inst = self.instruments.get(role)
-            if inst is None:
+            if inst is None or role in self._unreachable:
                 continue
             try:
                 inst.safe()

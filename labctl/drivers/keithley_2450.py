@@ -28,6 +28,10 @@ log = logging.getLogger(__name__)
 class Keithley2450(ScpiInstrument, SourceMeter):
     """Keithley 2450 as a voltage source measuring current (SCPI command set)."""
 
+    #: what ``*IDN?`` answers (checked when a bench opens)
+    IDENTITY = r"keithley instruments[^,]*,\s*model 2450\b"
+    IDENTITY_EXPECTED = "a Keithley 2450 SourceMeter"
+
     #: |V| the 2450 can source: 200 V range, 210 V max [mem: 2450 datasheet]
     VOLTAGE_MAX_V = 210.0
     #: current-limit range while sourcing voltage [mem: 2450 manual, :SOUR:VOLT:ILIM]

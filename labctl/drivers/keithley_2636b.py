@@ -58,6 +58,10 @@ class VerifyOutcome:
 class Keithley2636B(TspInstrument, SourceMeter):
     """One channel (``smua`` or ``smub``) of a 2636B as a voltage source measuring current."""
 
+    #: what ``*IDN?`` answers (checked when a bench opens)
+    IDENTITY = r"keithley instruments[^,]*,\s*model 26\d\d[ab]\b"
+    IDENTITY_EXPECTED = "a Keithley 2600A/B-series SourceMeter such as the 2636B"
+
     #: |V| limit of the 200 V range [src: qcodes _Keithley_2600 _vlimit_minmax["2636B"]]
     VOLTAGE_MAX_V = 200.0
     #: current-limit range [src: qcodes _Keithley_2600 _ilimit_minmax["2636B"]]

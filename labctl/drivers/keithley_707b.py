@@ -26,6 +26,10 @@ _SPEC_RE = re.compile(r"^([1-6])([A-H])(\d\d)$")
 class Keithley707B(TspInstrument, SwitchMatrix):
     """A 707B (6 slots) or 708B (1 slot) with identical row x column cards (e.g. 7174A 8x12)."""
 
+    #: what ``*IDN?`` answers (checked when a bench opens)
+    IDENTITY = r"keithley instruments[^,]*,\s*model 70[78]b\b"
+    IDENTITY_EXPECTED = "a Keithley 707B/708B switching matrix"
+
     def __init__(self, transport: Transport, *, rows: int = 8, columns: int = 12,
                  slots: int = 1, first_slot: int = 1, label: str | None = None) -> None:
         self.rows = v.integer(rows, 1, 8, quantity="rows")

@@ -23,6 +23,10 @@ from labctl.errors import ConfigError, InstrumentError, LimitError
 class Keysight33500B(ScpiInstrument, PulseGenerator):
     """One channel of a 33500B/33600A-series generator."""
 
+    #: what ``*IDN?`` answers (checked when a bench opens)
+    IDENTITY = r"(keysight|agilent) technologies[^,]*,\s*33[56]\d\d[ab]\b"
+    IDENTITY_EXPECTED = "a Keysight/Agilent 33500B/33600A-series waveform generator"
+
     #: |level| into high-Z / into 50 ohm [mem: 33500B datasheet, 20 Vpp open / 10 Vpp 50 ohm]
     LEVEL_MAX_V = {"INF": 10.0, "50": 5.0}
     #: smallest |amplitude| [mem: 1 mVpp into 50 ohm]

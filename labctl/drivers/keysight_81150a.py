@@ -9,6 +9,8 @@ box itself refuses anything beyond ``limit_V``.
 
 from __future__ import annotations
 
+import re
+
 from labctl.drivers import validators as v
 from labctl.drivers.roles import PulseGenerator
 from labctl.drivers.scpi import ScpiInstrument
@@ -23,6 +25,10 @@ MODELS = {"81150A": (5.0, 4.1e-9, 8.33e-9), "81160A": (5.0, 1.5e-9, 3.03e-9)}
 
 class Keysight81150A(ScpiInstrument, PulseGenerator):
     """One channel of an 81150A/81160A."""
+
+    #: what ``*IDN?`` answers (checked when a bench opens); the model must be ``model``'s
+    IDENTITY = r"(keysight|agilent) technologies[^,]*,\s*811[56]0a\b"
+    IDENTITY_EXPECTED = "a Keysight/Agilent 81150A/81160A pulse generator"
 
     #: into a high-impedance load the level doubles [mem: 10 V open-circuit window]
     HIGH_Z_FACTOR = 2.0
@@ -46,6 +52,14 @@ class Keysight81150A(ScpiInstrument, PulseGenerator):
                         v.number(limit_V, 0.0, self.level_max_V, quantity="limit_V", unit="V"))
         self.configured: dict[str, float] | None = None
         self.output_on = False
+
+    def identity_problem(self, identity: str) -> str | None:
+        """The model answered must be the one the limits were taken for (``model``)."""
+        problem = super().identity_problem(identity)
+        if problem is None and not re.match(rf"[^,]*,\s*{self.model}\b", identity.strip(),
+                                            re.IGNORECASE):
+            return f"a Keysight/Agilent {self.model} (options.model = {self.model!r})"
+        return problem
 
     def configure_pulse(self, *, amplitude_V: float, width_s: float, count: int = 1,
                         period_s: float | None = None, edge_s: float = 1e-8,

@@ -26,6 +26,10 @@ _CHANNEL_RE = re.compile(r"^(\d)(\d\d)(\d\d)$")
 class KeysightB2200(ScpiInstrument, SwitchMatrix):
     """A B2200A/B2201A/E5250A matrix driven on one card (or card 0, auto mode)."""
 
+    #: what ``*IDN?`` answers (checked when a bench opens)
+    IDENTITY = r"(keysight|agilent) technologies[^,]*,\s*(b220[01]a|e5250a)\b"
+    IDENTITY_EXPECTED = "a Keysight/Agilent B2200A/B2201A/E5250A switching matrix"
+
     def __init__(self, transport: Transport, *, card: int = 0, inputs: int = 14,
                  outputs: int = 12, rule: str = "SROU", bias_port: int | None = None,
                  label: str | None = None) -> None:

@@ -22,6 +22,10 @@ from labctl.errors import ConfigError, InstrumentError, LimitError
 class KeysightB2902A(ScpiInstrument, SourceMeter):
     """One channel (1 or 2) of a B2901A/B2902A as a voltage source measuring current."""
 
+    #: what ``*IDN?`` answers (checked when a bench opens)
+    IDENTITY = r"(keysight|agilent) technologies[^,]*,\s*b29[01][12][ab]\b"
+    IDENTITY_EXPECTED = "a Keysight/Agilent B2900-series SMU such as the B2902A"
+
     #: |V| the B2900 sources (210 V range) [mem: B2900 datasheet]
     VOLTAGE_MAX_V = 210.0
     #: current compliance range [mem: 10 nA lowest useful limit to the 1.5 A DC maximum]

@@ -13,9 +13,10 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+from labctl.drivers.bench_open import link_fault
 from labctl.drivers.roles import Instrument
 from labctl.drivers.station import Station, load_station, parse_station
-from labctl.errors import ConfigError
+from labctl.errors import ConfigError, InstrumentError
 
 log = logging.getLogger(__name__)
 
@@ -61,8 +62,11 @@ class Links:
                         replay.get(spec.resource, []), name=spec.resource)
                 else:
                     opts = {"timeout_s": station.timing.timeout_s, **spec.options}
-                    transports[spec.resource] = open_transport(spec.driver, spec.resource, opts,
-                                                               transcript=log_)
+                    try:
+                        transports[spec.resource] = open_transport(
+                            spec.driver, spec.resource, opts, transcript=log_)
+                    except InstrumentError as exc:  # name the role, not only the address
+                        raise link_fault(spec, exc, "the connection") from exc
         except BaseException:
             cls(transports, recorded).close()
             raise

@@ -8,8 +8,10 @@ strictly and raise ``LimitError``; nothing is clipped.
 
 from __future__ import annotations
 
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from typing import ClassVar
 
 import numpy as np
 
@@ -31,6 +33,22 @@ class Instrument(ABC):
     @abstractmethod
     def safe(self) -> None:
         """Outputs off, sources to zero / all routes open.  Must not raise on a dead link."""
+
+    #: the instruments this driver speaks to: a regular expression matched (ignoring case)
+    #: at the start of the ``*IDN?`` answer; None: not checked (test doubles)
+    IDENTITY: ClassVar[str | None] = None
+    #: the same in words, for the error when another instrument answers
+    IDENTITY_EXPECTED: ClassVar[str] = ""
+
+    def identity_problem(self, identity: str) -> str | None:
+        """None if ``identity`` is an instrument this driver speaks to, else what it expects."""
+        if self.IDENTITY is None or re.match(self.IDENTITY, identity.strip(), re.IGNORECASE):
+            return None
+        return self.IDENTITY_EXPECTED or self.IDENTITY
+
+    def clear_errors(self) -> list[tuple[int, str]]:
+        """Read and clear what an earlier session left in the error queue (at open)."""
+        return self.errors()
 
     def close(self) -> None:
         self.safe()

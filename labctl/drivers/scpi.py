@@ -79,7 +79,8 @@ class ScpiInstrument(Instrument):
         return self.transport.round_trips
 
     def identify(self) -> str:
-        return self._ask("*IDN?")
+        # *IDN? is never refused: a timeout is a dead link, not worth an error-queue query
+        return self.transport.query("*IDN?")
 
     def errors(self) -> list[tuple[int, str]]:
         found: list[tuple[int, str]] = []
@@ -88,6 +89,13 @@ class ScpiInstrument(Instrument):
             if code == 0:
                 break
             found.append((code, text))
+        return found
+
+    def clear_errors(self) -> list[tuple[int, str]]:
+        """Drain the queue (``:SYST:ERR?``); when it held errors, ``*CLS`` clears any rest."""
+        found = self.errors()
+        if found:
+            self.transport.query("*CLS;*OPC?")
         return found
 
     def _ask(self, command: str) -> str:

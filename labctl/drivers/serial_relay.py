@@ -43,6 +43,10 @@ _ROUTE_RE = re.compile(r"^(\d+),(\d+)$")
 class SerialRelayMatrix(SwitchMatrix):
     """Driver for the labctl serial relay-matrix protocol above."""
 
+    #: what ``*IDN?`` answers (checked when a bench opens)
+    IDENTITY = r"labctl,\s*relay-matrix\b"
+    IDENTITY_EXPECTED = "a labctl serial relay matrix (LABCTL,RELAY-MATRIX,...)"
+
     def __init__(self, transport: Transport, *, rows: int = 8, columns: int = 8,
                  label: str | None = None) -> None:
         self.transport = transport

@@ -30,11 +30,19 @@ class TspInstrument(Instrument):
         return self.transport.round_trips
 
     def identify(self) -> str:
-        return self._ask("*IDN?")
+        # *IDN? is never refused: a timeout is a dead link, not worth an error-queue query
+        return self.transport.query("*IDN?")
 
     def errors(self) -> list[tuple[int, str]]:
         count = int(to_float(self._ask("print(errorqueue.count)"), self.label))
         return [self._next_error() for _ in range(min(count, 64))]
+
+    def clear_errors(self) -> list[tuple[int, str]]:
+        """Read the queue; when it held errors, ``errorqueue.clear()`` empties any rest."""
+        found = self.errors()
+        if found:
+            self._run("errorqueue.clear()")
+        return found
 
     def _next_error(self) -> tuple[int, str]:
         fields = self._ask("print(errorqueue.next())").split("\t")

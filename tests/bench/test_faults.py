@@ -39,7 +39,7 @@ def test_fault_mid_run_aborts_safely(kind: str, role: str, kw: dict[str, Any], n
                                      capsys: pytest.CaptureFixture[str]) -> None:
     running, station = serve_station(small_doc())
     # let the first row finish, then fail in the second
-    after = {"matrix": 24, "smu": 34}[role]
+    after = {"matrix": 25, "smu": 35}[role]
     running.server(role).inject_fault(kind, after=after, **kw)
     out = tmp_path / "run.h5"
     code = main(["run", "forming", "--backend", str(station), "--quiet", "--out", str(out)])

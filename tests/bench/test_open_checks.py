@@ -1,0 +1,164 @@
+"""What a bench checks when it opens, before any output, source or route command: every
+instrument is the one its driver speaks to (``*IDN?``), errors an earlier session left in a
+queue are cleared (not blamed on this run), and an instrument that does not answer or
+refuses the connection fails fast with one line naming its role, driver and resource."""
+
+from __future__ import annotations
+
+import re
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from labctl.cli import main
+
+from .test_faults import small_doc
+
+
+def _point(station: Path, roles: tuple[str, ...], resource: str, out: Path) -> Path:
+    """A copy of ``station`` with the resource of ``roles`` replaced by ``resource``."""
+    text = station.read_text()
+    for role in roles:
+        text = re.sub(rf'(\[instruments\.{role}\][^\[]*?resource = ")[^"]+"',
+                      lambda m: m.group(1) + resource + '"', text)
+    out.write_text(text)
+    return out
+
+
+def _run(station: Path, out: Path) -> list[str]:
+    return ["run", "forming", "--backend", str(station), "--quiet", "--out", str(out)]
+
+
+def test_a_role_pointed_at_another_instrument_is_refused_before_any_output(
+        serve_station: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The pulse generator's roles pointed at the 707B matrix: one line naming the role,
+    resource, identity and what was expected, exit 3, within a second or two; the 707B
+    never got a SCPI command, nothing reached the chip, every instrument is safe."""
+    running, station = serve_station(small_doc())
+    matrix = running.resources["matrix"]
+    wrong = _point(station, ("pulse", "pulse_reset"), matrix, tmp_path / "wrong.toml")
+    t0 = time.monotonic()
+    code = main(_run(wrong, tmp_path / "run.h5"))
+    took = time.monotonic() - t0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 3 and len(err) == 1, err
+    line = err[0]
+    assert line.startswith(f"labctl: instrument fault: pulse (keysight-33500b at {matrix})"), line
+    assert "Model 707B" in line and "33500B" in line
+    assert took < 5.0
+    assert running.emulator("matrix").snapshot()["errors"] == []   # no SCPI reached the 707B
+    exposure = running.bench.exposure
+    assert exposure.max_line_V == 0.0 and exposure.max_gate_V == 0.0 and exposure.pulses == 0
+    assert running.all_safe()
+
+    code = main(["instruments", "check", str(wrong)])
+    captured = capsys.readouterr()
+    assert code == 3
+    assert "WRONG INSTRUMENT" in captured.out
+    assert captured.err.startswith("labctl: instrument fault: pulse (keysight-33500b")
+    assert len(captured.err.strip().splitlines()) == 1
+    assert running.emulator("matrix").snapshot()["errors"] == []
+
+
+def test_errors_left_by_an_earlier_session_are_cleared_at_open(
+        serve_station: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        caplog: pytest.LogCaptureFixture) -> None:
+    """Stale errors (8 on the generator, 1 on the matrix) do not fail a correct run: they are
+    read and cleared at open, one log line per instrument says what was there."""
+    running, station = serve_station(small_doc())
+    for _ in range(8):
+        running.emulator("pulse").push_error(-285, "Program syntax error")
+    running.emulator("matrix").push_error(1115, "Parameter error: invalid channel list")
+    with caplog.at_level("WARNING"):
+        code = main(_run(station, tmp_path / "run.h5"))
+    assert code == 0, capsys.readouterr().err
+    err = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(err) == 2, err
+    pulse = next(x for x in err if "pulse (keysight-33500b" in x)
+    assert "cleared 8 errors left from an earlier session: 8 x -285 'Program syntax error'" \
+        in pulse
+    assert any("matrix (keithley-707b" in x and "cleared 1 error " in x for x in err)
+    assert all(e.snapshot()["errors"] == [] for e in running.emulators.values())
+    assert running.all_safe()
+
+
+@pytest.fixture
+def silent_port() -> Iterator[int]:
+    """A TCP port that accepts connections and never answers."""
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(8)
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        srv.settimeout(0.1)
+        while not stop.is_set():
+            try:
+                held.append(srv.accept()[0])
+            except OSError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield srv.getsockname()[1]
+    stop.set()
+    thread.join(timeout=2)
+    for c in held:
+        c.close()
+    srv.close()
+
+
+def test_an_instrument_that_does_not_answer_fails_fast_in_one_line(
+        serve_station: Any, silent_port: int, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    running, station = serve_station(small_doc(timeout_s=0.5))
+    resource = f"TCPIP0::127.0.0.1::{silent_port}::SOCKET"
+    dead = _point(station, ("pulse", "pulse_reset"), resource, tmp_path / "dead.toml")
+    t0 = time.monotonic()
+    code = main(_run(dead, tmp_path / "run.h5"))
+    took = time.monotonic() - t0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 3 and len(err) == 1, err
+    assert err[0] == (f"labctl: instrument fault: pulse (keysight-33500b at {resource}): "
+                      "no answer within 0.5 s to *IDN?")
+    assert took < 3.0   # one timeout, not one per shutdown attempt
+    assert running.all_safe()
+
+
+def test_a_refused_connection_names_the_role(serve_station: Any, tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    running, station = serve_station(small_doc(timeout_s=0.5))
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()                                  # nothing listens there now
+    resource = f"TCPIP0::127.0.0.1::{port}::SOCKET"
+    dead = _point(station, ("matrix",), resource, tmp_path / "refused.toml")
+    code = main(_run(dead, tmp_path / "run.h5"))
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 3 and len(err) == 1, err
+    assert err[0].startswith(f"labctl: instrument fault: matrix (keithley-707b at {resource})")
+    assert running.all_safe()
+
+
+def test_the_bench_lock_error_names_the_role(serve_station: Any, tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    from labctl.drivers.hardware_array import HardwareArray
+
+    running, station = serve_station(small_doc())
+    with HardwareArray.from_station(station, record=False):
+        code = main(_run(station, tmp_path / "run.h5"))
+        err = capsys.readouterr().err.strip().splitlines()
+    assert code == 3 and len(err) == 1, err
+    m = re.search(r"instrument (\S+) \((\S+) at (\S+)\) is in use by another labctl process",
+                  err[0])
+    assert m, err[0]
+    role = m.group(1).split("/")[0]
+    spec = running.bench.station.instruments[role]
+    assert m.group(2) == spec.driver and m.group(3) == running.resources[role]
