@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from matplotlib.ticker import NullLocator
 
 from labctl.pipelines.inference import CAUSES, time_label
 from labctl.plots.style import figure, save, title_note
@@ -15,7 +16,13 @@ def render(reader, out_dir: Path) -> list[Path]:  # type: ignore[no-untyped-def]
     t = np.asarray(cfg["times_s"], dtype=float)
     rmse = reader.data("inference/rmse")
     br = reader.data("inference/breakdown")
-    t = np.maximum(t[: rmse.size], 1e-3)
+    nominal = t[: rmse.size]
+    # where the reads were taken (a station's chip may be read later than asked)
+    t = (reader.data("inference/t_s")[: rmse.size] if "inference/t_s" in reader
+         else nominal)
+    labels = [time_label(n) if abs(a - n) <= 0.1 * n + 1.0 else f"{time_label(n)}\n(at {a:.3g} s)"
+              for n, a in zip(nominal, t, strict=True)]
+    t = np.maximum(t, 1e-3)
     paths = []
     fig, ax = figure(width_in=6.0)
     a = ax[0, 0]
@@ -23,10 +30,13 @@ def render(reader, out_dir: Path) -> list[Path]:  # type: ignore[no-untyped-def]
     for k, cause in enumerate(CAUSES):
         a.plot(t, br[:, k], "--", marker=".", label=cause.replace("_", " "))
     a.set_xscale("log")
-    a.set_xticks(t, [time_label(x) for x in cfg["times_s"][: rmse.size]])
+    a.set_xticks(t, labels)
+    a.xaxis.set_minor_locator(NullLocator())   # no "2x10^0" between the read times
+    wires = (f", {cfg['wire_resistance_ohm']} ohm/segment"
+             if reader.backend.get("backend") == "sim" else "")
     a.set(xlabel="time after programming", ylabel="RMSE (units of w/w_max * x)",
-          title=f"Analog MVM accuracy: {cfg['dac_bits']}-bit in, {cfg['adc_bits']}-bit out, "
-          f"{cfg['wire_resistance_ohm']} ohm/segment\n{title_note(reader)}")
+          title=f"Analog MVM accuracy: {cfg['dac_bits']}-bit in, {cfg['adc_bits']}-bit out"
+          f"{wires}\n{title_note(reader)}")
     a.legend(fontsize=7)
     paths.append(save(fig, out_dir, "inference_rmse"))
 
