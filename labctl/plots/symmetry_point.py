@@ -32,17 +32,19 @@ def render(reader: Any, out_dir: Path) -> list[Path]:
     k = np.arange(trace.shape[0])
     for i in range(trace.shape[1]):
         a.plot(k, trace[:, i] * 1e6, color="0.8", lw=0.4)
+    dashed = False
     for i in range(n_show):
         line = a.plot(k, trace[:, i] * 1e6, lw=0.7)[0]
         if i < g_sp.size and np.isfinite(g_sp[i]):
             a.axhline(g_sp[i] * 1e6, color=line.get_color(), ls="--", lw=0.8)
+            dashed = True
     if alt.any() and np.flatnonzero(alt)[0] + 1 < k[-1]:   # an aborted run may stop before
         a.axvspan(np.flatnonzero(alt)[0] + 1, k[-1], color="C2", alpha=0.08,
                   label="alternating 1 up / 1 down")
         a.legend(loc="upper right", fontsize=8)
     a.set(xlabel="pulse", ylabel="G (uS)",
-          title=f"Open-loop identical pulses, {trace.shape[1]} devices (dashed: G_sp)\n"
-                f"{title_note(reader)}")
+          title=f"Open-loop identical pulses, {trace.shape[1]} devices"
+                f"{' (dashed: G_sp)' if dashed else ''}\n{title_note(reader)}")
     paths.append(save(fig, out_dir, "symmetry_traces"))
 
     fig, ax = figure(ncols=3, width_in=3.8)
@@ -75,9 +77,11 @@ def _step_response(reader: Any, s: dict[str, Any], trace: np.ndarray, out_dir: P
     a = ax[0, 0]
     g, d = trace[:-1, 0], np.diff(trace[:, 0])
     up = sign > 0
-    a.plot(g[up] * 1e6, d[up] * 1e6, ".", ms=2, alpha=0.4, label="up steps")
-    a.plot(g[~up] * 1e6, d[~up] * 1e6, ".", ms=2, alpha=0.4, label="down steps")
-    if per.get("dw_min") and per["dw_min"][0] is not None:
+    for sel, lab in ((up, "up steps"), (~up, "down steps")):
+        if sel.any():
+            a.plot(g[sel] * 1e6, d[sel] * 1e6, ".", ms=2, alpha=0.4, label=lab)
+    fitted = bool(per.get("dw_min")) and per["dw_min"][0] is not None
+    if fitted:
         theta = np.array([per["g_min_S"][0], per["g_max_S"][0], np.log(per["dw_min"][0]),
                           per["asymmetry"][0], per["gamma_up"][0], per["gamma_down"][0]])
         gs = np.linspace(np.nanmin(g), np.nanmax(g), 200)
@@ -86,6 +90,8 @@ def _step_response(reader: Any, s: dict[str, Any], trace: np.ndarray, out_dir: P
                    color=col, lw=2)
     a.axhline(0, color="k", lw=0.5)
     a.set(xlabel="G before the pulse (uS)", ylabel="step (uS)",
-          title="Device 0: steps and the fitted soft-bounds model")
-    a.legend(fontsize=8)
+          title="Device 0: steps and the fitted soft-bounds model" if fitted else
+          f"Device 0: steps (no model fitted; the run is {reader.status})")
+    if a.get_legend_handles_labels()[0]:
+        a.legend(fontsize=8)
     return save(fig, out_dir, "symmetry_step_fit")

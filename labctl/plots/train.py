@@ -51,7 +51,11 @@ def _curves(reader: Any, out_dir: Path) -> Path:
                        f"{_note(reader)}")
     ax[0, 1].set(xlabel="epoch", ylabel="cross-entropy", title="Loss")
     for a in ax[0]:
-        a.legend(fontsize=8)
+        if a.get_lines():
+            a.legend(fontsize=8)
+        else:   # stopped before its first epoch ended
+            a.text(0.5, 0.5, f"no epoch finished\n(the run is {reader.status})", ha="center",
+                   va="center", transform=a.transAxes)
     return save(fig, out_dir, "train_curves")
 
 
