@@ -75,3 +75,101 @@ def backend_from_description(desc: dict[str, Any]) -> Array:
     from labctl.drivers.hardware_array import HardwareArray
 
     return HardwareArray.from_station(Path(station))
+
+
+# --- resume: the same chip, or nothing --------------------------------------------------------
+#: backend description keys that do not identify the chip (a resumed inference may set its
+#: wire model anew; the station's text may name new ports of the same instruments)
+_NOT_IDENTITY = ("wire_resistance_ohm", "station_toml")
+
+
+def recorded_stations(desc: Any) -> list[str]:
+    """The station files (resolved paths) a backend description names, banks included."""
+    if not isinstance(desc, dict):
+        return []
+    own = [str(Path(str(desc["station"])).resolve())] \
+        if desc.get("backend") == "station" and desc.get("station") else []
+    return own + [s for v in (desc.get("arrays") or {}).values() for s in recorded_stations(v)]
+
+
+def check_resume_backend(args: argparse.Namespace, recorded: dict[str, Any], path: Any) -> None:
+    """Before anything opens: ``--resume`` carries on on the kind of backend, and the station
+    files, the run recorded -- never a station run on the simulator, a simulated run on a
+    station, or one bench's run on another's station file."""
+    stations = recorded_stations(recorded)
+    requested = getattr(args, "backend", None) or "sim"
+    if requested == "sim":
+        if stations:
+            raise ConfigError(f"--resume {path} ran on station {','.join(stations)}; pass "
+                              f"--backend {','.join(stations)} to carry it on there (it cannot "
+                              f"continue on the simulator)", key="backend")
+        return
+    if requested.startswith("transcript"):
+        raise ConfigError(f"--resume {path}: a transcript is only replayed by `labctl replay`",
+                          key="backend")
+    if not stations:
+        raise ConfigError(f"--resume {path} ran on the simulator; it cannot carry on on "
+                          f"station {requested} (drop --backend)", key="backend")
+    given = sorted({str(Path(s).resolve()) for s in requested.split(",")})
+    if given != sorted(set(stations)):
+        raise ConfigError(f"--resume {path} ran on station {','.join(stations)}, not "
+                          f"{requested}: a run carries on on the bench it started on",
+                          key="backend")
+
+
+def backend_identity(desc: Any) -> Any:
+    """What identifies the chip of a backend description: preset, size and seed of a
+    simulator; path, drivers and the instruments' identities of a station."""
+    if isinstance(desc, dict):
+        out = {str(k): backend_identity(v) for k, v in desc.items() if k not in _NOT_IDENTITY}
+        if desc.get("backend") == "station" and desc.get("station"):
+            out["station"] = str(Path(str(desc["station"])).resolve())
+        return out
+    if isinstance(desc, (list, tuple)):
+        return [backend_identity(v) for v in desc]
+    return desc
+
+
+def _differences(a: Any, b: Any, prefix: str = "") -> list[str]:
+    if isinstance(a, dict) and isinstance(b, dict):
+        return [d for k in sorted(set(a) | set(b))
+                for d in _differences(a.get(k), b.get(k), f"{prefix}{k}.")]
+    return [] if a == b else [prefix.rstrip(".")]
+
+
+def check_opened_backend(args: argparse.Namespace, desc: dict[str, Any],
+                         recorded: dict[str, Any] | None) -> None:
+    """After the backend opened, before any voltage and before the run file is touched.
+
+    A resumed run (``recorded``: its backend description) must have opened the chip it
+    recorded; and a command given ``--backend sim`` must not have opened a station (its
+    file would claim the simulator for a hardware run).
+    """
+    import json
+
+    from labctl.commands.common import jsonable
+
+    if getattr(args, "backend", None) == "sim" and recorded_stations(desc):
+        raise ConfigError(f"--backend sim, but this command opens station "
+                          f"{','.join(recorded_stations(desc))}: pass that station file as "
+                          f"--backend to drive it", key="backend")
+    if recorded is None:
+        return
+    now = json.loads(json.dumps(jsonable(backend_identity(desc))))
+    then = json.loads(json.dumps(jsonable(backend_identity(recorded))))
+    diff = _differences(then, now)
+    if diff:
+        flat_then, flat_now = _flat(then), _flat(now)
+        shown = "; ".join(f"{k}: recorded {flat_then.get(k)!r}, now {flat_now.get(k)!r}"
+                          for k in diff[:3])
+        what = "instruments answering" if any(k.startswith(("instruments", "drivers"))
+                                               for k in diff) else "options"
+        raise ConfigError(f"--resume {getattr(args, 'resume', '')}: this backend is not the one "
+                          f"the run recorded (the {what} differ: {shown}); a run carries on "
+                          f"on the same chip", key="backend")
+
+
+def _flat(d: Any, prefix: str = "") -> dict[str, Any]:
+    if not isinstance(d, dict):
+        return {prefix.rstrip("."): d}
+    return {k: v for key, val in d.items() for k, v in _flat(val, f"{prefix}{key}.").items()}

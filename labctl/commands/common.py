@@ -21,7 +21,8 @@ def add_common(p: argparse.ArgumentParser, *, preset_default: str = "cmo-hfox-1t
                out_default: str | None = None) -> None:
     """--backend, --preset, --rows/--cols, --seed, --out, --resume, --json."""
     g = p.add_argument_group("common options")
-    g.add_argument("--backend", default="sim",
+    # default None (= sim): a command can tell an explicit 'sim' from no --backend at all
+    g.add_argument("--backend", default=None,
                    help="'sim' (default: the simulated chip) or a station file STATION.toml")
     g.add_argument("--preset", type=name, default=None,
                    help="simulated device preset name or preset FILE.toml "
@@ -33,7 +34,8 @@ def add_common(p: argparse.ArgumentParser, *, preset_default: str = "cmo-hfox-1t
     g.add_argument("--seed", type=seed, default=0, help="seed of the simulator's RNG (default 0)")
     g.add_argument("--out", default=out_default, help="run file to write (RUN.h5)")
     g.add_argument("--resume", default=None, metavar="RUN.h5",
-                   help="carry on an interrupted run file (same command and options)")
+                   help="carry on an interrupted run file (same command and options, "
+                        "including --backend)")
     g.add_argument("--json", action="store_true",
                    help="print a one-line JSON summary as the last line of stdout")
     g.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -116,13 +118,13 @@ def execute_protocol(args: argparse.Namespace, command: str, protocol: Any, *,
     opens and before the file.  On any error or interrupt the outputs go off
     (``array.close()``) and the file says ``aborted``.
     """
-    from labctl.commands.backend import backend_from_description, open_backend
+    from labctl.commands.backend import check_opened_backend, check_resume_backend, open_backend
     from labctl.commands.progress import ProgressBar
     from labctl.data.runfile import RunReader, RunWriter, check_writable
     from labctl.protocols.base import run
 
     config = protocol.config_dict()
-    resume_ckpt = None
+    resume_ckpt, recorded, prior = None, None, None
     array: Any  # an Array that is also a context manager (every backend is one)
     if args.resume:
         with RunReader(args.resume) as rr:
@@ -138,40 +140,41 @@ def execute_protocol(args: argparse.Namespace, command: str, protocol: Any, *,
             if rr.status == "complete":
                 raise ConfigError(f"--resume {args.resume}: the run is already complete",
                                   key="resume")
+            check_resume_backend(args, rr.backend, args.resume)
             resume_ckpt = rr.checkpoint()
-            backend_desc = rr.backend
+            recorded = rr.backend
+            prior = prior_transcript(rr)
         out = Path(args.resume)
-        array = backend_from_description(backend_desc) if array_factory is None else array_factory()
     else:
         out = check_writable(args.out or default_out(command))
-        array = open_backend(args, default_preset=default_preset,
-                             wire_resistance_ohm=wire_resistance_ohm) \
-            if array_factory is None else array_factory()
+    array = open_backend(args, default_preset=default_preset,
+                         wire_resistance_ohm=wire_resistance_ohm) \
+        if array_factory is None else array_factory()
     bar = ProgressBar(command, enabled=not getattr(args, "quiet", False))
     writer = None
     try:
         with array:
+            desc = array.describe()
+            check_opened_backend(args, desc, recorded)   # before any voltage, before the file
             if hasattr(protocol, "preflight"):   # refused here, no run file is left behind
                 protocol.preflight(array)
-            desc = array.describe()
             if wire_resistance_ohm:
                 desc["wire_resistance_ohm"] = wire_resistance_ohm
+            # argv: the exact command line, so `labctl replay` can re-execute it
             writer = RunWriter(out, command=command, config=config, backend=desc,
-                               provenance=provenance, resume=bool(args.resume))
+                               provenance=provenance, resume=bool(args.resume),
+                               argv=list(getattr(args, "argv", [])))
             if args.resume and resume_ckpt is None:
                 writer.clear_data()  # killed before the first checkpoint: start over
-            if not args.resume:
-                # the exact command line, so `labctl replay` can re-execute it
-                writer.set_attrs("/", argv=list(getattr(args, "argv", [])))
             summary = run(protocol, array, writer, progress=bar, resume=resume_ckpt)
             bar.close()
         # after the backend closed, so the transcript ends with its outputs off, matrix open
-        store_transcript(writer, array)
+        store_transcript(writer, array, prior)
         writer.finish("complete")
     except BaseException as e:
         bar.close()
         if writer is not None:
-            store_transcript(writer, array)
+            store_transcript(writer, array, prior)
             # Ctrl-C, or SIGTERM (which the CLI raises as KeyboardInterrupt("SIGTERM"))
             reason = (("interrupted" + (f" by {e}" if str(e) else "")) if
                       isinstance(e, KeyboardInterrupt) else f"{e}")
@@ -183,21 +186,56 @@ def execute_protocol(args: argparse.Namespace, command: str, protocol: Any, *,
     return summary
 
 
-def store_transcript(writer: Any, array: Any) -> None:
+#: the columns of a run file's instrument transcript (``transcript/<name>``)
+TRANSCRIPT_COLUMNS = ("resource", "time_s", "direction", "text")
+
+
+def prior_transcript(reader: Any) -> dict[str, Any]:
+    """What the earlier sessions of a run being resumed recorded: their transcript columns
+    (empty when they left none: a simulator, or a process killed outright), the session of
+    each entry, their round trips, and the index of the session that starts now."""
+    import h5py
+
+    attrs = reader.attrs()
+    index = len(json.loads(attrs.get("sessions", "[]"))) or 1
+    columns: dict[str, Any] = {}
+    if all(f"transcript/{n}" in reader for n in TRANSCRIPT_COLUMNS):
+        for n in TRANSCRIPT_COLUMNS:
+            ds = reader.h5[f"transcript/{n}"]
+            columns[n] = (np.array(ds.asstr()[()], dtype=str) if h5py.check_string_dtype(ds.dtype)
+                          else np.array(ds[()]))
+        columns["session"] = (reader.data("transcript/session") if "transcript/session" in reader
+                              else np.zeros(len(columns["text"]), dtype=np.int64))
+    return {"index": index, "columns": columns,
+            "round_trips": int(attrs.get("round_trips", 0))}
+
+
+def store_transcript(writer: Any, array: Any, prior: dict[str, Any] | None = None) -> None:
     """Hardware runs: every instrument command/response (``transcript/*``) and round trips.
 
-    Called at the end of a run and on abort; never masks the error that aborted the run.
+    A resumed run appends this session's entries to those of the earlier sessions
+    (``prior``, from :func:`prior_transcript`); ``transcript/session`` numbers the session
+    of each entry (0 for the first).  Called at the end of a run and on abort; never masks
+    the error that aborted the run.
     """
     try:
         if not writer.h5.id.valid:
             return
+        before = prior or {"index": 0, "columns": {}, "round_trips": 0}
         if hasattr(array, "round_trips"):
-            writer.set_attrs("/", round_trips=int(array.round_trips))
-        transcript = getattr(array, "transcript", None)
-        for name, (values, units) in (transcript or {}).items():
-            writer.write(f"transcript/{name}", values, units)
+            writer.set_attrs("/", round_trips=int(array.round_trips) + before["round_trips"])
+        transcript = dict(getattr(array, "transcript", None) or {})
+        if not transcript and not before["columns"]:
+            return
+        n_new = len(transcript["text"][0]) if transcript else 0
+        transcript["session"] = (np.full(n_new, before["index"], dtype=np.int64), "")
+        for name in (*TRANSCRIPT_COLUMNS, "session"):
+            values, units = transcript.get(name, (np.zeros(0), ""))
+            old = before["columns"].get(name)
+            if old is not None:
+                values = np.concatenate([old, np.asarray(values)]) if n_new else old
+            writer.write(f"transcript/{name}", values, "s" if name == "time_s" else units)
     except Exception as e:  # noqa: BLE001 - the run's own outcome matters more
         import logging
 
         logging.getLogger(__name__).warning("could not store the instrument transcript: %s", e)
-

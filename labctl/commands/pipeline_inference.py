@@ -98,11 +98,45 @@ def read_transfer(path: str) -> tuple[Any, dict[str, Any], dict[str, Any] | None
     return plan, backend, ckpt, status
 
 
+def effective_backend(args: argparse.Namespace, transfer: dict[str, Any]) -> str:
+    """The backend the inference runs on: the chip the transfer programmed.
+
+    No ``--backend``: that chip, wherever it is (the simulator, or the transfer's station).
+    ``--backend sim`` is refused for a transfer made on a station (the file would claim the
+    simulator for a hardware run); a station file must be the transfer's own;
+    ``transcript:RUN.h5`` (``labctl replay --backend transcript``) answers from a recording.
+    """
+    from labctl.commands.backend import recorded_stations
+
+    stations = recorded_stations(transfer)
+    given = args.backend
+    if given is not None and given.startswith("transcript:"):
+        if not stations:
+            raise ConfigError(f"{args.transfer}: the transfer ran on the simulator; there is "
+                              f"no instrument transcript to replay", key="backend")
+        return str(given)
+    if not stations:
+        if given not in (None, "sim"):
+            raise ConfigError(f"--backend {given}: the inference re-opens the chip the "
+                              f"transfer ran on ({args.transfer}: the simulator); these options "
+                              f"do not apply", key="backend")
+        return "sim"
+    if given is None:
+        return stations[0]
+    if given == "sim" or str(Path(given).resolve()) != stations[0]:
+        raise ConfigError(f"--backend {given}: the transfer {args.transfer} ran on station "
+                          f"{stations[0]}, where the programmed chip is; omit --backend or pass "
+                          f"--backend {stations[0]}", key="backend")
+    return stations[0]
+
+
 def _chip_factory(args: argparse.Namespace, backend: dict[str, Any],
                   ckpt: dict[str, Any] | None) -> Any:
-    from labctl.commands.backend import backend_from_description, open_sim
+    from labctl.commands.backend import backend_from_description, open_backend, open_sim
 
     def open_chip() -> Any:
+        if str(args.backend).startswith("transcript:"):
+            return open_backend(args)
         if backend.get("backend") != "sim":
             return backend_from_description(backend)
         if ckpt is None or "backend" not in ckpt:
@@ -143,8 +177,6 @@ def handle(args: argparse.Namespace) -> int:
     if not Path(args.transfer).is_file():
         raise ConfigError(f"transfer file {args.transfer} does not exist", key="transfer")
     given = [f"--{k}" for k in ("preset", "rows", "cols") if getattr(args, k) is not None]
-    if args.backend != "sim":
-        given.insert(0, "--backend")
     if given:
         raise ConfigError(f"{', '.join(given)}: the inference re-opens the chip the transfer "
                           f"ran on ({args.transfer}); these options do not apply",
@@ -156,6 +188,7 @@ def handle(args: argparse.Namespace) -> int:
                           adc_sigmas=args.adc_sigmas, calibration=args.calibration)
     cfg.validate()
     plan, backend, ckpt, _ = read_transfer(args.transfer)
+    args.backend = effective_backend(args, backend)
     if backend.get("backend") != "sim" and max(cfg.times_s) > MAX_STATION_WAIT_S:
         raise ConfigError(f"--times: the transfer ran on a station, where the chip ages in real "
                           f"time; {max(cfg.times_s):.3g} s is more than "

@@ -27,6 +27,10 @@ from labctl.errors import ConfigError, DataFormatError
 _REPLACED = {"--out": True, "--resume": True, "--json": False, "--backend": True,
              "--quiet": False, "--preset-out": True}
 
+#: commands that re-open the chip an input run file names (the inference: the transfer's
+#: chip) instead of the one --backend asks for; on a station, replaying them drives it
+_CHIP_FROM_INPUT = frozenset({"pipeline inference"})
+
 
 def register(sub: Any) -> None:
     p = sub.add_parser("replay", help="re-execute a recorded run and compare its statistics",
@@ -77,6 +81,26 @@ def replay_argv(recorded_argv: list[str], args: argparse.Namespace, out: Path) -
     return [*strip_options(recorded_argv, replaced), *extra]
 
 
+def check_replayable(src: Path, rec: Any, backend: str) -> None:
+    """Refuse (one line) a replay that would drive hardware the user did not point at, or
+    that cannot reproduce the recording."""
+    from labctl.commands.backend import recorded_stations
+
+    stations = recorded_stations(rec.backend)
+    if backend == "sim" and stations and rec.command in _CHIP_FROM_INPUT:
+        raise ConfigError(f"{src}'s transfer ran on a station ({stations[0]}); replaying it "
+                          f"drives that station: pass --backend {stations[0]} to do so, or "
+                          f"--backend transcript to replay the recording offline",
+                          key="backend")
+    sessions = len(json.loads(rec.attrs().get("sessions", "[]")))
+    resumed = max(sessions - 1, int(rec.attrs().get("resumed", 0)))
+    if backend == "transcript" and resumed:
+        raise ConfigError(f"{src} was resumed ({resumed + 1} sessions): a transcript replay runs "
+                          f"the command once, uninterrupted, and cannot send what each session "
+                          f"sent around its interruption; replay it with --backend sim or a "
+                          f"station file", key="backend")
+
+
 def handle(args: argparse.Namespace) -> int:
     from labctl.cli import main
     from labctl.data.compare import compare_runs
@@ -91,6 +115,7 @@ def handle(args: argparse.Namespace) -> int:
     with RunReader(src) as rec:
         argv = json.loads(rec.attrs().get("argv", "[]"))
         status = rec.status
+        check_replayable(src, rec, args.backend)
     if not argv:
         raise DataFormatError(f"{src} does not record the command line it was made with")
     if status != "complete":

@@ -50,9 +50,22 @@ def base_preset(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
     return preset_path(name).read_text(), preset
 
 
+def recorded_preset_out(run_file: str) -> str:
+    """The preset path a symmetry-point run file recorded ('' if it is none)."""
+    from labctl.data.runfile import RunReader
+
+    with RunReader(run_file) as rr:
+        return str(rr.config.get("preset_out") or "") \
+            if rr.command == "run symmetry-point" else ""
+
+
 def preset_out_path(args: argparse.Namespace) -> Path:
     if args.preset_out:
         path = Path(args.preset_out)
+    elif args.resume and recorded_preset_out(args.resume):
+        # the default is derived from the run file's name: a copied or renamed run file
+        # keeps the preset path it recorded (it is part of the config the resume checks)
+        path = Path(recorded_preset_out(args.resume))
     else:
         run = Path(args.resume or args.out or default_out("run symmetry-point"))
         args.out = args.out or (None if args.resume else str(run))

@@ -50,6 +50,11 @@ def flatten(summary: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 #: wall-clock speeds: shown, never a reason for inconsistency (another machine, another load)
 _TIMING_SUFFIXES = ("samples_per_s", "wall_s")
 
+#: clock bookkeeping: when a scheduled read actually happened (the schedule itself is in the
+#: config and ``t_s``).  A station's clock is the wall clock, which a transcript replay (its
+#: waits do not sleep) or another machine's load moves; never compared
+_CLOCK_BOOKKEEPING_SUFFIXES = ("t_actual_s",)
+
 #: name suffixes of metrics that carry a physical unit (compared purely relatively)
 _UNIT_SUFFIXES = ("_S", "_A", "_V", "_s", "_J", "_ohm", "_Hz")
 
@@ -143,7 +148,7 @@ def distribution_datasets(reader: Any) -> dict[str, np.ndarray]:
     out = {}
     for name in reader.datasets():
         if reader.units(name) == "" or name.startswith("transcript/") \
-                or name.endswith(_TIMING_SUFFIXES):
+                or name.endswith(_TIMING_SUFFIXES + _CLOCK_BOOKKEEPING_SUFFIXES):
             continue
         arr = reader.data(name)
         if arr.ndim == 1 and arr.size >= 8 and arr.dtype.kind == "f":

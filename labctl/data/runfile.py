@@ -2,7 +2,12 @@
 
 Layout: root attributes ``format``, ``command``, ``config`` (JSON), ``backend`` (JSON),
 ``provenance`` (JSON), ``labctl_version``, ``start_time``, ``end_time``, ``status``
-(``running`` | ``complete`` | ``aborted``), ``error`` and ``summary`` (JSON).  One group
+(``running`` | ``complete`` | ``aborted``), ``error`` and ``summary`` (JSON), ``argv`` (the
+command line that started the run) and ``sessions`` (JSON: one entry per session, the first
+and each ``--resume``, with its ``argv``, ``start_time``, ``end_time`` and ``status`` --
+``complete``, ``aborted`` with its ``error``, or ``killed`` when it left no end).  ``error``
+at the root is the last session's; a completed run keeps earlier errors only in
+``sessions``.  One group
 per step kind below ``/steps``-free paths chosen by the protocol (``forming/iv``...);
 every dataset carries a ``units`` attribute.  Growable datasets are appended along
 axis 0 and the file is flushed after every append, so a crash loses at most the
@@ -129,13 +134,15 @@ class RunWriter:
 
     def __init__(self, path: str | os.PathLike[str], *, command: str, config: dict[str, Any],
                  backend: dict[str, Any], provenance: dict[str, Any] | None = None,
-                 resume: bool = False) -> None:
+                 resume: bool = False, argv: list[str] | None = None) -> None:
         self.path = Path(path)
         self._broken_slots: set[str] = set()
+        self._prior_status = "running"   # a resumed file's status when it was opened
         self._lock_fd = _lock_for_writing(self.path, create=not resume)
         try:
             self._open(command=command, config=config, backend=backend,
                        provenance=provenance, resume=resume)
+            self._begin_session(list(argv or []), resume=resume)
         except BaseException:
             self._unlock()
             raise
@@ -147,6 +154,7 @@ class RunWriter:
             if self.h5.attrs.get("format") != FORMAT:
                 self.h5.close()
                 raise DataFormatError(f"{self.path} is not a labctl run file")
+            self._prior_status = str(self.h5.attrs.get("status", "running"))
             self.h5.attrs["status"] = "running"
             self.h5.attrs["resumed"] = int(self.h5.attrs.get("resumed", 0)) + 1
         else:
@@ -282,13 +290,50 @@ class RunWriter:
             raise ValueError(f"unknown status {status!r}")
         if not self.h5.id.valid:
             return
+        end = _now_iso()
         self.h5.attrs["status"] = status
-        self.h5.attrs["end_time"] = _now_iso()
+        self.h5.attrs["end_time"] = end
         if error:
             self.h5.attrs["error"] = error
+        elif "error" in self.h5.attrs:   # an earlier session's: kept in ``sessions``
+            del self.h5.attrs["error"]
+        sessions = self.sessions
+        if sessions:
+            sessions[-1].update(end_time=end, status=status,
+                                **({"error": error} if error else {}))
+            self.h5.attrs["sessions"] = _json(sessions)
         self.h5.flush()
         self.h5.close()
         self._unlock()
+
+    @property
+    def sessions(self) -> list[dict[str, Any]]:
+        """The ``sessions`` history (see the module docstring)."""
+        return list(json.loads(self.h5.attrs.get("sessions", "[]")))
+
+    def _begin_session(self, argv: list[str], *, resume: bool) -> None:
+        """Close the previous session's entry from the root attributes it left (a file
+        written before sessions were recorded gets its first entry here), start a new one."""
+        a = self.h5.attrs
+        sessions = self.sessions
+        if resume:
+            if not sessions:
+                old = {"argv": json.loads(a.get("argv", "[]")),
+                       "start_time": str(a.get("start_time", "")),
+                       "end_time": str(a["end_time"]) if "end_time" in a else None,
+                       "status": self._prior_status}
+                sessions = [{**old, **({"error": str(a["error"])} if "error" in a else {})}]
+            if sessions[-1].get("status") == "running":  # its process died unmarked
+                sessions[-1].update(status="killed", end_time=None)
+            for key in ("end_time", "error"):    # the new session's, once it ends
+                if key in a:
+                    del a[key]
+        else:
+            a["argv"] = _json(argv)   # the command that started the run (replay re-runs it)
+        sessions.append({"argv": argv, "start_time": _now_iso(), "end_time": None,
+                         "status": "running"})
+        a["sessions"] = _json(sessions)
+        self.h5.flush()
 
     def _unlock(self) -> None:
         if self._lock_fd is not None:

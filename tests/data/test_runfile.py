@@ -161,3 +161,38 @@ def test_a_file_being_written_by_another_process_is_refused_not_shared(tmp_path)
     assert holder.returncode == 0
     w = RunWriter(p, command="c", config={}, backend={}, resume=True)   # free again
     w.finish("complete")
+
+
+def test_sessions_record_each_command_and_a_complete_run_keeps_no_stale_error(tmp_path):
+    p = tmp_path / "r.h5"
+    w = RunWriter(p, command="c", config={}, backend={}, argv=["run", "c"])
+    w.finish("aborted", error="KeyboardInterrupt: interrupted by SIGTERM")
+    killed = RunWriter(p, command="c", config={}, backend={}, resume=True,
+                       argv=["run", "c", "--resume", "r.h5"])
+    killed.h5.close()  # killed outright: never finished (the kernel drops its lock)
+    killed._unlock()
+    w = RunWriter(p, command="c", config={}, backend={}, resume=True,
+                  argv=["run", "c", "--resume", "r.h5", "--quiet"])
+    w.finish("complete")
+    with RunReader(p) as r:
+        a = r.attrs()
+        assert r.status == "complete" and "error" not in a
+        assert json.loads(a["argv"]) == ["run", "c"]  # the command that started the run
+        s = json.loads(a["sessions"])
+        assert [x["status"] for x in s] == ["aborted", "killed", "complete"]
+        assert "SIGTERM" in s[0]["error"] and s[1]["end_time"] is None
+        assert s[2]["argv"][-1] == "--quiet" and s[2]["end_time"] == a["end_time"]
+
+
+def test_a_file_without_sessions_gets_its_first_from_the_root_attributes(tmp_path):
+    p = tmp_path / "r.h5"
+    w = RunWriter(p, command="c", config={}, backend={}, argv=["run", "c"])
+    w.finish("aborted", error="boom")
+    with h5py.File(p, "a") as h5:   # as written before sessions were recorded
+        del h5.attrs["sessions"]
+    w = RunWriter(p, command="c", config={}, backend={}, resume=True, argv=["x"])
+    w.finish("complete")
+    with RunReader(p) as r:
+        s = json.loads(r.attrs()["sessions"])
+        assert [(x["argv"], x["status"], x.get("error")) for x in s] == \
+            [(["run", "c"], "aborted", "boom"), (["x"], "complete", None)]

@@ -1,0 +1,188 @@
+"""Resume and replay never change the chip under a run: a replay the user did not point at
+hardware drives none, a resume on another backend than the recorded one is refused, every
+session's transcript is kept, and a faithful transcript replay is consistent."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from labctl.cli import main
+from labctl.data.runfile import RunReader
+
+from .test_faults import small_doc
+
+
+def _interrupt_after(monkeypatch: pytest.MonkeyPatch, n: int) -> None:
+    """The next CLI run is interrupted (as by SIGTERM) at its ``n``-th progress report,
+    i.e. after ``n`` checkpointed steps."""
+    from labctl.commands.progress import ProgressBar
+
+    calls = [0]
+
+    def call(self: Any, done: int, total: int, label: str = "") -> None:
+        calls[0] += 1
+        if calls[0] >= n:
+            monkeypatch.undo()
+            raise KeyboardInterrupt("SIGTERM")
+
+    monkeypatch.setattr(ProgressBar, "__call__", call)
+
+
+def _err(capsys: pytest.CaptureFixture[str]) -> list[str]:
+    return capsys.readouterr().err.strip().splitlines()
+
+
+SP = ["run", "symmetry-point", "--batch-pulses", "20", "--cycles", "1",
+      "--alternating-pulses", "20", "--read-repeats", "4", "--quiet"]
+
+
+def _interrupted_station_run(serve_station: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                             capsys: pytest.CaptureFixture[str]) -> tuple[Any, Path, Path]:
+    running, station = serve_station(small_doc())
+    out = tmp_path / "sp.h5"
+    _interrupt_after(monkeypatch, 2)
+    assert main([*SP, "--backend", str(station), "--out", str(out)]) == 130
+    capsys.readouterr()
+    with RunReader(out) as rr:
+        assert rr.status == "aborted" and rr.checkpoint() is not None
+    return running, station, out
+
+
+def test_inference_replay_on_the_default_backend_never_drives_the_station(
+        serve_station: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    running, station = serve_station(small_doc())
+    w = tmp_path / "w.npy"
+    np.save(w, np.array([[0.5], [-0.25]]))
+    pw, inf = tmp_path / "pw.h5", tmp_path / "inf.h5"
+    assert main(["program", str(w), "--backend", str(station), "--quiet", "--out",
+                 str(pw)]) == 0
+    assert main(["pipeline", "inference", str(pw), "--times", "1s", "--inputs", "8",
+                 "--quiet", "--out", str(inf)]) == 0
+    capsys.readouterr()
+    running.stop()   # from here on, any attempt to reach the bench would fail differently
+    rep = tmp_path / "rep.h5"
+    assert main(["replay", str(inf), "--out", str(rep)]) == 2
+    err = _err(capsys)
+    assert len(err) == 1 and "ran on a station" in err[0] and "--backend" in err[0], err
+    assert not rep.exists()
+    # an explicit --backend sim on the inference itself is refused too: the file would say sim
+    assert main(["pipeline", "inference", str(pw), "--times", "1s", "--backend", "sim",
+                 "--quiet", "--out", str(tmp_path / "inf2.h5")]) == 2
+    err = _err(capsys)
+    assert len(err) == 1 and "station" in err[0], err
+    # offline, from the recorded transcript, it replays faithfully
+    code = main(["replay", str(inf), "--backend", "transcript", "--json", "--out",
+                 str(tmp_path / "rep-t.h5")])
+    res = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert code == 0, res
+    with RunReader(tmp_path / "rep-t.h5") as rr:
+        assert rr.backend["backend"] == "station"
+        assert "--backend" in json.loads(rr.attrs()["argv"])
+
+
+def test_resume_of_a_station_run_on_another_backend_is_refused(
+        serve_station: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    running, station, out = _interrupted_station_run(serve_station, tmp_path, monkeypatch,
+                                                     capsys)
+    # no --backend: the simulator is not the die the run measured
+    assert main([*SP, "--resume", str(out)]) == 2
+    err = _err(capsys)
+    assert len(err) == 1 and "station" in err[0] and str(station) in err[0], err
+    # another bench's station file
+    _, other = serve_station(small_doc(), name="other.toml")
+    assert main([*SP, "--backend", str(other), "--resume", str(out)]) == 2
+    err = _err(capsys)
+    assert len(err) == 1 and "other.toml" in err[0], err
+    with RunReader(out) as rr:
+        assert rr.status == "aborted" and rr.backend["station"] == str(station)
+    # the recorded station carries on
+    assert main([*SP, "--backend", str(station), "--resume", str(out)]) == 0
+    assert running.all_safe()
+
+
+def test_resume_of_a_station_run_on_a_bench_with_other_instruments_is_refused(
+        serve_station: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    running, station, out = _interrupted_station_run(serve_station, tmp_path, monkeypatch,
+                                                     capsys)
+    running.stop()
+    # the same station file now names another bench: another generator answers
+    other_bench, other = serve_station(small_doc(), name="moved.toml")
+    other_bench.server("pulse").emulator.serial = "EMU0002"
+    station.write_text(other.read_text())
+    assert main([*SP, "--backend", str(station), "--resume", str(out)]) == 2
+    err = _err(capsys)
+    assert len(err) == 1 and "instrument" in err[0], err
+
+
+def test_resume_of_a_simulated_run_checks_preset_size_and_seed(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    args = [*SP, "--rows", "4", "--cols", "2", "--seed", "3"]
+    out = tmp_path / "sp.h5"
+    _interrupt_after(monkeypatch, 2)
+    assert main([*args, "--out", str(out)]) == 130
+    capsys.readouterr()
+    from labctl.sim_backend.presets import preset_path
+
+    copied = tmp_path / "same-model.toml"
+    copied.write_text(preset_path("cmo-hfox-1t1r").read_text())
+    for other in (["--seed", "4"], ["--rows", "5"], ["--preset", str(copied)]):
+        changed = list(args)
+        k = changed.index(other[0]) if other[0] in changed else len(changed)
+        changed[k:k + 2] = other
+        assert main([*changed, "--resume", str(out)]) == 2, other
+        err = _err(capsys)
+        assert len(err) == 1 and "backend" in err[0], (other, err)
+    # a copied run file resumes although its default preset path (from the name) differs
+    copy = tmp_path / "copy.h5"
+    copy.write_bytes(out.read_bytes())
+    assert main([*args, "--resume", str(copy)]) == 0, _err(capsys)
+    with RunReader(copy) as rr:
+        assert rr.config["preset_out"] == str((tmp_path / "sp-preset.toml").resolve())
+
+
+def test_resumed_station_run_keeps_every_session(
+        serve_station: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    running, station, out = _interrupted_station_run(serve_station, tmp_path, monkeypatch,
+                                                     capsys)
+    with RunReader(out) as rr:
+        first = len(rr.data("transcript/text"))
+    argv = [*SP, "--backend", str(station), "--resume", str(out)]
+    assert main(argv) == 0
+    with RunReader(out) as rr:
+        attrs = rr.attrs()
+        assert rr.status == "complete" and "error" not in attrs
+        sessions = json.loads(attrs["sessions"])
+        assert [s["status"] for s in sessions] == ["aborted", "complete"]
+        assert "SIGTERM" in sessions[0]["error"] and sessions[1]["argv"] == argv
+        assert all(s["start_time"] and s["end_time"] for s in sessions)
+        text, session = rr.data("transcript/text"), rr.data("transcript/session")
+        assert len(text) == len(session) > first
+        assert list(session[:first]) == [0] * first and set(session[first:]) == {1}
+    capsys.readouterr()
+    assert main(["replay", str(out), "--backend", "transcript", "--out",
+                 str(tmp_path / "rep.h5")]) == 2
+    err = _err(capsys)
+    assert len(err) == 1 and "resumed" in err[0], err
+
+
+def test_transcript_replay_of_a_retention_run_is_consistent(
+        serve_station: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _, station = serve_station(small_doc())
+    out = tmp_path / "r.h5"
+    assert main(["run", "retention", "--levels", "2", "--repeats", "3", "--times", "1s,2s",
+                 "--backend", str(station), "--quiet", "--out", str(out)]) == 0
+    capsys.readouterr()
+    code = main(["replay", str(out), "--backend", "transcript", "--json", "--out",
+                 str(tmp_path / "rep.h5")])
+    res = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert code == 0, [k for k, v in res["metrics"].items() if not v["pass"]]
+    assert not any("t_actual_s" in k for k in res["metrics"])
