@@ -112,6 +112,7 @@ def test_watch_reports_progress_before_figures_can_be_drawn(tmp_path, capsys, mo
     sizes = iter([("running", 10, 0), ("running", 10, 0), ("running", 25, 2),
                   ("complete", 40, 2)])
     monkeypatch.setattr(watch, "snapshot_once", lambda *a: next(sizes))
+    monkeypatch.setattr("labctl.data.runfile.being_written", lambda p: True)  # a live writer
     run_file = tmp_path / "r.h5"
     run_file.write_bytes(b"")
     assert main(["watch", str(run_file), "--interval-s", "0.01"]) == 0
@@ -130,6 +131,7 @@ def test_watch_quiet_prints_only_the_closing_line_and_json(tmp_path, capsys, mon
 
     sizes = iter([("running", 10, 0), ("running", 25, 2), ("aborted", 40, 2)])
     monkeypatch.setattr(watch, "snapshot_once", lambda *a: next(sizes))
+    monkeypatch.setattr("labctl.data.runfile.being_written", lambda p: True)  # a live writer
     run_file = tmp_path / "r.h5"
     run_file.write_bytes(b"")
     assert main(["watch", str(run_file), "--interval-s", "0.01", "--quiet", "--json"]) == 0
@@ -170,3 +172,57 @@ def test_watch_refuses_a_file_that_is_no_hdf5_at_once(tmp_path, capsys):
     assert main(["watch", str(junk), "--interval-s", "0.05"]) == 2
     assert time.monotonic() - t < 5          # not after the 10 s grace for a new run file
     assert "not a readable labctl run file" in capsys.readouterr().err
+
+
+def test_report_tells_a_killed_run_from_a_running_one(tmp_path, capsys):
+    """status 'running' with nobody holding the file's write lock: the run was killed."""
+    import signal
+    import time
+
+    from labctl.data.runfile import RunWriter, being_written
+
+    killed = tmp_path / "killed.h5"
+    proc = subprocess.Popen([sys.executable, "-m", "labctl.cli", "run", "program", "--levels",
+                             "8", "--repeats", "64", "--quiet", "--out", str(killed)])
+    deadline = time.monotonic() + 60
+    try:
+        while time.monotonic() < deadline:   # until the first verify rounds are on disk
+            time.sleep(0.2)
+            if killed.exists():
+                try:
+                    with RunReader(killed) as r:
+                        if "program/rounds/trace_S" in r:
+                            break
+                except Exception:  # noqa: BLE001 - a file still being created
+                    pass
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    assert being_written(killed) is False
+    with RunReader(killed) as r:
+        assert r.status == "running"
+    assert main(["report", str(killed), "--out", str(tmp_path / "rep"), "--json"]) == 0
+    out, err = capsys.readouterr()
+    assert "no process is writing it" in err
+    assert json.loads(out.strip().splitlines()[-1])["stale"] is True
+    w = RunWriter(tmp_path / "live.h5", command="run program", config={}, backend={})
+    try:
+        assert being_written(tmp_path / "live.h5") is True
+    finally:
+        w.finish("aborted", error="test")
+
+
+def test_watch_stops_on_a_run_nobody_writes(tmp_path, capsys):
+    """A file left 'running' by a killed run: the watcher says so and stops, not waits."""
+    import json
+
+    killed = tmp_path / "k.h5"
+    code = ("import os, sys; from labctl.data.runfile import RunWriter\n"
+            "RunWriter(sys.argv[1], command='run program', config={}, backend={})\n"
+            "os._exit(9)")
+    subprocess.run([sys.executable, "-c", code, str(killed)], check=False)
+    assert main(["watch", str(killed), "--interval-s", "0.05", "--timeout-s", "30",
+                 "--json"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert any("no process is writing" in ln for ln in lines)
+    assert json.loads(lines[-1])["status"] == "killed"

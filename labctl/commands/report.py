@@ -44,6 +44,14 @@ def _render(run_file: Path, out_dir: Path) -> tuple[list[Path], str]:
                 warnings.filterwarnings("ignore", message="No artists with labels found")
                 paths = importlib.import_module(f"labctl.plots.{module}").render(reader, out_dir)
         except KeyError as e:
+            if reader.status == "running":
+                from labctl.data.runfile import being_written
+
+                gone = being_written(run_file) is False
+                raise DataFormatError(
+                    f"{run_file}: the run has recorded nothing the '{reader.command}' report "
+                    f"draws yet" + (" and no process is writing it (its run was killed; "
+                                    "--resume carries it on)" if gone else "")) from None
             if reader.status != "complete":
                 raise DataFormatError(
                     f"{run_file}: the run is {reader.status} and stopped before it recorded "
@@ -66,13 +74,23 @@ def handle(args: argparse.Namespace) -> int:
 
     run_file = Path(args.run_file)
     out = Path(args.out) if args.out else run_file.with_name(run_file.stem + "-report")
+    from labctl.data.runfile import being_written
+
     paths, status = _render(run_file, out)
     for p in paths:
         print(p)
-    if status != "complete":
+    stale = status == "running" and being_written(run_file) is False
+    if stale:
+        print(f"note: the run file says 'running' but no process is writing it (its run was "
+              f"killed); the figures show what it recorded: `--resume {run_file}` carries it on",
+              file=sys.stderr)
+    elif status == "running":
+        print("note: the run is still running; the figures show what it has recorded so far",
+              file=sys.stderr)
+    elif status != "complete":
         print(f"note: the run is {status}; the figures show what it recorded before it stopped",
               file=sys.stderr)
     if args.json:
-        print(json.dumps({"run_file": str(run_file), "status": status,
+        print(json.dumps({"run_file": str(run_file), "status": status, "stale": stale,
                           "figures": [str(p) for p in paths]}))
     return 0

@@ -71,6 +71,7 @@ def snapshot_once(run_file: Path, out: Path, last_size: int) -> tuple[str, int, 
 
 
 def handle(args: argparse.Namespace) -> int:
+    from labctl.data.runfile import being_written
     from labctl.errors import ConfigError, DataFormatError
 
     run_file = Path(args.run_file)
@@ -109,7 +110,7 @@ def handle(args: argparse.Namespace) -> int:
                 raise DataFormatError(f"{run_file} did not appear within {args.wait_s:g} s")
             time.sleep(min(args.interval_s, 0.1))
     t_file = time.monotonic()
-    size, drawn, redraws, status, seen = -1, -1, 0, "running", False
+    size, drawn, redraws, status, seen, orphan = -1, -1, 0, "running", False, 0
     while True:
         try:
             status, new_size, n = snapshot_once(run_file, out, drawn)
@@ -131,6 +132,14 @@ def handle(args: argparse.Namespace) -> int:
             say(f"{stamp}, no figures yet")
         size = new_size
         if status != "running":
+            break
+        # 'running' with nobody writing, twice in a row (a writer locks its file right
+        # after creating it): the run was killed, and the file will not change again
+        orphan = orphan + 1 if being_written(run_file) is False else 0
+        if orphan >= 2:
+            print(f"no process is writing {run_file} (its run was killed); `--resume` it to "
+                  f"carry on", flush=True)
+            status = "killed"
             break
         if args.timeout_s is not None and time.monotonic() - t0 > args.timeout_s:
             break

@@ -129,6 +129,27 @@ def _lock_for_writing(path: Path, *, create: bool) -> int | None:
     return fd
 
 
+def being_written(path: str | os.PathLike[str]) -> bool | None:
+    """Whether a process holds the run file's write lock (:func:`_lock_for_writing`) now:
+    a file whose status says ``running`` and that nobody writes was left by a killed run.
+    None where that cannot be told (no flock, an unreadable file)."""
+    try:
+        import fcntl
+    except ImportError:
+        return None
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    finally:
+        os.close(fd)   # closing drops the probe's own shared lock
+    return False
+
+
 class RunWriter:
     """Writes one run file; use as a context manager or call :meth:`finish`."""
 
