@@ -9,6 +9,7 @@ programmed.  The inference writes its own run file whose config names the transf
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -170,6 +171,27 @@ def human(s: dict[str, Any]) -> str:
 MAX_STATION_WAIT_S = 7 * 86400.0
 
 
+#: a station clock below this is not POSIX time: files of labctl versions whose station clock
+#: counted from the start of each process
+_EPOCH_2001_S = 1e9
+
+
+def _station_age_check(transfer: str, programmed_at_s: float, first_s: float) -> None:
+    """A station's chip ages in wall-clock time: refuse a transfer whose end time is not
+    wall-clock time, and say when the first read comes later than asked."""
+    import time
+
+    if programmed_at_s < _EPOCH_2001_S:
+        raise ConfigError(f"{transfer} was recorded by a labctl that counted a station's time "
+                          f"from the start of each process, so the age of its weights is "
+                          f"unknown; program them again", key="transfer")
+    age = time.time() - programmed_at_s
+    if age > first_s:
+        print(f"labctl: note: the transfer ended {age:.3g} s ago: reads asked for earlier are "
+              f"taken now and recorded at their real age; the chip must still hold the "
+              f"transfer's weights (no other run on it since)", file=sys.stderr)
+
+
 def handle(args: argparse.Namespace) -> int:
     from labctl.commands.common import execute_protocol
     from labctl.pipelines.inference import Inference, InferenceConfig, parse_times
@@ -194,6 +216,8 @@ def handle(args: argparse.Namespace) -> int:
                           f"time; {max(cfg.times_s):.3g} s is more than "
                           f"{MAX_STATION_WAIT_S / 86400:g} days (give --times, e.g. "
                           f"1s,1min,1h)", key="times")
+    if backend.get("backend") != "sim" and not str(args.backend).startswith("transcript:"):
+        _station_age_check(args.transfer, plan.programmed_at_s, cfg.times_s[0])
     protocol = Inference(cfg, plan)
     summary = execute_protocol(args, COMMAND, protocol,
                                wire_resistance_ohm=args.wire_resistance_ohm,

@@ -64,3 +64,36 @@ def test_retention_on_a_station_says_how_long_it_will_take(
     err = capsys.readouterr().err
     assert ("every read is waited for: 1 batch(es), each read until 0.4s after it is "
             "programmed, about 0 s in all") in err
+
+
+def test_inference_of_a_station_transfer_counts_ages_across_processes(
+        serve_station: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The station clock is wall-clock time: an inference started after the asked-for age
+    says so and records the real age; a transfer whose end time is process-relative (older
+    labctl) is refused, its age being unknown."""
+    import time
+
+    import h5py
+    import numpy as np
+
+    from labctl.data.runfile import RunReader
+
+    _, station = serve_station()
+    w = tmp_path / "w.npy"
+    np.save(w, np.array([[0.5], [-0.25]]))
+    pw = tmp_path / "pw.h5"
+    assert main(["program", str(w), "--backend", str(station), "--quiet", "--out",
+                 str(pw)]) == 0
+    time.sleep(1.5)
+    capsys.readouterr()
+    inf = tmp_path / "inf.h5"
+    assert main(["pipeline", "inference", str(pw), "--times", "1s", "--inputs", "8",
+                 "--quiet", "--out", str(inf)]) == 0
+    assert "reads asked for earlier are taken now" in capsys.readouterr().err
+    with RunReader(inf) as r:
+        assert r.data("inference/t_s")[0] >= 1.5
+    with h5py.File(pw, "r+") as h:
+        h["transfer/load_end_s"][...] = 0.56
+    assert main(["pipeline", "inference", str(pw), "--times", "1s", "--quiet", "--out",
+                 str(tmp_path / "inf2.h5")]) == 2
+    assert "the age of its weights is unknown" in capsys.readouterr().err
