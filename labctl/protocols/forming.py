@@ -123,7 +123,7 @@ class Forming(BaseProtocol):
             iv = np.full((n, ramp.size), np.nan)
             post_i = np.full((n, post.size), np.nan)
             cond_i = np.full((n, cfg.conditioning_cycles, cycle.size), np.nan)
-            v_form = i_form = np.full(n, np.nan)
+            v_form, i_form = np.full(n, np.nan), np.full(n, np.nan)
             ok = np.zeros(n, dtype=bool)
             if cols.size:
                 sel = Cells.at(np.full(cols.size, row), cols)
@@ -131,7 +131,6 @@ class Forming(BaseProtocol):
                 k, v, i = forming_point(form.voltage_V, form.current_A)
                 ok[cols] = formed(form.current_A, k, cfg.jump_ratio)
                 iv[cols] = form.current_A
-                v_form, i_form = v_form.copy(), i_form.copy()
                 v_form[cols], i_form[cols] = v, i
                 post_i[cols] = array.sweep(sel, post, gate_V=cfg.gate_V,
                                            compliance_A=cfg.compliance_A).current_A
