@@ -51,6 +51,9 @@ def register(sub: Any) -> None:
                    help="per-cell targets in siemens (.npy or .csv), one per cell, instead of "
                    "--levels")
     add_verify_options(p, tolerance=0.02)
+    p.add_argument("--no-form", action="store_true",
+                   help="do not electro-form cells that read as unformed (default: form them "
+                   "first, as `run forming` does)")
     add_common(p)
     p.set_defaults(handler=handle)
 
@@ -160,11 +163,13 @@ def handle(args: argparse.Namespace) -> int:
                               key="targets")
         targets = load_targets(args.targets)
         check_targets(targets, 0.0, float("inf"))
-        cfg = ProgramConfig(targets_file=str(Path(args.targets).resolve()), verify=vcfg)
+        cfg = ProgramConfig(targets_file=str(Path(args.targets).resolve()), verify=vcfg,
+                            form=not args.no_form)
     else:
         cfg = ProgramConfig(levels=35 if args.levels is None else args.levels,
                             g_min_S=args.g_min_S, g_max_S=args.g_max_S,
-                            repeats=1 if args.repeats is None else args.repeats, verify=vcfg)
+                            repeats=1 if args.repeats is None else args.repeats, verify=vcfg,
+                            form=not args.no_form)
     cfg.validate()
 
     def check(info: Any) -> None:

@@ -31,6 +31,9 @@ def register(sub: Any) -> None:
     g.add_argument("--duration-s", type=finite_float, default=86400.0,
                    help="last read time of a 1-2-5 log grid from 1 s, plus 600 and 3600 s "
                    "(default 86400)")
+    p.add_argument("--no-form", action="store_true",
+                   help="do not electro-form cells that read as unformed (default: form them "
+                   "first, as `run forming` does)")
     add_common(p)
     p.set_defaults(handler=handle)
 
@@ -73,7 +76,7 @@ def handle(args: argparse.Namespace) -> int:
     times = parse_times(args.times) if args.times is not None else None
     cfg = RetentionConfig(levels=args.levels, g_min_S=args.g_min_S, g_max_S=args.g_max_S,
                           repeats=args.repeats, verify=verify_config(args), times_s=times,
-                          duration_s=args.duration_s)
+                          duration_s=args.duration_s, form=not args.no_form)
     proto = Retention(cfg)
 
     def check(info: Any) -> None:

@@ -33,6 +33,9 @@ def register(sub: Any) -> None:
                    help="reads without pulses at the end, for the read noise (20)")
     p.add_argument("--preset-out", default=None, metavar="FILE.toml",
                    help="fitted preset to write (default: next to the run file)")
+    p.add_argument("--no-form", action="store_true",
+                   help="do not electro-form cells that read as unformed (default: form them "
+                   "first, as `run forming` does)")
     add_common(p)
     p.set_defaults(handler=handle)
 
@@ -137,7 +140,7 @@ def handle(args: argparse.Namespace) -> int:
         preset_out=str(out.resolve()),
         fit_g_exponent=float(pulse.get("g_exponent", 0.0)),
         fit_g_ref_S=float(pulse.get("g_ref_S", 1.0)),
-        fit_sigma_g_rel=float(pulse.get("sigma_g_rel", 0.0)))
+        fit_sigma_g_rel=float(pulse.get("sigma_g_rel", 0.0)), form=not args.no_form)
     summary = execute_protocol(args, "run symmetry-point", SymmetryPoint(cfg))
     write_preset(summary, base_text, out)
     emit(summary, as_json=args.json, human=human)

@@ -25,7 +25,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from labctl.array import Array, Cells, Limits
-from labctl.errors import ConfigError
+from labctl.errors import ConfigError, LimitError
 from labctl.protocols.base import BaseProtocol, RunData, Step
 
 #: a cell reading below this fraction of the window's g_min is unformed [C]
@@ -54,13 +54,21 @@ class FormingConfig:
         if self.conditioning_cycles < 0:
             raise ConfigError("--conditioning-cycles must be >= 0", key="conditioning_cycles")
 
-    def check_limits(self, limits: Limits) -> None:
+    def check_limits(self, limits: Limits, *, before: str = "") -> None:
         """The ramp, the conditioning sweeps, the gate and the compliance against the chip's
-        limits (preflight: before any output is on)."""
-        limits.check_voltage(self.v_stop_V)
-        limits.check_voltage(self.post_sweep_V)
-        limits.check_voltage(self.gate_V, terminal="gate")
-        limits.check_current(self.compliance_A)
+        limits (preflight: before any output is on).  ``before``: a protocol that forms its
+        unformed cells first names itself, and the refusal says how to skip forming."""
+        try:
+            limits.check_voltage(self.v_stop_V)
+            limits.check_voltage(self.post_sweep_V)
+            limits.check_voltage(self.gate_V, terminal="gate")
+            limits.check_current(self.compliance_A)
+        except LimitError as e:
+            if not before:
+                raise
+            raise LimitError(f"the forming ramp {before} gives cells that read unformed: {e} "
+                             f"(on a die already formed, pass --no-form)",
+                             quantity=e.quantity, value=e.value, limit=e.limit) from None
 
 
 def _staircase(v_from: float, v_to: float, step: float) -> np.ndarray:

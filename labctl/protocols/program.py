@@ -107,7 +107,7 @@ class Program(BaseProtocol):
         self.config.verify.check_limits(array.info.limits)
         if self.config.form and array.info.technology == "1t1r-reram":
             # cells that read as unformed get the forming ramp
-            FormingConfig().check_limits(array.info.limits)
+            FormingConfig().check_limits(array.info.limits, before="run program")
 
     def initial_state(self, array: Array) -> dict[str, Any]:
         return {"batch": 0, "verify": {}, "started": False, "formed": False}

@@ -104,7 +104,7 @@ class Retention(BaseProtocol):
         self.config.verify.check_limits(array.info.limits)
         if self.config.form and array.info.technology == "1t1r-reram":
             # cells that read as unformed get the forming ramp
-            FormingConfig().check_limits(array.info.limits)
+            FormingConfig().check_limits(array.info.limits, before="run retention")
 
     def initial_state(self, array: Array) -> dict[str, Any]:
         return {"batch": 0, "phase": "program", "verify": {}, "t0_s": 0.0, "ti": 0,

@@ -98,7 +98,7 @@ class SymmetryPoint(BaseProtocol):
             limits.check_voltage(cfg.gate_V, terminal="gate")
         if cfg.form and array.info.technology == "1t1r-reram":
             # cells that read as unformed get the forming ramp
-            FormingConfig().check_limits(limits)
+            FormingConfig().check_limits(limits, before="run symmetry-point")
 
     def initial_state(self, array: Array) -> dict[str, Any]:
         return {"k": 0, "started": False, "noise_done": False, "formed": False}

@@ -96,7 +96,7 @@ class Transfer(BaseProtocol):
         self.config.verify.check_limits(array.info.limits)
         if self.config.form and array.info.technology == "1t1r-reram":
             # cells that read as unformed get the forming ramp
-            self.config.forming.check_limits(array.info.limits)
+            self.config.forming.check_limits(array.info.limits, before="labctl program")
 
     def initial_state(self, array: Array) -> dict[str, Any]:
         for r, c, _ in self.plan.loads:

@@ -208,4 +208,9 @@ def test_the_forming_ramp_of_unformed_cells_is_checked_in_preflight(tmp_path, ca
                  str(out), "--quiet"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "bit line voltage 4 V exceeds the limit of 3 V" in err[0], err
+    assert "forming ramp" in err[0] and "--no-form" in err[0]
     assert not out.exists()
+    # a die already formed: --no-form skips the ramp, and its check
+    assert main([*command, "--preset", str(low), "--rows", "2", "--cols", "2", "--no-form",
+                 "--out", str(tmp_path / "nf.h5"), "--quiet"]) != 2 or "4 V" not in \
+        capsys.readouterr().err
