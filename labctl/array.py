@@ -236,8 +236,11 @@ class ProgramVerifyCapable(Protocol):
 
     def program_verify(self, cells: Cells, targets_S: npt.ArrayLike, tolerance: float, *,
                        max_pulses: int, set_V: npt.ArrayLike, reset_V: npt.ArrayLike,
-                       width_s: float, gate_V: float | None = None) -> tuple[FloatArray, IntArray]:
-        """Returns (final conductance_S, pulses used) per cell; -1 pulses = did not converge."""
+                       width_s: float, gate_V: float | None = None
+                       ) -> tuple[FloatArray, IntArray] | tuple[FloatArray, IntArray, IntArray]:
+        """Returns (final conductance_S, pulses used) per cell; -1 pulses = did not converge.
+        A backend that knows them adds a third array: the set pulses among each cell's
+        pulses (the rest were resets; a cell that did not converge used ``max_pulses``)."""
         ...
 
 

@@ -20,6 +20,8 @@ from labctl.commands.common import add_common, emit
 from labctl.errors import ConfigError, DataFormatError
 
 COMMAND = "pipeline inference"
+#: the simulator's wire resistance per segment unless --wire-resistance-ohm says otherwise
+SIM_WIRE_RESISTANCE_OHM = 0.35
 
 
 def register(sub: Any) -> None:
@@ -30,9 +32,10 @@ def register(sub: Any) -> None:
     p.add_argument("transfer", metavar="RUN.h5", help="run file of a `labctl program` transfer")
     p.add_argument("--dac-bits", type=int, default=6, help="input DAC resolution (default 6)")
     p.add_argument("--adc-bits", type=int, default=8, help="output ADC resolution (default 8)")
-    p.add_argument("--wire-resistance-ohm", type=finite_float, default=0.35,
-                   help="wire resistance per segment between cells (default 0.35 ohm; the "
-                   "simulator applies it, a real chip has its own)")
+    p.add_argument("--wire-resistance-ohm", type=finite_float, default=None,
+                   help="wire resistance per segment between cells of the simulated chip "
+                   f"(default {SIM_WIRE_RESISTANCE_OHM} ohm); not for a station, whose chip "
+                   "has its own")
     p.add_argument("--inputs", type=int, default=100, help="random input vectors (default 100)")
     p.add_argument("--times", default="1s,1h,1d,1y,10y",
                    help="times after the transfer, comma separated with units s/min/h/d/y "
@@ -144,23 +147,37 @@ def _chip_factory(args: argparse.Namespace, backend: dict[str, Any],
             raise DataFormatError(f"{args.transfer} holds no snapshot of the simulated chip")
         array = open_sim(backend.get("preset_source") or backend["preset"], int(backend["rows"]),
                          int(backend["cols"]), int(backend["seed"]),
-                         wire_resistance_ohm=args.wire_resistance_ohm)
+                         wire_resistance_ohm=_wire_resistance(args, backend) or 0.0)
         array.restore(ckpt["backend"])  # type: ignore[attr-defined]
         return array
 
     return open_chip
 
 
+def _row_label(label: str, t_actual_s: float | None) -> str:
+    """'1s', or '1s (read at 3.83 s)' when the read came noticeably later than asked."""
+    from labctl.pipelines.inference import parse_times, read_late
+
+    if t_actual_s is None or not read_late(parse_times(label)[0], t_actual_s):
+        return label
+    at = f"{t_actual_s:.3g}" if t_actual_s < 1000 else f"{t_actual_s:.0f}"
+    return f"{label} (read at {at} s)"
+
+
 def human(s: dict[str, Any]) -> str:
+    wires = s.get("wire_resistance_ohm")
+    rows = {lab: _row_label(lab, s.get("t_actual_s", {}).get(lab)) for lab in s["rmse"]}
+    w = max([5, *(len(r) for r in rows.values())])
     lines = [f"inference: {s['cells']} cells, {s['inputs']} inputs, {s['dac_bits']}-bit in, "
-             f"{s['adc_bits']}-bit out, {s['wire_resistance_ohm']} ohm/segment",
+             f"{s['adc_bits']}-bit out" + ("" if wires is None else f", {wires} ohm/segment"),
              "  RMSE against floating point, in units of y = (W / w_max) x with x in [-1, 1]",
-             f"  {'t':>5} {'RMSE':>7}   " + " ".join(f"{c[:12]:>12}" for c in
-                                                     next(iter(s['rmse_breakdown'].values()),
-                                                          {}))]
+             f"  {'t':>{w}} {'RMSE':>7}   " + " ".join(f"{c[:12]:>12}" for c in
+                                                       next(iter(s['rmse_breakdown'].values()),
+                                                            {}))]
     for lab, v in s["rmse"].items():
         b = s["rmse_breakdown"][lab]
-        lines.append(f"  {lab:>5} {v:7.4f}   " + " ".join(f"{x:12.4f}" for x in b.values()))
+        lines.append(f"  {rows[lab]:>{w}} {v:7.4f}   "
+                     + " ".join(f"{x:12.4f}" for x in b.values()))
     lines.append(f"  run file        {s['run_file']}")
     return "\n".join(lines)
 
@@ -192,6 +209,19 @@ def _station_age_check(transfer: str, programmed_at_s: float, first_s: float) ->
               f"transfer's weights (no other run on it since)", file=sys.stderr)
 
 
+def _wire_resistance(args: argparse.Namespace, transfer: dict[str, Any]) -> float | None:
+    """The simulator's wire resistance per segment; None for a station's chip, whose wires
+    are its own (not known to labctl, so neither modelled nor recorded)."""
+    if transfer.get("backend") == "sim":
+        given = args.wire_resistance_ohm
+        return SIM_WIRE_RESISTANCE_OHM if given is None else float(given)
+    if args.wire_resistance_ohm is not None:
+        raise ConfigError(f"--wire-resistance-ohm: the transfer {args.transfer} ran on a "
+                          f"station, whose chip has its own wires; the option is for the "
+                          f"simulator", key="wire_resistance_ohm")
+    return None
+
+
 def handle(args: argparse.Namespace) -> int:
     from labctl.commands.common import execute_protocol
     from labctl.pipelines.inference import Inference, InferenceConfig, parse_times
@@ -203,14 +233,14 @@ def handle(args: argparse.Namespace) -> int:
         raise ConfigError(f"{', '.join(given)}: the inference re-opens the chip the transfer "
                           f"ran on ({args.transfer}); these options do not apply",
                           key=given[0].lstrip("-"))
+    plan, backend, ckpt, _ = read_transfer(args.transfer)
+    args.backend = effective_backend(args, backend)
     cfg = InferenceConfig(transfer_file=str(args.transfer), dac_bits=args.dac_bits,
                           adc_bits=args.adc_bits, inputs=args.inputs, input_seed=args.seed,
                           times_s=parse_times(args.times),
-                          wire_resistance_ohm=args.wire_resistance_ohm,
+                          wire_resistance_ohm=_wire_resistance(args, backend),
                           adc_sigmas=args.adc_sigmas, calibration=args.calibration)
     cfg.validate()
-    plan, backend, ckpt, _ = read_transfer(args.transfer)
-    args.backend = effective_backend(args, backend)
     if backend.get("backend") != "sim" and max(cfg.times_s) > MAX_STATION_WAIT_S:
         raise ConfigError(f"--times: the transfer ran on a station, where the chip ages in real "
                           f"time; {max(cfg.times_s):.3g} s is more than "
@@ -220,7 +250,7 @@ def handle(args: argparse.Namespace) -> int:
         _station_age_check(args.transfer, plan.programmed_at_s, cfg.times_s[0])
     protocol = Inference(cfg, plan)
     summary = execute_protocol(args, COMMAND, protocol,
-                               wire_resistance_ohm=args.wire_resistance_ohm,
+                               wire_resistance_ohm=cfg.wire_resistance_ohm or 0.0,
                                provenance={"transfer_file": str(Path(args.transfer).resolve())},
                                array_factory=_chip_factory(args, backend, ckpt))
     emit(summary, as_json=args.json, human=human)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -126,17 +125,16 @@ def checked_factory(args: argparse.Namespace, check: Callable[[Any], None]
 
 
 def human(s: dict[str, Any]) -> str:
+    from labctl.commands.quantity import quantity
+
     fit = s.get("sigma_fit_S") or {}
     ov = [x for x in s.get("adjacent_overlap", []) if x is not None]
 
     def f(x: Any, fmt: str, scale: float = 1.0, unit: str = "") -> str:
-        """A figure with its unit, or n/a (none, or not finite: one level, one cell)."""
-        if x is None or not math.isfinite(float(x)):
-            return "n/a"
-        return format(x * scale, fmt) + unit
+        return quantity(x, fmt, scale=scale, unit=unit)
 
     slope, icpt = fit.get("slope"), fit.get("intercept_S")
-    sigma_fit = (f"{f(slope, '.4g')} * G + {f(icpt, '.4g', 1e6, ' uS')}"
+    sigma_fit = (f"{f(slope, '.4g')} * G + {f(icpt, '.4g', 1e6, 'uS')}"
                  if f(slope, "g") != "n/a" and f(icpt, "g") != "n/a" else
                  "n/a (needs two or more levels of two or more cells)")
     return (f"program: {s['cells_programmed']} cells, {len(s['levels'])} levels, tolerance "
@@ -146,7 +144,7 @@ def human(s: dict[str, Any]) -> str:
             f"  pulses          mean {f(s['pulses_mean'], '.2f')}, median "
             f"{f(s['pulses_median'], '.1f')}, max {s['pulses_max']}\n"
             f"  sigma fit       {sigma_fit}\n"
-            f"  max overlap     {f(max(ov) if ov else None, '.3g', 100, ' %')} (levels "
+            f"  max overlap     {f(max(ov) if ov else None, '.3g', 100, '%')} (levels "
             f"separated: {'yes' if s['levels_separated'] else 'no'})\n"
             f"  run file        {s['run_file']}")
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 from typing import Any
 
@@ -39,20 +38,22 @@ def register(sub: Any) -> None:
 
 
 def human(s: dict[str, Any]) -> str:
-    def f(d: dict[str, Any], k: str, scale: float = 1e6, fmt: str = "+.3f") -> str:
-        v = d.get(k)
-        return "n/a" if v is None or not math.isfinite(v) else format(v * scale, fmt)
+    from labctl.commands.quantity import quantity
+
+    def f(d: dict[str, Any], k: str, scale: float = 1e6, fmt: str = "+.3f",
+          unit: str = "uS") -> str:
+        return quantity(d.get(k), fmt, scale=scale, unit=unit)
 
     lines = [f"retention: {s['cells_programmed']} cells, {len(s['levels'])} levels "
              f"(converged {100 * s['converged_fraction']:.1f} %, pulses mean "
              f"{s['pulses_mean'] if s['pulses_mean'] is None else round(s['pulses_mean'], 1)})"]
     for k in s["mean_shift_S"]:
-        lines.append(f"  t = {k:>9} s   shift {f(s['mean_shift_S'], k)} uS   sigma "
-                     f"{f(s['sigma_S'], k, fmt='.3f')} uS   overlap "
-                     f"{f(s['overlap'], k, 100, '.2f')} %")
+        lines.append(f"  t = {k:>9} s   shift {f(s['mean_shift_S'], k)}   sigma "
+                     f"{f(s['sigma_S'], k, fmt='.3f')}   overlap "
+                     f"{f(s['overlap'], k, 100, '.2f', '%')}")
     p = s["projection_10y"]
-    lines.append(f"  10 years      shift {f(p, 'mean_shift_S')} uS   sigma "
-                 f"{f(p, 'sigma_S', fmt='.3f')} uS   overlap {f(p, 'overlap', 100, '.2f')} %")
+    lines.append(f"  10 years      shift {f(p, 'mean_shift_S')}   sigma "
+                 f"{f(p, 'sigma_S', fmt='.3f')}   overlap {f(p, 'overlap', 100, '.2f', '%')}")
     if all(f(s["sigma_S"], k) == "n/a" for k in s["sigma_S"]):
         lines.append("  sigma and overlap need levels of two or more cells (--repeats 2 or more)")
     lines.append(f"  run file        {s['run_file']}")

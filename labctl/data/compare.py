@@ -33,7 +33,7 @@ def flatten(summary: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     flat: dict[str, Any] = {}
     for key, value in summary.items():
         name = f"{prefix}{key}"
-        if prefix == "" and key in _SKIP_KEYS:
+        if prefix == "" and (key in _SKIP_KEYS or key.endswith(_CLOCK_BOOKKEEPING_SUFFIXES)):
             continue
         if isinstance(value, dict):
             flat.update(flatten(value, name + "."))

@@ -27,22 +27,29 @@ from labctl.errors import ConfigError, InstrumentError, LimitError
 #: name of the function the verify script defines in the instrument's Lua runtime
 VERIFY_FUNCTION = "labctl_pv"
 
-#: the on-instrument program-verify loop (devices.md "closed-loop identical-pulse programming")
+#: the on-instrument program-verify loop (devices.md "closed-loop identical-pulse programming");
+#: prints the pulses fired, the last read, the error count and how many pulses were sets
 VERIFY_SCRIPT = f"""\
 function {VERIFY_FUNCTION}(smu, vread, glo, ghi, nmax, setline, resetline, settle)
   local k = 0
+  local ks = 0
   smu.source.levelv = vread
   local g = smu.measure.i() / vread
   while k < nmax and (g < glo or g > ghi) do
     smu.source.levelv = 0
-    if g < glo then digio.trigger[setline].assert() else digio.trigger[resetline].assert() end
+    if g < glo then
+      digio.trigger[setline].assert()
+      ks = ks + 1
+    else
+      digio.trigger[resetline].assert()
+    end
     delay(settle)
     k = k + 1
     smu.source.levelv = vread
     g = smu.measure.i() / vread
   end
   smu.source.levelv = 0
-  print(k, g, errorqueue.count)
+  print(k, g, errorqueue.count, ks)
 end"""
 
 
@@ -53,6 +60,7 @@ class VerifyOutcome:
     pulses: int
     conductance_S: float
     converged: bool
+    set_pulses: int          # of ``pulses``, those on the set line (the rest were resets)
 
 
 class Keithley2636B(TspInstrument, SourceMeter):
@@ -184,7 +192,7 @@ class Keithley2636B(TspInstrument, SourceMeter):
         budget = self.transport.timeout_s + (n + 1) * (settle + 2 * sweep_step_s(self.nplc))
         with self.transport.patience(budget):
             fields = self._ask(call).split("\t")
-        if len(fields) != 3:
+        if len(fields) != 4:
             raise InstrumentError(f"{self.label}: unexpected verify reply {fields!r}",
                                   instrument=self.label, text="\t".join(fields))
         if int(to_float(fields[2], self.label)) > 0:
@@ -192,7 +200,8 @@ class Keithley2636B(TspInstrument, SourceMeter):
             raise InstrumentError(f"{self.label}: error {code} {text!r} in verify loop",
                                   instrument=self.label, code=code, text=text)
         k, g = int(to_float(fields[0], self.label)), to_float(fields[1], self.label)
-        return VerifyOutcome(pulses=k, conductance_S=g, converged=lo <= g <= hi)
+        return VerifyOutcome(pulses=k, conductance_S=g, converged=lo <= g <= hi,
+                             set_pulses=int(to_float(fields[3], self.label)))
 
     def safe(self) -> None:
         s = self.smu

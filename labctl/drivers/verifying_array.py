@@ -31,7 +31,10 @@ class VerifyingHardwareArray(HardwareArray):
 
     def program_verify(self, cells: Cells, targets_S: npt.ArrayLike, tolerance: float, *,
                        max_pulses: int, set_V: npt.ArrayLike, reset_V: npt.ArrayLike,
-                       width_s: float, gate_V: float | None = None) -> tuple[FloatArray, IntArray]:
+                       width_s: float, gate_V: float | None = None
+                       ) -> tuple[FloatArray, IntArray, IntArray]:
+        """(conductance_S, pulses or -1, set pulses) per cell: the SMU's script runs the loop
+        and reports how many of its pulses were sets."""
         r, c = cells.indices(self._info.shape)
         t = np.broadcast_to(np.asarray(targets_S, dtype=float), r.shape)
         pol = self._info.set_polarity
@@ -47,6 +50,7 @@ class VerifyingHardwareArray(HardwareArray):
         v_read = self._info.read_voltage_V
         g_out = np.full(r.size, np.nan)
         p_out = np.full(r.size, -1, dtype=np.int64)
+        s_out = np.zeros(r.size, dtype=np.int64)
         reset_gen: PulseGenerator = self.instruments["pulse_reset"]  # type: ignore[assignment]
         smu: Any = self.smu
         with self._operation():
@@ -64,7 +68,8 @@ class VerifyingHardwareArray(HardwareArray):
                                          g_high_S=t[k] * (1 + tolerance), max_pulses=max_pulses)
                 g_out[k] = out.conductance_S
                 p_out[k] = out.pulses if out.converged else -1
-        return g_out, p_out
+                s_out[k] = out.set_pulses
+        return g_out, p_out, s_out
 
     def _arm(self, reset_gen: PulseGenerator, up_V: float, down_V: float, width_s: float) -> None:
         """Both generator channels armed for one external trigger each (set, reset)."""

@@ -77,6 +77,12 @@ def time_label(t_s: float) -> str:
     return f"{t_s:g}s"
 
 
+def read_late(nominal_s: float, actual_s: float) -> bool:
+    """Whether a read taken at ``actual_s`` after programming is noticeably later than the
+    ``nominal_s`` asked for (a station's chip may be read later than asked)."""
+    return abs(actual_s - nominal_s) > 0.1 * nominal_s + 0.5
+
+
 def parse_times(spec: str) -> tuple[float, ...]:
     """'1s,1h,1d,1y,10y' -> seconds; ConfigError for anything else."""
     out = []
@@ -106,7 +112,9 @@ class InferenceConfig:
     inputs: int = 100                          # [A] random input vectors
     input_seed: int = 0
     times_s: tuple[float, ...] = DEFAULT_TIMES_S   # [A] 1 s ... 10 y after programming
-    wire_resistance_ohm: float = 0.35          # [A] per segment (the backend applies it)
+    # [A] per segment, applied by the simulator; None on a station (a real chip's wires are
+    # its own and not known to labctl)
+    wire_resistance_ohm: float | None = 0.35
     adc_sigmas: float = 3.5                    # [C] ADC full scale in expected output sigmas
     calibration: str = "rows"                  # [C] per-row reference + per-column gain, once
     calibration_inputs: int = 0                # 0: twice the largest tile's rows, >= 64 [C]
@@ -121,7 +129,7 @@ class InferenceConfig:
             raise ConfigError("--times must be non-negative and finite", key="times")
         if list(self.times_s) != sorted(self.times_s):
             raise ConfigError("--times must be in increasing order", key="times")
-        if self.wire_resistance_ohm < 0:
+        if self.wire_resistance_ohm is not None and self.wire_resistance_ohm < 0:
             raise ConfigError("--wire-resistance-ohm must be >= 0", key="wire_resistance_ohm")
         if self.calibration not in CALIBRATIONS:
             raise ConfigError(f"calibration must be one of {', '.join(CALIBRATIONS)}",
@@ -400,6 +408,9 @@ def analyse_inference(data: RunData) -> dict[str, Any]:
     br = data.data(f"{GROUP}/breakdown") if done else np.zeros((0, len(CAUSES)))
     pulses = data.data(f"{GROUP}/pulses") if f"{GROUP}/pulses" in data else np.zeros(0)
     labels = [time_label(t) for t in times[:done]]
+    t_read = [float(t) for t in data.data(f"{GROUP}/t_s")[:done]] \
+        if f"{GROUP}/t_s" in data else []
+    t_read += times[len(t_read):done]
     breakdown = {lab: {c: float(v) for c, v in zip(CAUSES, row, strict=True)}
                  for lab, row in zip(labels, br, strict=True)}
     return {
@@ -408,7 +419,9 @@ def analyse_inference(data: RunData) -> dict[str, Any]:
         "rmse": {lab: float(v) for lab, v in zip(labels, rmse, strict=True)},
         "rmse_breakdown": breakdown,
         "dominant": {lab: max(b, key=lambda c: b[c]) for lab, b in breakdown.items()},
+        # when each read was taken, after programming (later than asked on a late station)
+        "t_actual_s": dict(zip(labels, t_read, strict=True)),
         "dac_bits": cfg["dac_bits"], "adc_bits": cfg["adc_bits"],
-        "wire_resistance_ohm": cfg["wire_resistance_ohm"],
+        "wire_resistance_ohm": cfg.get("wire_resistance_ohm"),   # None: a station's chip
         "inputs": cfg["inputs"],
     }

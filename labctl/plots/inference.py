@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.ticker import NullLocator
 
-from labctl.pipelines.inference import CAUSES, time_label
+from labctl.pipelines.inference import CAUSES, read_late, time_label
 from labctl.plots.style import figure, save, title_note
 
 
@@ -20,7 +20,7 @@ def render(reader, out_dir: Path) -> list[Path]:  # type: ignore[no-untyped-def]
     # where the reads were taken (a station's chip may be read later than asked)
     t = (reader.data("inference/t_s")[: rmse.size] if "inference/t_s" in reader
          else nominal)
-    labels = [time_label(n) if abs(a - n) <= 0.1 * n + 1.0 else f"{time_label(n)}\n(at {a:.3g} s)"
+    labels = [f"{time_label(n)}\n(at {a:.3g} s)" if read_late(n, a) else time_label(n)
               for n, a in zip(nominal, t, strict=True)]
     t = np.maximum(t, 1e-3)
     paths = []
@@ -33,7 +33,8 @@ def render(reader, out_dir: Path) -> list[Path]:  # type: ignore[no-untyped-def]
     a.set_xticks(t, labels)
     a.xaxis.set_minor_locator(NullLocator())   # no "2x10^0" between the read times
     wires = (f", {cfg['wire_resistance_ohm']} ohm/segment"
-             if reader.backend.get("backend") == "sim" else "")
+             if reader.backend.get("backend") == "sim"
+             and cfg.get("wire_resistance_ohm") is not None else "")
     a.set(xlabel="time after programming", ylabel="RMSE (units of w/w_max * x)",
           title=f"Analog MVM accuracy: {cfg['dac_bits']}-bit in, {cfg['adc_bits']}-bit out"
           f"{wires}\n{title_note(reader)}")

@@ -77,20 +77,27 @@ def render(reader: Any, out_dir: Path) -> list[Path]:
     # ten-year projection
     complete = reader.status == "complete"
     xs = np.geomspace(1.0, TEN_YEARS_S if complete else max(float(tt.max(initial=1.0)), 2.0), 60)
-    for a, y, name, lab in ((ax[0, 0], sh, "mean_shift_S", "mean shift (uS)"),
-                            (ax[0, 1], sg, "sigma_S", "sigma (uS)")):
-        a.semilogx(tt, y, "o", ms=4, label="measured")
+    for a, y, name, lab, why in (
+            (ax[0, 0], sh, "mean_shift_S", "mean shift (uS)",
+             "mean shift n/a: no converged cell read"),
+            (ax[0, 1], sg, "sigma_S", "sigma (uS)", "sigma n/a: one cell per level")):
+        a.set_xscale("log")
+        if np.isfinite(y).any():
+            a.plot(tt, y, "o", ms=4, label="measured")
+        else:   # nothing to draw: say why, with no empty legend entry and no made-up axis
+            a.text(0.5, 0.5, why, ha="center", va="center", transform=a.transAxes)
+            a.set_yticks([])
         f = fit.get(name, {})
         if f.get("slope_S") is not None and np.isfinite(f["slope_S"]):
-            a.semilogx(xs, (f["slope_S"] * np.log(xs) + f["intercept_S"]) * 1e6, "-",
-                       label=f"{f['slope_S'] * 1e6:.4f} ln t + {f['intercept_S'] * 1e6:.4f}")
+            slope, icpt = f["slope_S"] * 1e6, f["intercept_S"] * 1e6
+            a.plot(xs, slope * np.log(xs) + icpt, "-",
+                   label=f"{slope:.4f} ln t {'-' if icpt < 0 else '+'} {abs(icpt):.4f}")
         if complete and proj.get(name) is not None and np.isfinite(proj[name]):
-            a.semilogx([proj["t_s"]], [proj[name] * 1e6], "s", color="C3", label="10 years")
-        if not np.isfinite(y).any():
-            a.text(0.5, 0.5, "n/a: needs levels of two or more cells", ha="center",
-                   va="center", transform=a.transAxes)
+            a.plot([proj["t_s"]], [proj[name] * 1e6], "s", color="C3", label="10 years")
         a.set(xlabel="t after programming (s)", ylabel=lab)
-        a.legend(fontsize=8)
+        if a.get_legend_handles_labels()[0]:
+            a.legend(fontsize=8)
+    ax[0, 1].set_xlim(ax[0, 0].get_xlim())   # both panels over the same times
     fig.suptitle("Shift and spread against ln t, projected to ten years" if complete else
                  f"Shift and spread against ln t — {title_note(reader)}")
     paths.append(save(fig, out_dir, "retention_fit"))

@@ -170,8 +170,16 @@ def _final_records(group: str, targets: np.ndarray, r: np.ndarray, c: np.ndarray
     }
 
 
+#: ``rounds/set_pulses`` and ``rounds/reset_pulses`` of a native loop whose backend does not
+#: say how many of its pulses were sets
+NOT_KNOWN = -1
+
+
 class _Rounds:
-    """Per-round records buffered between Steps (one row per round)."""
+    """Per-round records buffered between Steps (one row per round): ``index`` (the round),
+    ``active`` cells, ``set_pulses`` and ``reset_pulses`` fired in it, ``trace_S``.  A native
+    loop (inside the backend) leaves one row at its last round with the totals of all its
+    rounds, or :data:`NOT_KNOWN` (-1) where the backend does not report them."""
 
     def __init__(self, n_trace: int) -> None:
         self.n_trace = n_trace
@@ -295,16 +303,23 @@ def _native(array: Any, cells: Cells, targets: np.ndarray, cfg: VerifyConfig,
     g = np.array(state["g_S"], dtype=float)
     pulses = np.array(state["pulses"], dtype=np.int64)
     conv = np.array(state["converged"], dtype=bool)
+    n_set, n_reset = 0, 0
     if todo.size:
-        g_new, p_new = array.program_verify(
+        out = array.program_verify(
             Cells.at(r[todo], c[todo]), targets[todo], cfg.tolerance, max_pulses=cfg.max_pulses,
             set_V=v_set[todo], reset_V=v_reset[todo], width_s=cfg.width_s, gate_V=cfg.gate_V)
-        p_new = np.asarray(p_new, dtype=np.int64)
-        g[todo] = np.asarray(g_new, dtype=float)
+        p_new = np.asarray(out[1], dtype=np.int64)
+        g[todo] = np.asarray(out[0], dtype=float)
         conv[todo] = p_new >= 0
-        pulses[todo] = np.where(p_new >= 0, p_new, cfg.max_pulses)
+        fired = np.where(p_new >= 0, p_new, cfg.max_pulses)
+        pulses[todo] = fired
+        if len(out) > 2:    # the backend said how many were sets
+            n_set = int(np.sum(np.asarray(out[2], dtype=np.int64)))
+            n_reset = int(np.sum(fired)) - n_set
+        else:               # not known: -1, never a made-up 0
+            n_set, n_reset = NOT_KNOWN, NOT_KNOWN
     state["g_S"], state["pulses"], state["converged"] = g, pulses, conv
     state["finished"] = np.ones(r.size, dtype=bool)
     state["round"] = int(pulses.max()) if pulses.size else 0
-    rounds.add(state, 0, 0)
+    rounds.add(state, n_set, n_reset)   # one row for all the loop's rounds: their totals
     return _loop_step(state, r.size, group, targets, r, c, rounds)

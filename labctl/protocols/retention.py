@@ -75,13 +75,14 @@ class RetentionConfig:
             if np.any(np.diff(t) <= 0):
                 raise ConfigError("--times must be strictly increasing", key="times")
             if t[-1] > TEN_YEARS_S:
-                raise ConfigError(f"--times reaches {t[-1]:.3g} s; reads are waited for, so at "
-                                  f"most 10 years ({TEN_YEARS_S:.3g} s) (the summary projects "
+                # every digit: a value just over the limit must read as different from it
+                raise ConfigError(f"--times reaches {t[-1]:.12g} s; reads are waited for, so at "
+                                  f"most 10 years ({TEN_YEARS_S:.12g} s) (the summary projects "
                                   f"10 years from the fit)", key="times")
         elif not (np.isfinite(self.duration_s) and 1.0 <= self.duration_s <= TEN_YEARS_S):
-            raise ConfigError(f"--duration-s must be 1 s to 10 years ({TEN_YEARS_S:.3g} s): reads "
-                              f"are waited for, and the summary projects 10 years from the "
-                              f"fit; got {self.duration_s:g}", key="duration_s")
+            raise ConfigError(f"--duration-s must be 1 s to 10 years ({TEN_YEARS_S:.12g} s): "
+                              f"reads are waited for, and the summary projects 10 years from "
+                              f"the fit; got {self.duration_s:.12g}", key="duration_s")
 
     def grid(self) -> np.ndarray:
         if self.times_s is not None:

@@ -51,7 +51,12 @@ def test_report_of_a_station_program_run_draws_the_native_loop_as_start_and_end(
     with RunReader(out) as r:
         idx = r.data("program/rounds/index")
         pulses = r.data("program/pulses")
+        n_set = r.data("program/rounds/set_pulses")
+        n_reset = r.data("program/rounds/reset_pulses")
     assert idx[0] == 0 and idx[1] == pulses[:8].max() > 1    # start and end rows only
+    # the end row holds the loop's real totals, as the SMU's script counted them
+    assert n_set[0] == n_reset[0] == 0
+    assert n_set[1] > 0 and n_reset[1] >= 0 and n_set[1] + n_reset[1] == pulses[:8].sum()
     assert main(["report", str(out), "--out", str(tmp_path / "rep")]) == 0
     assert (tmp_path / "rep" / "program_traces.png").is_file()
 
@@ -84,14 +89,26 @@ def test_inference_of_a_station_transfer_counts_ages_across_processes(
     pw = tmp_path / "pw.h5"
     assert main(["program", str(w), "--backend", str(station), "--quiet", "--out",
                  str(pw)]) == 0
-    time.sleep(1.5)
+    time.sleep(2.0)
     capsys.readouterr()
     inf = tmp_path / "inf.h5"
     assert main(["pipeline", "inference", str(pw), "--times", "1s", "--inputs", "8",
                  "--quiet", "--out", str(inf)]) == 0
-    assert "reads asked for earlier are taken now" in capsys.readouterr().err
+    out, err = capsys.readouterr()
+    assert "reads asked for earlier are taken now" in err
     with RunReader(inf) as r:
-        assert r.data("inference/t_s")[0] >= 1.5
+        age = r.data("inference/t_s")[0]
+        assert age >= 1.5
+        # the chip's wires are its own: no simulator wire resistance claimed or recorded
+        assert r.config["wire_resistance_ohm"] is None
+        assert "wire_resistance_ohm" not in r.backend
+    assert "ohm/segment" not in out
+    assert f"1s (read at {age:.3g} s)" in out      # the row says when it was really read
+    assert main(["pipeline", "inference", str(pw), "--times", "1s", "--inputs", "8",
+                 "--wire-resistance-ohm", "0.35", "--quiet", "--out",
+                 str(tmp_path / "inf1.h5")]) == 2
+    assert "ran on a station, whose chip has its own wires" in capsys.readouterr().err
+    assert not (tmp_path / "inf1.h5").exists()
     with h5py.File(pw, "r+") as h:
         h["transfer/load_end_s"][...] = 0.56
     assert main(["pipeline", "inference", str(pw), "--times", "1s", "--quiet", "--out",

@@ -82,12 +82,12 @@ def test_2636b_on_instrument_verify_loop_fires_the_generators(served, bench) -> 
     # the fake cell moves x1.25 per pulse from 10 uS: 7 set pulses reach 47.7 uS
     out = smu.program_verify(read_voltage_V=0.2, g_low_S=40e-6, g_high_S=60e-6, max_pulses=60)
     assert smu.round_trips == before + 1
-    assert (out.pulses, out.converged) == (7, True)
+    assert (out.pulses, out.converged, out.set_pulses) == (7, True, 7)
     assert out.conductance_S == pytest.approx(10e-6 * 1.25**7, rel=1e-5)
     assert [p.amplitude_V for p in set_server.emulator.pulses] == [1.35] * 7
     # a band narrower than the step: set and reset alternate until max_pulses
     out = smu.program_verify(read_voltage_V=0.2, g_low_S=49e-6, g_high_S=51e-6, max_pulses=20)
-    assert (out.pulses, out.converged) == (20, False)
+    assert (out.pulses, out.converged, out.set_pulses) == (20, False, 10)
     assert [p.amplitude_V for p in reset_server.emulator.pulses] == [-1.5] * 10
     assert len(set_server.emulator.pulses) == 7 + 10
     assert smu.errors() == []

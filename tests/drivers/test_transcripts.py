@@ -98,13 +98,14 @@ def test_keithley_2636b_verify_script_is_one_round_trip_per_cell() -> None:
          "digio.trigger[4].mode = digio.TRIG_RISINGA digio.trigger[4].pulsewidth = 1e-05 "
          "print(errorqueue.count)", "0.00000e+00"),
         ("labctl_pv(smua, 0.2, 9e-06, 1.1e-05, 40, 3, 4, 2e-05)",
-         "7.00000e+00\t1.04000e-05\t0.00000e+00"))
+         "7.00000e+00\t1.04000e-05\t0.00000e+00\t5.00000e+00"))
     smu = Keithley2636B(t)
     smu.compliance_A, smu.output_on = 1e-4, True
     smu.load_verify_script(set_line=3, reset_line=4)
     out = smu.program_verify(read_voltage_V=0.2, g_low_S=9e-6, g_high_S=11e-6, max_pulses=40,
                              settle_s=2e-5)
     assert (out.pulses, out.conductance_S, out.converged) == (7, pytest.approx(1.04e-5), True)
+    assert out.set_pulses == 5            # of the 7, the script counted 5 on the set line
     t.assert_complete()
 
 

@@ -85,8 +85,12 @@ def test_inference_summary_breakdown_and_growth(transfer, tmp_path, capsys):
     assert s["rmse"]["1s"] < s["rmse"]["10y"]
     b1, b10 = s["rmse_breakdown"]["1s"], s["rmse_breakdown"]["10y"]
     assert b10["relaxation"] > 2 * b1["relaxation"]
+    # the simulator's wires are known and applied; its virtual clock reads on time
+    assert s["wire_resistance_ohm"] == 0.35
+    assert s["t_actual_s"] == {"1s": 1.0, "1d": 86400.0, "10y": 10 * 365.25 * 86400.0}
     with RunReader(tmp_path / "i.h5") as r:
         assert r.config["transfer_file"] == str(tf)
+        assert r.backend["wire_resistance_ohm"] == 0.35
         x, y_fp = r.data("inference/inputs"), r.data("inference/y_fp")
         assert np.allclose(y_fp, x @ w)                      # w_max = 1 for clipped N(0,1)
         y = r.data("inference/y_analog")
@@ -108,6 +112,27 @@ def test_finer_converters_and_no_wires_remove_their_causes(transfer, tmp_path, c
     assert fine["quantisation"] < 0.05 * base["quantisation"]
     assert base["ir_drop"] > 0.02 and fine["ir_drop"] < 0.2 * base["ir_drop"], (base, fine)
     assert fine["relaxation"] == pytest.approx(base["relaxation"], rel=0.2)
+
+
+def test_human_table_names_the_wires_and_flags_late_reads():
+    from labctl.commands.pipeline_inference import human
+
+    b = dict.fromkeys(("quantisation", "programming", "relaxation", "read_noise", "ir_drop"),
+                      0.01)
+    s = {"cells": 4, "inputs": 8, "dac_bits": 6, "adc_bits": 8, "run_file": "i.h5",
+         "rmse": {"1s": 0.02, "1h": 0.03}, "rmse_breakdown": {"1s": b, "1h": b},
+         "t_actual_s": {"1s": 3.83, "1h": 3600.2, "1d": 100000.4},
+         "wire_resistance_ohm": None}
+    text = human({**s, "rmse": {**s["rmse"], "1d": 0.04},
+                  "rmse_breakdown": {**s["rmse_breakdown"], "1d": b}})
+    assert "1d (read at 100000 s)" in text
+    text = human(s)
+    assert "ohm/segment" not in text.splitlines()[0]
+    rows = text.splitlines()[3:5]
+    assert rows[0].split()[:5] == ["1s", "(read", "at", "3.83", "s)"]
+    assert rows[1].split()[:2] == ["1h", "0.0300"]             # on time: the asked-for label
+    assert len(rows[0]) == len(rows[1])                        # columns stay aligned
+    assert "0.35 ohm/segment" in human({**s, "wire_resistance_ohm": 0.35}).splitlines()[0]
 
 
 def test_inference_refuses_what_is_not_a_transfer(tmp_path, capsys):

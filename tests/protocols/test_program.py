@@ -309,3 +309,7 @@ def test_a_native_program_verify_backend_is_used(cmo_chip):
     assert state["pulses"].tolist() == [7] * 7 + [50]
     assert state["converged"].tolist() == [True] * 7 + [False]
     assert "program/g_S" in steps[-1].append
+    # this backend does not say which of its pulses were sets: -1 (not known), not 0
+    rec = steps[-1].append
+    assert rec["program/rounds/set_pulses"][0].tolist() == [-1]
+    assert rec["program/rounds/reset_pulses"][0].tolist() == [-1]

@@ -124,5 +124,42 @@ def test_one_cell_per_level_gives_no_sigma(tmp_path, capsys):
     assert main(["run", "retention", "--levels", "2", "--repeats", "1", "--times", "1,2",
                  "--rows", "2", "--cols", "2", "--quiet", "--out", str(out)]) == 0
     text = capsys.readouterr().out
-    assert "sigma n/a uS   overlap n/a %" in text and "nan" not in text
+    assert "sigma n/a   overlap n/a" in text and "nan" not in text
+    assert "n/a uS" not in text and "n/a %" not in text      # no unit after n/a
+    assert " uS   sigma" in text                             # the shift keeps its unit
     assert "need levels of two or more cells" in text
+
+
+def test_one_cell_per_level_figure_says_sigma_is_n_a(tmp_path, monkeypatch):
+    """The sigma panel says why it is empty, has no empty legend, and spans the same times
+    as the shift panel."""
+    import labctl.plots.retention as plots
+    from labctl.commands.report import render_report
+
+    out = tmp_path / "r.h5"
+    assert main(["run", "retention", "--levels", "2", "--repeats", "1", "--times", "1,2",
+                 "--rows", "2", "--cols", "2", "--quiet", "--out", str(out)]) == 0
+    figs = {}
+    real_save = plots.save
+
+    def keep(fig, out_dir, name):
+        figs[name] = (fig.axes[0].get_xlim(), fig.axes[1].get_xlim(), fig.axes[1].get_legend(),
+                      [t.get_text() for t in fig.axes[1].texts], fig.axes[1].get_lines()) \
+            if name == "retention_fit" else None
+        return real_save(fig, out_dir, name)
+
+    monkeypatch.setattr(plots, "save", keep)
+    render_report(out, tmp_path / "rep")
+    shift_x, sigma_x, legend, texts, lines = figs["retention_fit"]
+    assert texts == ["sigma n/a: one cell per level"]
+    assert legend is None and not lines
+    assert sigma_x == shift_x and shift_x[1] > 1e8          # out to the ten-year projection
+
+
+def test_duration_just_over_ten_years_is_told_apart_from_the_limit():
+    with pytest.raises(ConfigError) as e:
+        RetentionConfig(duration_s=TEN_YEARS_S + 1).validate()
+    assert "(315576000 s)" in str(e.value) and "got 315576001" in str(e.value)
+    with pytest.raises(ConfigError) as e:
+        RetentionConfig(times_s=(1.0, TEN_YEARS_S + 1)).validate()
+    assert "reaches 315576001 s" in str(e.value) and "(315576000 s)" in str(e.value)
