@@ -204,10 +204,18 @@ def test_report_tells_a_killed_run_from_a_running_one(tmp_path, capsys):
     assert main(["report", str(killed), "--out", str(tmp_path / "rep"), "--json"]) == 0
     out, err = capsys.readouterr()
     assert "no process is writing it" in err
-    assert json.loads(out.strip().splitlines()[-1])["stale"] is True
+    res = json.loads(out.strip().splitlines()[-1])
+    assert res["status"] == "killed" and "stale" not in res   # the word watch --json uses
+    from labctl.plots.style import run_is, title_note
+
+    with RunReader(killed) as r:   # the figures say so too, not "running"
+        assert title_note(r).endswith("killed run (not being written): partial data")
+        assert run_is(r) == "the run was killed"
     w = RunWriter(tmp_path / "live.h5", command="run program", config={}, backend={})
     try:
         assert being_written(tmp_path / "live.h5") is True
+        with RunReader(tmp_path / "live.h5") as r:
+            assert title_note(r).endswith(" running run: partial data")
     finally:
         w.finish("aborted", error="test")
 
@@ -226,3 +234,28 @@ def test_watch_stops_on_a_run_nobody_writes(tmp_path, capsys):
     lines = capsys.readouterr().out.strip().splitlines()
     assert any("no process is writing" in ln for ln in lines)
     assert json.loads(lines[-1])["status"] == "killed"
+
+
+def test_report_and_watch_draw_a_run_whose_last_step_was_torn(tmp_path, capsys):
+    """A file from an older labctl or a SIGKILL: the last step's datasets of unequal length
+    (retention/program/row longer than g_S).  report and watch draw its whole records."""
+    import h5py
+
+    run_file = tmp_path / "r.h5"
+    assert main(["run", "retention", "--rows", "4", "--cols", "4", "--levels", "4",
+                 "--repeats", "2", "--times", "1s,2s", "--quiet", "--out", str(run_file)]) == 0
+    with h5py.File(run_file, "a") as f:           # the torn step an interrupt left behind
+        for name in ("row", "col", "target_S"):
+            ds = f[f"retention/program/{name}"]
+            n = ds.shape[0]
+            ds.resize(n + 8, axis=0)
+            ds[n:] = ds[:8]
+        f.attrs["status"] = "aborted"
+    capsys.readouterr()
+    assert main(["report", str(run_file), "--out", str(tmp_path / "rep"), "--json"]) == 0
+    res = _json_line(capsys.readouterr().out)
+    assert res["status"] == "aborted" and res["figures"]
+    assert main(["watch", str(run_file), "--out", str(tmp_path / "live"), "--json",
+                 "--interval-s", "0.05"]) == 0
+    res = _json_line(capsys.readouterr().out)
+    assert res["status"] == "aborted" and res["redraws"] == 1

@@ -151,14 +151,14 @@ def execute_protocol(args: argparse.Namespace, command: str, protocol: Any, *,
                          wire_resistance_ohm=wire_resistance_ohm) \
         if array_factory is None else array_factory()
     bar = ProgressBar(command, enabled=not getattr(args, "quiet", False))
-    writer = None
+    writer, transcript = None, None
     try:
         with array:
             desc = array.describe()
             check_opened_backend(args, desc, recorded)   # before any voltage, before the file
             if hasattr(protocol, "preflight"):   # refused here, no run file is left behind
                 protocol.preflight(array)
-            if wire_resistance_ohm:
+            if wire_resistance_ohm and desc.get("backend") == "sim":   # a station's are its own
                 desc["wire_resistance_ohm"] = wire_resistance_ohm
             # argv: the exact command line, so `labctl replay` can re-execute it
             writer = RunWriter(out, command=command, config=config, backend=desc,
@@ -166,15 +166,19 @@ def execute_protocol(args: argparse.Namespace, command: str, protocol: Any, *,
                                argv=list(getattr(args, "argv", [])))
             if args.resume and resume_ckpt is None:
                 writer.clear_data()  # killed before the first checkpoint: start over
-            summary = run(protocol, array, writer, progress=bar, resume=resume_ckpt)
+            transcript = TranscriptLog(writer, array, prior)
+            summary = run(protocol, array, writer, progress=bar, resume=resume_ckpt,
+                          after_step=transcript.append)
             bar.close()
         # after the backend closed, so the transcript ends with its outputs off, matrix open
-        store_transcript(writer, array, prior)
+        transcript.append()
         writer.finish("complete")
     except BaseException as e:
         bar.close()
         if writer is not None:
-            store_transcript(writer, array, prior)
+            if transcript is None:
+                transcript = TranscriptLog(writer, array, prior)
+            transcript.append()
             # Ctrl-C, or SIGTERM (which the CLI raises as KeyboardInterrupt("SIGTERM"))
             reason = (("interrupted" + (f" by {e}" if str(e) else "")) if
                       isinstance(e, KeyboardInterrupt) else f"{e}")
@@ -186,14 +190,17 @@ def execute_protocol(args: argparse.Namespace, command: str, protocol: Any, *,
     return summary
 
 
-#: the columns of a run file's instrument transcript (``transcript/<name>``)
+#: the columns of a run file's instrument transcript (``transcript/<name>``), and the
+#: session of each entry (0 for the first)
 TRANSCRIPT_COLUMNS = ("resource", "time_s", "direction", "text")
+_JOURNAL_COLUMNS = (*TRANSCRIPT_COLUMNS, "session")
 
 
 def prior_transcript(reader: Any) -> dict[str, Any]:
     """What the earlier sessions of a run being resumed recorded: their transcript columns
-    (empty when they left none: a simulator, or a process killed outright), the session of
-    each entry, their round trips, and the index of the session that starts now."""
+    (empty when they left none: a simulator, or a process killed before its first step),
+    the session of each entry, their round trips, and the index of the session that starts
+    now.  Columns a kill left of unequal length are cut to the shortest."""
     import h5py
 
     attrs = reader.attrs()
@@ -206,36 +213,69 @@ def prior_transcript(reader: Any) -> dict[str, Any]:
                           else np.array(ds[()]))
         columns["session"] = (reader.data("transcript/session") if "transcript/session" in reader
                               else np.zeros(len(columns["text"]), dtype=np.int64))
+        shortest = min(len(v) for v in columns.values())
+        columns = {k: v[:shortest] for k, v in columns.items()}
     return {"index": index, "columns": columns,
             "round_trips": int(attrs.get("round_trips", 0))}
 
 
-def store_transcript(writer: Any, array: Any, prior: dict[str, Any] | None = None) -> None:
-    """Hardware runs: every instrument command/response (``transcript/*``) and round trips.
+class TranscriptLog:
+    """A hardware run's instrument transcript (``transcript/*``: every command and response,
+    ``time_s`` in POSIX seconds) and round trips, appended to the run file as the run goes.
 
-    A resumed run appends this session's entries to those of the earlier sessions
-    (``prior``, from :func:`prior_transcript`); ``transcript/session`` numbers the session
-    of each entry (0 for the first).  Called at the end of a run and on abort; never masks
-    the error that aborted the run.
+    :meth:`append` runs after every step, with the step's records (``run(after_step=...)``),
+    and once more when the run ends or aborts, so a killed session loses at most the
+    entries of the step in flight.  A resumed run appends its entries after those of the
+    earlier sessions (``prior``, from :func:`prior_transcript`); ``transcript/session``
+    numbers the session of each entry.  Never masks the run's own outcome.
     """
-    try:
-        if not writer.h5.id.valid:
-            return
-        before = prior or {"index": 0, "columns": {}, "round_trips": 0}
-        if hasattr(array, "round_trips"):
-            writer.set_attrs("/", round_trips=int(array.round_trips) + before["round_trips"])
-        transcript = dict(getattr(array, "transcript", None) or {})
-        if not transcript and not before["columns"]:
-            return
-        n_new = len(transcript["text"][0]) if transcript else 0
-        transcript["session"] = (np.full(n_new, before["index"], dtype=np.int64), "")
-        for name in (*TRANSCRIPT_COLUMNS, "session"):
-            values, units = transcript.get(name, (np.zeros(0), ""))
-            old = before["columns"].get(name)
-            if old is not None:
-                values = np.concatenate([old, np.asarray(values)]) if n_new else old
-            writer.write(f"transcript/{name}", values, "s" if name == "time_s" else units)
-    except Exception as e:  # noqa: BLE001 - the run's own outcome matters more
-        import logging
 
-        logging.getLogger(__name__).warning("could not store the instrument transcript: %s", e)
+    def __init__(self, writer: Any, array: Any, prior: dict[str, Any] | None = None) -> None:
+        self.writer, self.array = writer, array
+        self.prior = prior or {"index": 0, "columns": {}, "round_trips": 0}
+        self._warned = False
+        self._guarded(self._keep_prior)
+
+    def _keep_prior(self) -> None:
+        """The earlier sessions' entries as a journal the new ones are appended to: a
+        resume cut to their shortest column, or rewrote them (an older labctl wrote them
+        whole; a kill before the first checkpoint had them cleared with the data)."""
+        columns = self.prior["columns"]
+        n = len(columns.get("text", ()))
+        if self.writer.cut_journal("transcript", _JOURNAL_COLUMNS) == n:
+            return
+        self.writer.delete("transcript")
+        if n:
+            self.writer.append_journal("transcript", {
+                k: (columns[k], "s" if k == "time_s" else "") for k in _JOURNAL_COLUMNS})
+
+    def append(self) -> None:
+        """Append the entries made since the last call (none on a simulator), whole: Ctrl-C
+        and SIGTERM wait until every column has them."""
+        from labctl.interrupts import interrupts_deferred
+
+        with interrupts_deferred():
+            self._guarded(self._append)
+
+    def _append(self) -> None:
+        take = getattr(self.array, "take_transcript", None)
+        new = dict(take() or {}) if callable(take) else {}
+        n = len(new["text"][0]) if new else 0
+        if n:
+            new["session"] = (np.full(n, self.prior["index"], dtype=np.int64), "")
+            self.writer.append_journal("transcript", new)
+        if hasattr(self.array, "round_trips"):
+            self.writer.set_attrs("/", round_trips=int(self.array.round_trips)
+                                  + self.prior["round_trips"])
+
+    def _guarded(self, action: Callable[[], None]) -> None:
+        try:
+            if self.writer.h5.id.valid:
+                action()
+        except Exception as e:  # noqa: BLE001 - the run's own outcome matters more
+            if not self._warned:
+                import logging
+
+                logging.getLogger(__name__).warning(
+                    "could not store the instrument transcript: %s", e)
+                self._warned = True

@@ -27,11 +27,12 @@ def render_report(run_file: Path, out_dir: Path) -> list[Path]:
 
 
 def _render(run_file: Path, out_dir: Path) -> tuple[list[Path], str]:
-    """(the written figures, the run's status), from one opening of the file."""
-    from labctl.data.runfile import RunReader
+    """(the written figures, the run's status: ``killed`` for a file left ``running`` that
+    nobody writes), from one opening of the file."""
+    from labctl.data.runfile import RunReader, run_status
     from labctl.plots import RENDERERS
 
-    with RunReader(run_file) as reader:
+    with RunReader(run_file, whole_records=True) as reader:   # not a kill's partial step
         module = RENDERERS.get(reader.command)
         if module is None:
             raise DataFormatError(f"{run_file}: no report for runs of kind '{reader.command}'")
@@ -44,21 +45,20 @@ def _render(run_file: Path, out_dir: Path) -> tuple[list[Path], str]:
                 warnings.filterwarnings("ignore", message="No artists with labels found")
                 paths = importlib.import_module(f"labctl.plots.{module}").render(reader, out_dir)
         except KeyError as e:
-            if reader.status == "running":
-                from labctl.data.runfile import being_written
-
-                gone = being_written(run_file) is False
+            status = run_status(run_file, reader.status)
+            if status in ("running", "killed"):
                 raise DataFormatError(
                     f"{run_file}: the run has recorded nothing the '{reader.command}' report "
                     f"draws yet" + (" and no process is writing it (its run was killed; "
-                                    "--resume carries it on)" if gone else "")) from None
-            if reader.status != "complete":
+                                    "--resume carries it on)" if status == "killed" else "")
+                ) from None
+            if status != "complete":
                 raise DataFormatError(
-                    f"{run_file}: the run is {reader.status} and stopped before it recorded "
+                    f"{run_file}: the run is {status} and stopped before it recorded "
                     f"anything the '{reader.command}' report draws") from None
             raise DataFormatError(f"{run_file} lacks data the '{reader.command}' report needs "
                                   f"({_missing(e)})") from None
-        return paths, reader.status
+        return paths, run_status(run_file, reader.status)
 
 
 def _missing(e: KeyError) -> str:
@@ -74,13 +74,10 @@ def handle(args: argparse.Namespace) -> int:
 
     run_file = Path(args.run_file)
     out = Path(args.out) if args.out else run_file.with_name(run_file.stem + "-report")
-    from labctl.data.runfile import being_written
-
     paths, status = _render(run_file, out)
     for p in paths:
         print(p)
-    stale = status == "running" and being_written(run_file) is False
-    if stale:
+    if status == "killed":
         print(f"note: the run file says 'running' but no process is writing it (its run was "
               f"killed); the figures show what it recorded: `--resume {run_file}` carries it on",
               file=sys.stderr)
@@ -91,6 +88,6 @@ def handle(args: argparse.Namespace) -> int:
         print(f"note: the run is {status}; the figures show what it recorded before it stopped",
               file=sys.stderr)
     if args.json:
-        print(json.dumps({"run_file": str(run_file), "status": status, "stale": stale,
+        print(json.dumps({"run_file": str(run_file), "status": status,
                           "figures": [str(p) for p in paths]}))
     return 0

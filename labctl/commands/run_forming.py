@@ -27,20 +27,26 @@ def register(sub: Any) -> None:
 
 
 def human(s: dict[str, Any]) -> str:
-    def f(x: Any, scale: float, fmt: str) -> str:
-        return "n/a" if x is None else format(x * scale, fmt)
+    from labctl.commands.quantity import quantity
 
+    def f(x: Any, scale: float, fmt: str, unit: str = "") -> str:
+        return quantity(x, fmt, scale=scale, unit=unit)
+
+    v_std = f(s["v_form_std_V"], 1, ".3f", "V")
     head = (f"forming: {s['formed']}/{s['ramped']} cells formed "
-            f"(yield {f(s['yield'], 100, '.1f')} %)\n")
+            f"(yield {f(s['yield'], 100, '.1f', '%')})\n")
     if s.get("already_formed"):
         head += (f"  {s['already_formed']} of {s['cells']} cells already read as formed and "
                  f"were left alone (no forming voltage)\n")
+    if s.get("formed_by_interrupted_session"):
+        head += (f"  {s['formed_by_interrupted_session']} cells formed by an interrupted "
+                 f"session (forming voltage not recorded)\n")
     return (head +
-            f"  V_form (1T1R)   {f(s['v_form_mean_V'], 1, '.3f')} +/- "
-            f"{f(s['v_form_std_V'], 1, '.3f')} V\n"
-            f"  V_form (ReRAM)  {f(s['v_form_reram_mean_V'], 1, '.3f')} V\n"
-            f"  I_form          {f(s['i_form_mean_A'], 1e6, '.1f')} uA\n"
-            f"  G after         {f(s['g_after_mean_S'], 1e6, '.2f')} uS\n"
+            f"  V_form (1T1R)   {f(s['v_form_mean_V'], 1, '.3f', 'V')}"
+            + ("" if v_std == "n/a" else f" +/- {v_std}") + "\n"
+            f"  V_form (ReRAM)  {f(s['v_form_reram_mean_V'], 1, '.3f', 'V')}\n"
+            f"  I_form          {f(s['i_form_mean_A'], 1e6, '.1f', 'uA')}\n"
+            f"  G after         {f(s['g_after_mean_S'], 1e6, '.2f', 'uS')}\n"
             f"  run file        {s['run_file']}")
 
 

@@ -56,7 +56,7 @@ def snapshot_once(run_file: Path, out: Path, last_size: int) -> tuple[str, int, 
     from labctl.data.runfile import RunReader
     from labctl.plots import RENDERERS
 
-    with RunReader(run_file) as r:
+    with RunReader(run_file, whole_records=True) as r:   # not a step being appended
         status, size = r.status, _size(r)
         if size == last_size:
             return status, size, 0
@@ -71,7 +71,7 @@ def snapshot_once(run_file: Path, out: Path, last_size: int) -> tuple[str, int, 
 
 
 def handle(args: argparse.Namespace) -> int:
-    from labctl.data.runfile import being_written
+    from labctl.data.runfile import run_status
     from labctl.errors import ConfigError, DataFormatError
 
     run_file = Path(args.run_file)
@@ -135,7 +135,7 @@ def handle(args: argparse.Namespace) -> int:
             break
         # 'running' with nobody writing, twice in a row (a writer locks its file right
         # after creating it): the run was killed, and the file will not change again
-        orphan = orphan + 1 if being_written(run_file) is False else 0
+        orphan = orphan + 1 if run_status(run_file, status) == "killed" else 0
         if orphan >= 2:
             print(f"no process is writing {run_file} (its run was killed); `--resume` it to "
                   f"carry on", flush=True)

@@ -16,6 +16,16 @@ cell in flight.  ``/checkpoint_a`` and ``/checkpoint_b`` alternate; the root att
 leaves the previous one intact.  HDF5 is not crash-safe: the slot being written when the
 process died can be unreadable, so nothing but the named slot is ever opened; a resumed
 run deletes a stale slot, or writes past one it cannot delete (``/checkpoint_2``, ...).
+
+A step's datasets are appended one after another, so a process killed between two of them
+leaves a partial record after the last checkpoint.  A resume cuts every growable dataset
+back to its length at the checkpoint, and ``RunReader(whole_records=True)`` reads a run that
+did not complete the same way (:func:`whole_records`): report and watch draw what a resume
+keeps.
+A *journal* (the instrument transcript, ``transcript/*``) is a group of growable datasets
+with the ``journal`` attribute, one entry per message in each: it is appended beside the
+step records, a resume keeps it whole (it says what every session sent), and torn columns
+are cut to the shortest.
 """
 
 from __future__ import annotations
@@ -38,6 +48,7 @@ from labctl.errors import ConfigError, DataFormatError
 FORMAT = "labctl-run/1"
 STATUSES = ("running", "complete", "aborted")
 SLOT_PREFIX = "checkpoint_"
+JOURNAL_ATTR = "journal"
 
 
 def _now_iso() -> str:
@@ -71,6 +82,33 @@ def data_names(h5: h5py.File) -> list[str]:
             obj.visititems(lambda n, o, k=key: names.append(f"{k}/{n}")
                            if isinstance(o, h5py.Dataset) else None)
     return names
+
+
+def whole_records(h5: h5py.File, lengths: dict[str, int] | None) -> tuple[dict[str, int],
+                                                                           set[str]]:
+    """What a resume keeps of the growable datasets, as ``(cut, dropped)``: ``cut`` maps a
+    dataset holding more than whole records to the length it keeps, ``dropped`` names those
+    it deletes.  Step records are kept up to the last checkpoint (``lengths``: each dataset's
+    length then; one it does not name was created after it, and with no checkpoint at all
+    none is kept); the columns of a journal are cut to its shortest."""
+    cut: dict[str, int] = {}
+    dropped: set[str] = set()
+    journals: dict[str, dict[str, int]] = {}
+    for name in data_names(h5):
+        ds = h5[name]
+        if not (ds.maxshape and ds.maxshape[0] is None):
+            continue
+        n = int(ds.shape[0])
+        if ds.attrs.get(JOURNAL_ATTR, 0):
+            journals.setdefault(name.rpartition("/")[0], {})[name] = n
+        elif lengths is None or name not in lengths:
+            dropped.add(name)
+        elif n > lengths[name]:
+            cut[name] = int(lengths[name])
+    for columns in journals.values():
+        shortest = min(columns.values())
+        cut.update({name: shortest for name, n in columns.items() if n > shortest})
+    return cut, dropped
 
 
 def check_writable(path: str | os.PathLike[str]) -> Path:
@@ -150,6 +188,13 @@ def being_written(path: str | os.PathLike[str]) -> bool | None:
     return False
 
 
+def run_status(path: str | os.PathLike[str], status: str) -> str:
+    """The status word report, watch and the figures show for a run file whose ``status``
+    attribute is ``status``: that word, but ``killed`` for a file that says ``running`` and
+    that no process writes (:func:`being_written`): its run was killed."""
+    return "killed" if status == "running" and being_written(path) is False else status
+
+
 class RunWriter:
     """Writes one run file; use as a context manager or call :meth:`finish`."""
 
@@ -197,6 +242,41 @@ class RunWriter:
     # --- data -------------------------------------------------------------------------------
     def append(self, name: str, values: Any, units: str) -> None:
         """Append ``values`` (one record or a stack along axis 0) to a growable dataset."""
+        self._append(name, values, units)
+        self.h5.flush()
+
+    def append_journal(self, group: str, columns: dict[str, tuple[Any, str]]) -> None:
+        """Append a batch of entries to the journal ``group`` (see the module docstring):
+        ``columns`` maps a column to ``(values, units)``, as many values in each."""
+        for column, (values, units) in columns.items():
+            name = f"{group}/{column}"
+            new = name not in self.h5
+            self._append(name, values, units)
+            if new:
+                self.h5[name].attrs[JOURNAL_ATTR] = 1
+        self.h5.flush()
+
+    def cut_journal(self, group: str, columns: tuple[str, ...]) -> int | None:
+        """Cut the journal ``group``'s columns to the shortest (a kill between two columns'
+        appends) and return its length; None unless every one of ``columns`` is a journal
+        column (absent, or written whole by an older labctl)."""
+        names = [f"{group}/{c}" for c in columns]
+        if not all(n in self.h5 and self.h5[n].attrs.get(JOURNAL_ATTR, 0) for n in names):
+            return None
+        shortest = min(int(self.h5[n].shape[0]) for n in names)
+        for n in names:
+            if self.h5[n].shape[0] > shortest:
+                self.h5[n].resize(shortest, axis=0)
+        self.h5.flush()
+        return shortest
+
+    def delete(self, name: str) -> None:
+        """Delete a dataset or group, if there is one."""
+        if name in self.h5:
+            del self.h5[name]
+            self.h5.flush()
+
+    def _append(self, name: str, values: Any, units: str) -> None:
         arr = np.asarray(values)
         if arr.dtype.kind == "U":
             arr = arr.astype(h5py.string_dtype())
@@ -213,7 +293,6 @@ class RunWriter:
             n = ds.shape[0]
             ds.resize(n + arr.shape[0], axis=0)
             ds[n:] = arr
-        self.h5.flush()
 
     def write(self, name: str, values: Any, units: str, **attrs: Any) -> None:
         """Write (or overwrite) a whole dataset."""
@@ -281,16 +360,14 @@ class RunWriter:
 
         A growable dataset that ``lengths`` does not name was created after the checkpoint
         (by the step in flight when the run died) and is removed: the resumed run creates it
-        again, so no record is stored twice.
+        again, so no record is stored twice.  Journals are kept (:func:`whole_records`).
         """
         try:
-            for name, n in lengths.items():
-                if name in self.h5 and self.h5[name].shape[0] > n:
-                    self.h5[name].resize(n, axis=0)
-            for name in data_names(self.h5):
-                ds = self.h5[name]
-                if ds.maxshape and ds.maxshape[0] is None and name not in lengths:
-                    del self.h5[name]
+            cut, dropped = whole_records(self.h5, lengths)
+            for name, n in cut.items():
+                self.h5[name].resize(n, axis=0)
+            for name in dropped:
+                del self.h5[name]
         except (RuntimeError, OSError, KeyError) as e:  # HDF5 metadata a kill left half-written
             raise DataFormatError(f"{self.path} was damaged where the killed run was writing "
                                   f"and cannot be resumed (HDF5: {e}); start a new run") from None
@@ -372,9 +449,12 @@ class RunWriter:
 
 
 class RunReader:
-    """Opens a run file read-only and validates that it is one."""
+    """Opens a run file read-only and validates that it is one.
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    With ``whole_records`` (report, watch) a run that did not complete is read as a resume
+    would keep it (:func:`whole_records`); otherwise every dataset is read as it is."""
+
+    def __init__(self, path: str | os.PathLike[str], *, whole_records: bool = False) -> None:
         self.path = Path(path)
         if not self.path.is_file():
             raise DataFormatError(f"{self.path}: no such run file")
@@ -386,6 +466,20 @@ class RunReader:
         if self.h5.attrs.get("format") != FORMAT:
             self.h5.close()
             raise DataFormatError(f"{self.path} is not a labctl run file (no format={FORMAT})")
+        self._cut, self._dropped = self._whole_records() if whole_records else ({}, set())
+
+    def _whole_records(self) -> tuple[dict[str, int], set[str]]:
+        """What :func:`whole_records` keeps of a run that did not complete; a checkpoint that
+        cannot be read leaves the data as they are."""
+        if self.status == "complete":
+            return {}, set()
+        try:
+            slot = str(self.h5.attrs.get("checkpoint", ""))
+            lengths = ({str(n): int(k) for n, k in json.loads(self.h5[slot].attrs["lengths"])}
+                       if slot and slot in self.h5 else None)
+            return whole_records(self.h5, lengths)
+        except (RuntimeError, OSError, KeyError, ValueError, TypeError):
+            return {}, set()
 
     def _attr_json(self, key: str) -> Any:
         return json.loads(self.h5.attrs.get(key, "{}"))
@@ -418,16 +512,20 @@ class RunReader:
         return dict(self.h5[name].attrs)
 
     def __contains__(self, name: str) -> bool:
-        return name in self.h5
+        return name not in self._dropped and name in self.h5
 
     def data(self, name: str) -> np.ndarray:
+        if name in self._dropped:
+            raise KeyError(f"Unable to open object (object '{name}' doesn't exist)")
+        if name in self._cut:
+            return np.array(self.h5[name][:self._cut[name]])
         return np.array(self.h5[name][()])
 
     def units(self, name: str) -> str:
         return str(self.h5[name].attrs.get("units", ""))
 
     def datasets(self) -> Iterator[str]:
-        return iter(data_names(self.h5))
+        return iter([n for n in data_names(self.h5) if n not in self._dropped])
 
     def checkpoint(self) -> dict[str, Any] | None:
         slot = self.h5.attrs.get("checkpoint", "")

@@ -7,9 +7,9 @@
 2. Errors an earlier session left in an error queue are read, cleared and noted in one log
    line, so that they are not blamed on the first command of this run.
 
-A role that does not answer, or answers as the wrong instrument, is named in a one-line
-error with its driver and resource (:func:`who`); the caller leaves it out of the safe
-shutdown, which would only send it more commands it cannot take.
+A role that does not answer, refuses the connection or answers as the wrong instrument, is
+named in a one-line error with its driver and resource (:func:`who`); the caller leaves it
+out of the safe shutdown, which would only send it more commands it cannot take.
 """
 
 from __future__ import annotations
@@ -43,6 +43,10 @@ def instrument_names(station: Station) -> dict[str, str]:
 def link_fault(spec: InstrumentSpec, exc: InstrumentError, command: str,
                timeout_s: float | None = None) -> InstrumentError:
     """``exc`` (a transport error naming only the resource) reworded to name the role too."""
+    if refused(exc):
+        return InstrumentError(f"{who(spec)}: connection refused -- is the instrument on and "
+                               f"the address right?", instrument=spec.role, code=exc.code,
+                               text=exc.text)
     if isinstance(exc, InstrumentTimeout):
         within = f" within {timeout_s:g} s" if timeout_s is not None else ""
         return InstrumentTimeout(f"{who(spec)}: no answer{within} to {command}",
@@ -54,6 +58,20 @@ def link_fault(spec: InstrumentSpec, exc: InstrumentError, command: str,
         detail = "cannot open: " + detail[len(spec.resource) + 13:]
     return InstrumentError(f"{who(spec)}: {detail}", instrument=spec.role, code=exc.code,
                            text=exc.text)
+
+
+def refused(exc: BaseException) -> bool:
+    """Whether the connection was refused (nothing listens at the address): a
+    ConnectionRefusedError among the causes of ``exc`` (pyvisa-py's socket on the first
+    write, pyserial's ``socket://`` on open)."""
+    seen: set[int] = set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:
+        if isinstance(cur, ConnectionRefusedError):
+            return True
+        seen.add(id(cur))
+        cur = cur.__cause__ or cur.__context__
+    return False
 
 
 def identify_all(station: Station, instruments: Mapping[str, Instrument]

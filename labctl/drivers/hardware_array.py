@@ -88,6 +88,8 @@ class HardwareArray:
         #: roles that did not answer at open, or answered as another instrument: the safe
         #: shutdown leaves them alone (it would only send them commands they cannot take)
         self._unreachable: set[str] = set()
+        #: transcript entries per resource already handed out by take_transcript()
+        self._transcript_taken: dict[str, int] = {}
         try:
             self._open_bench()
         except BaseException:
@@ -301,16 +303,20 @@ class HardwareArray:
 
     @property
     def transcript(self) -> dict[str, tuple[Any, str]] | None:
-        """Every command/response so far as run-file datasets ``name -> (values, units)``."""
+        """Every command/response so far as run-file datasets ``name -> (values, units)``,
+        in time order across instruments (``time_s``: POSIX seconds)."""
         if self.links is None or not self.links.recorded:
             return None
-        rows = [(res, t, d, x) for res, entries in self.links.recorded.items()
-                for t, d, x in entries]
-        rows.sort(key=lambda e: e[1])
-        return {"resource": (np.array([r[0] for r in rows], dtype=object).astype(str), ""),
-                "time_s": (np.array([r[1] for r in rows], dtype=float), "s"),
-                "direction": (np.array([r[2] for r in rows], dtype=object).astype(str), ""),
-                "text": (np.array([r[3] for r in rows], dtype=object).astype(str), "")}
+        return _transcript_columns(self.links.recorded, {})
+
+    def take_transcript(self) -> dict[str, tuple[Any, str]] | None:
+        """Like :attr:`transcript`, but only the entries since the previous call: a run file
+        appends them as the run goes."""
+        if self.links is None or not self.links.recorded:
+            return None
+        columns = _transcript_columns(self.links.recorded, self._transcript_taken)
+        self._transcript_taken = {res: len(e) for res, e in self.links.recorded.items()}
+        return columns
 
     # --- safety ------------------------------------------------------------------------------
     def safe(self) -> None:
@@ -495,6 +501,19 @@ class _Operation:
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: object) -> None:
         self.array._end_operation(exc_type is None)
+
+
+def _transcript_columns(recorded: dict[str, list[Any]],
+                        skip: dict[str, int]) -> dict[str, tuple[Any, str]]:
+    """The entries of every resource past its first ``skip[resource]``, merged in time order,
+    as run-file columns ``name -> (values, units)``."""
+    rows = [(res, t, d, x) for res, entries in recorded.items()
+            for t, d, x in entries[skip.get(res, 0):]]
+    rows.sort(key=lambda e: e[1])
+    return {"resource": (np.array([r[0] for r in rows], dtype=object).astype(str), ""),
+            "time_s": (np.array([r[1] for r in rows], dtype=float), "s"),
+            "direction": (np.array([r[2] for r in rows], dtype=object).astype(str), ""),
+            "text": (np.array([r[3] for r in rows], dtype=object).astype(str), "")}
 
 
 def _unique(instruments: dict[str, Instrument]) -> Iterator[Instrument]:

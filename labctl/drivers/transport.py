@@ -20,13 +20,21 @@ from labctl.errors import InstrumentError, InstrumentTimeout
 
 log = logging.getLogger(__name__)
 
-#: One transcript entry: seconds since the transport opened, "w" (written) or "r" (read), text.
+#: One transcript entry: POSIX time (s), "w" (written) or "r" (read), text.
 TranscriptEntry = tuple[float, str, str]
 
 
-#: one time origin for every transport of the process, so that the transcripts of several
-#: instruments merge into the order in which their messages really went out
+#: one clock for every transport of the process, so that the transcripts of several
+#: instruments merge into the order in which their messages really went out: the wall
+#: clock (POSIX seconds, as a station's ``now()``) read once, advanced by the monotonic
+#: performance counter, so it never steps back within a process
 CLOCK_ORIGIN_S = time.perf_counter()
+CLOCK_ORIGIN_WALL_S = time.time()
+
+
+def transcript_time() -> float:
+    """The time stamp of a transcript entry made now (POSIX seconds, see above)."""
+    return CLOCK_ORIGIN_WALL_S + (time.perf_counter() - CLOCK_ORIGIN_S)
 
 
 class Transport(ABC):
@@ -98,7 +106,7 @@ class Transport(ABC):
     def _record(self, direction: str, text: str) -> None:
         log.debug("%s %s %r", self.name, ">>" if direction == "w" else "<<", text)
         if self.transcript is not None:
-            self.transcript.append((time.perf_counter() - CLOCK_ORIGIN_S, direction, text))
+            self.transcript.append((transcript_time(), direction, text))
 
     def __enter__(self) -> Transport:
         return self

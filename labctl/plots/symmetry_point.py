@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from labctl.plots.style import figure, save, title_note
+from labctl.plots.style import figure, run_is, save, title_note
 
 #: seed 004 array means (devices.md section 1)
 SEED_MEANS = {"n_states": 22.0, "sp_skew": 0.61, "nsr": 0.90}
@@ -91,7 +91,7 @@ def _step_response(reader: Any, s: dict[str, Any], trace: np.ndarray, out_dir: P
     a.axhline(0, color="k", lw=0.5)
     a.set(xlabel="G before the pulse (uS)", ylabel="step (uS)",
           title="Device 0: steps and the fitted soft-bounds model" if fitted else
-          f"Device 0: steps (no model fitted; the run is {reader.status})")
+          f"Device 0: steps (no model fitted; {run_is(reader)})")
     if a.get_legend_handles_labels()[0]:
         a.legend(fontsize=8)
     return save(fig, out_dir, "symmetry_step_fit")

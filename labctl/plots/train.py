@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from labctl.plots.style import figure, save, title_note
+from labctl.plots.style import figure, run_is, save, status_note, title_note
 
 
 def _note(reader: Any) -> str:
@@ -22,7 +22,7 @@ def _note(reader: Any) -> str:
     note = f"{where} ({len(arrays)} arrays)"
     if reader.provenance.get("stand_in"):
         note += f" — stand-in data: {reader.provenance.get('dataset_label', '')}"
-    return note
+    return note + status_note(reader)
 
 
 def _names(reader: Any) -> list[str]:
@@ -54,7 +54,7 @@ def _curves(reader: Any, out_dir: Path) -> Path:
         if a.get_lines():
             a.legend(fontsize=8)
         else:   # stopped before its first epoch ended
-            a.text(0.5, 0.5, f"no epoch finished\n(the run is {reader.status})", ha="center",
+            a.text(0.5, 0.5, f"no epoch finished\n({run_is(reader)})", ha="center",
                    va="center", transform=a.transAxes)
     return save(fig, out_dir, "train_curves")
 

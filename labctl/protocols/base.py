@@ -21,6 +21,7 @@ import numpy as np
 
 from labctl.array import Array, Snapshottable
 from labctl.errors import ConfigError
+from labctl.interrupts import interrupts_deferred
 
 ProgressFn = Callable[[int, int, str], None]
 
@@ -111,11 +112,16 @@ def _lengths(sink: RunSink, names: set[str]) -> list[list[Any]]:
 
 def run(protocol: BaseProtocol, array: Array, sink: RunSink, *,
         progress: ProgressFn | None = None, resume: dict[str, Any] | None = None,
-        checkpoint_every_s: float | None = None) -> dict[str, Any]:
+        checkpoint_every_s: float | None = None,
+        after_step: Callable[[], None] | None = None) -> dict[str, Any]:
     """Drain ``protocol`` over ``array`` into ``sink``; returns the summary.
 
     ``resume`` is the checkpoint read from an interrupted run file.  Exceptions
     propagate after the file has what was measured; the caller marks it aborted.
+    Each step's record (its datasets, ``after_step`` -- the CLI appends the instrument
+    transcript there -- and a checkpoint when one is due) is written with Ctrl-C and
+    SIGTERM held (:func:`~labctl.interrupts.interrupts_deferred`), so an interrupt never
+    leaves its datasets of unequal length; the measuring itself stays interruptible.
     """
     snap = isinstance(array, Snapshottable)
     if resume is not None:
@@ -138,16 +144,19 @@ def run(protocol: BaseProtocol, array: Array, sink: RunSink, *,
     last_ckpt = time.monotonic()
     pending = False
     for step in protocol.steps(array, state):
-        for name, (values, units) in step.append.items():
-            sink.append(name, values, units)
-            names.add(name)
-        for name, (values, units) in step.write.items():
-            sink.write(name, values, units)
-        step_index += 1
-        pending = True
-        if time.monotonic() - last_ckpt >= checkpoint_every_s:
-            _checkpoint(sink, array, state, names, step_index, snap)
-            last_ckpt, pending = time.monotonic(), False
+        with interrupts_deferred():
+            for name, (values, units) in step.append.items():
+                sink.append(name, values, units)
+                names.add(name)
+            for name, (values, units) in step.write.items():
+                sink.write(name, values, units)
+            step_index += 1
+            pending = True
+            if after_step is not None:
+                after_step()
+            if time.monotonic() - last_ckpt >= checkpoint_every_s:
+                _checkpoint(sink, array, state, names, step_index, snap)
+                last_ckpt, pending = time.monotonic(), False
         if progress is not None:
             progress(step.done, step.total, step.label)
     if pending:

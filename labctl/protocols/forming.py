@@ -14,6 +14,13 @@ next, so a crash loses at most the row in flight.  Each row is read first, and o
 cells that read as unformed (below a tenth of the window's G_min, as in
 :mod:`labctl.protocols.unformed`) are ramped: running forming again on a formed die, or
 resuming inside a row, puts no forming voltage on a cell that already conducts.
+
+The pre-read is checkpointed (a step of its own) before any ramp, so a resume knows which
+cells of the row in flight read unformed when a killed or aborted session began it.  On a
+backend that cannot be restored to the checkpoint (a station), such a cell that reads
+formed now was formed by that session: it is counted apart
+(``forming/formed_by_interrupted_session``), not as already formed; its forming voltage
+was never recorded.
 """
 
 from __future__ import annotations
@@ -24,7 +31,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from labctl.array import Array, Cells, Limits
+from labctl.array import Array, Cells, Limits, Snapshottable
 from labctl.errors import ConfigError, LimitError
 from labctl.protocols.base import BaseProtocol, RunData, Step
 
@@ -121,11 +128,19 @@ class Forming(BaseProtocol):
         post = np.concatenate([post, post[::-1][1:]])
         cycle = np.concatenate([-post, post])  # reset then set
         r_sel = info.selector_resistance_ohm
+        unformed = UNFORMED_FRACTION * info.g_min_S
         while state["row"] < info.rows:
             row = int(state["row"])
             cells = Cells.rect(row, row + 1, 0, info.cols)
-            g_before = array.read(cells, voltage_V=cfg.read_voltage_V)
-            ramped = g_before < UNFORMED_FRACTION * info.g_min_S
+            if state.get("pre_read_row") == row:    # an earlier session began this row
+                g_before, g_now = self._read_again(array, cells, state)
+            else:
+                g_before = g_now = array.read(cells, voltage_V=cfg.read_voltage_V)
+                state.update(pre_read_row=row, pre_read_g_S=g_before)
+                yield Step(done=row * info.cols, total=info.rows * info.cols,
+                           label=f"row {row} read")
+            ramped = g_now < unformed
+            by_interrupted = (g_before < unformed) & ~ramped
             cols = np.flatnonzero(ramped)
             n = info.cols
             iv = np.full((n, ramp.size), np.nan)
@@ -152,6 +167,7 @@ class Forming(BaseProtocol):
                 "forming/col": (np.arange(n), ""),
                 "forming/g_before_S": (g_before, "S"),
                 "forming/ramped": (ramped, ""),
+                "forming/formed_by_interrupted_session": (by_interrupted, ""),
                 "forming/iv_current_A": (iv, "A"),
                 "forming/v_form_V": (np.where(ok, v_form, np.nan), "V"),
                 "forming/i_form_A": (np.where(ok, i_form, np.nan), "A"),
@@ -169,6 +185,16 @@ class Forming(BaseProtocol):
             yield Step(done=(row + 1) * info.cols, total=info.rows * info.cols,
                        label=f"row {row}", append=rec, write=write)
 
+    def _read_again(self, array: Array, cells: Cells,
+                    state: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+        """(the stored pre-read, the row now) for a row an interrupted session began.  A
+        backend restored to the checkpoint (the simulator) is as the pre-read left it; on any
+        other, that session's ramp may have formed cells since, so the row is read again."""
+        g_before = np.asarray(state["pre_read_g_S"], dtype=float)
+        if isinstance(array, Snapshottable):
+            return g_before, g_before
+        return g_before, array.read(cells, voltage_V=self.config.read_voltage_V)
+
     def analyse(self, data: RunData) -> dict[str, Any]:
         return analyse_forming(data)
 
@@ -179,6 +205,9 @@ def analyse_forming(data: RunData) -> dict[str, Any]:
     # run files written before the pre-read ramped every cell
     ramped = (data.data("forming/ramped").astype(bool) if "forming/ramped" in data
               else np.ones_like(ok))
+    # formed by a session killed in their row, after its pre-read (older files: none)
+    earlier = (data.data("forming/formed_by_interrupted_session").astype(bool)
+               if "forming/formed_by_interrupted_session" in data else np.zeros_like(ok))
     v = data.data("forming/v_form_V")[ok]
     i = data.data("forming/i_form_A")[ok]
     v_r = data.data("forming/v_form_reram_V")[ok]
@@ -190,7 +219,8 @@ def analyse_forming(data: RunData) -> dict[str, Any]:
 
     return {
         "cells": n,
-        "already_formed": n - n_ramped,
+        "already_formed": n - n_ramped - int(earlier.sum()),
+        "formed_by_interrupted_session": int(earlier.sum()),
         "ramped": n_ramped,
         "formed": int(ok.sum()),
         "yield": float(ok.sum() / n_ramped) if n_ramped else None,

@@ -143,8 +143,33 @@ def test_a_refused_connection_names_the_role(serve_station: Any, tmp_path: Path,
     code = main(_run(dead, tmp_path / "run.h5"))
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 3 and len(err) == 1, err
-    assert err[0].startswith(f"labctl: instrument fault: matrix (keithley-707b at {resource})")
+    assert err[0] == (f"labctl: instrument fault: matrix (keithley-707b at {resource}): "
+                      "connection refused -- is the instrument on and the address right?")
     assert running.all_safe()
+    assert main(["instruments", "check", str(dead)]) == 3
+    row = next(ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("matrix "))
+    assert "NO ANSWER: connection refused -- is the instrument on" in row
+    assert "Errno" not in row
+
+
+def test_a_refused_serial_socket_is_told_as_refused() -> None:
+    """pyserial's ``socket://`` fails on open, the refusal being the context of its own
+    exception: the reworded line is the same as for a VISA socket."""
+    from labctl.drivers.bench_open import link_fault
+    from labctl.drivers.registry import open_transport
+    from labctl.drivers.station import InstrumentSpec
+    from labctl.errors import InstrumentError
+
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    resource = f"socket://127.0.0.1:{s.getsockname()[1]}"
+    s.close()                                  # nothing listens there now
+    with pytest.raises(InstrumentError) as info:
+        open_transport("serial-relay", resource, {"timeout_s": 0.5})
+    spec = InstrumentSpec(role="matrix", driver="serial-relay", resource=resource)
+    assert str(link_fault(spec, info.value, "the connection")) == (
+        f"matrix (serial-relay at {resource}): connection refused -- is the instrument on "
+        f"and the address right?")
 
 
 def test_the_bench_lock_error_names_the_role(serve_station: Any, tmp_path: Path,

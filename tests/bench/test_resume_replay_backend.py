@@ -186,3 +186,82 @@ def test_transcript_replay_of_a_retention_run_is_consistent(
     res = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert code == 0, [k for k, v in res["metrics"].items() if not v["pass"]]
     assert not any("t_actual_s" in k for k in res["metrics"])
+
+
+def test_resumed_station_forming_counts_the_row_in_flight_apart(
+        serve_station: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """A session interrupted after row 1's forming ramp, before its record: the resume
+    finds those cells formed, and says an interrupted session formed them (not 'already
+    formed ... no forming voltage')."""
+    import labctl.protocols.forming as forming
+
+    _, station = serve_station(small_doc())
+    out = tmp_path / "f.h5"
+    orig, calls = forming.forming_point, [0]
+
+    def forming_point(*a: Any) -> Any:
+        calls[0] += 1
+        if calls[0] == 2:          # row 1 was ramped on the bench; its record is not written
+            raise KeyboardInterrupt("SIGTERM")
+        return orig(*a)
+
+    monkeypatch.setattr(forming, "forming_point", forming_point)
+    args = ["run", "forming", "--conditioning-cycles", "0", "--backend", str(station)]
+    assert main([*args, "--quiet", "--out", str(out)]) == 130
+    monkeypatch.undo()
+    capsys.readouterr()
+    assert main([*args, "--resume", str(out), "--json"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    s = json.loads(lines[-1])
+    assert s["cells"] == 6 and s["formed_by_interrupted_session"] == 2
+    assert s["already_formed"] == 0 and s["ramped"] == 4 and s["formed"] == 4
+    text = "\n".join(lines[:-1])
+    assert "2 cells formed by an interrupted session (forming voltage not recorded)" in text
+    assert "already read as formed" not in text
+    with RunReader(out) as rr:
+        assert rr.data("forming/formed_by_interrupted_session").tolist() == \
+            [False, False, True, True, False, False]
+        assert not rr.data("forming/ramped")[2:4].any()
+
+
+def test_a_killed_station_session_keeps_its_transcript_in_wall_clock_time(
+        serve_station: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """The transcript is appended with every step: the file as a SIGKILL would leave it
+    (copied while the run writes) holds the session's entries, in POSIX seconds, and its
+    resume appends the next session's after them."""
+    import shutil
+    import time
+
+    from labctl.commands.progress import ProgressBar
+
+    _, station = serve_station(small_doc())
+    out, killed = tmp_path / "sp.h5", tmp_path / "killed.h5"
+    calls = [0]
+
+    def call(self: Any, done: int, total: int, label: str = "") -> None:
+        calls[0] += 1
+        if calls[0] == 2:
+            shutil.copy(out, killed)            # what a SIGKILL here would leave
+            monkeypatch.undo()
+            raise KeyboardInterrupt("SIGTERM")
+
+    monkeypatch.setattr(ProgressBar, "__call__", call)
+    t_start = time.time()
+    assert main([*SP, "--backend", str(station), "--out", str(out)]) == 130
+    with RunReader(killed) as rr:
+        assert rr.status == "running"
+        t, session = rr.data("transcript/time_s"), rr.data("transcript/session")
+        assert len(t) > 10 and len(rr.data("transcript/text")) == len(t)
+        assert set(session) == {0}
+        assert abs(t[0] - t_start) < 60 and t[-1] <= time.time() + 1
+    capsys.readouterr()
+    assert main([*SP, "--backend", str(station), "--resume", str(killed)]) == 0
+    with RunReader(killed) as rr:
+        sessions = json.loads(rr.attrs()["sessions"])
+        assert [s["status"] for s in sessions] == ["killed", "complete"]
+        t2, session2 = rr.data("transcript/time_s"), rr.data("transcript/session")
+        assert np.array_equal(t2[:len(t)], t) and set(session2[len(t):]) == {1}
+        assert len(session2) > len(t) and np.all(np.diff(t2) >= 0)
+        assert len(rr.data("transcript/resource")) == len(t2)

@@ -196,3 +196,47 @@ def test_a_file_without_sessions_gets_its_first_from_the_root_attributes(tmp_pat
         s = json.loads(r.attrs()["sessions"])
         assert [(x["argv"], x["status"], x.get("error")) for x in s] == \
             [(["run", "c"], "aborted", "boom"), (["x"], "complete", None)]
+
+
+def test_a_run_that_did_not_complete_is_read_as_whole_records(tmp_path):
+    """A kill between two datasets of one step leaves them of unequal length: readers see
+    what a resume keeps (the last checkpoint), a journal cut to its shortest column."""
+    p = tmp_path / "r.h5"
+    w = RunWriter(p, command="c", config={}, backend={})
+    w.append("g/row", np.arange(4), "")
+    w.append("g/g_S", np.ones(4), "S")
+    w.append_journal("log", {"a": (np.arange(3), ""), "b": (np.arange(3), "s")})
+    w.checkpoint({"protocol": {}, "lengths": [["g/row", 4], ["g/g_S", 4]], "step": 1})
+    w.append("g/row", np.arange(2), "")            # the step in flight: g_S never came
+    w.append("g/late", np.arange(2), "")           # created after the checkpoint
+    w.append_journal("log", {"a": (np.arange(2), "")})   # b never came
+    w.write("g/map", np.eye(2), "")
+    w.finish("aborted", error="killed")
+    with RunReader(p) as r:                        # by default: as written
+        assert r.data("g/row").shape == (6,) and "g/late" in r
+    with RunReader(p, whole_records=True) as r:
+        assert r.data("g/row").shape == r.data("g/g_S").shape == (4,)
+        assert "g/late" not in r and "g/late" not in list(r.datasets())
+        with pytest.raises(KeyError, match="g/late"):
+            r.data("g/late")
+        assert np.array_equal(r.data("log/a"), np.arange(3)) and r.data("log/b").shape == (3,)
+        assert r.data("g/map").shape == (2, 2)
+    # a resume cuts the same, and keeps the journal (not named by the checkpoint)
+    w = RunWriter(p, command="c", config={}, backend={}, resume=True)
+    w.truncate({"g/row": 4, "g/g_S": 4})
+    assert "g/late" not in w and w.length("g/row") == 4
+    assert w.length("log/a") == w.length("log/b") == 3
+    assert w.cut_journal("log", ("a", "b")) == 3 and w.cut_journal("log", ("a", "c")) is None
+    w.finish("complete")
+    with RunReader(p, whole_records=True) as r:    # complete: read as written
+        assert r.data("g/row").shape == (4,)
+
+
+def test_a_complete_run_is_read_as_written(tmp_path):
+    p = tmp_path / "r.h5"
+    w = RunWriter(p, command="c", config={}, backend={})
+    w.append("g/row", np.arange(4), "")
+    w.checkpoint({"protocol": {}, "lengths": [["g/row", 2]], "step": 1})
+    w.finish("complete")
+    with RunReader(p, whole_records=True) as r:
+        assert r.data("g/row").shape == (4,)

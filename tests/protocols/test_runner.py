@@ -106,3 +106,105 @@ def test_forming_ramps_only_the_unformed_cells_of_a_row(tmp_path, test_model):
     with RunReader(tmp_path / "f.h5") as r:
         assert r.data("forming/ramped").tolist() == [True, False, True, True, True, True]
         assert np.isnan(r.data("forming/v_form_V")[1])
+
+
+class _Station:
+    """The simulated chip without snapshot/restore: a resume finds it as the interrupted
+    session left it, as on a real bench."""
+
+    def __init__(self, arr):
+        self._arr = arr
+
+    def __getattr__(self, name):
+        if name in ("snapshot", "restore"):
+            raise AttributeError(name)
+        return getattr(self._arr, name)
+
+
+def test_resume_counts_cells_an_interrupted_session_formed_apart(tmp_path, test_model):
+    """Killed after the ramp of row 1 but before its record: on resume the row reads formed,
+    yet the stored pre-read says it read unformed when the killed session began it."""
+    from labctl.array import Snapshottable
+
+    chip = _Station(SimulatedArray(test_model, 6, 3, seed=7))
+    assert not isinstance(chip, Snapshottable)
+    proto = Forming(FormingConfig(conditioning_cycles=1))
+    path = tmp_path / "f.h5"
+    sweeps = [0]
+    orig = chip._arr.sweep
+
+    def sweep(*a, **k):
+        res = orig(*a, **k)
+        sweeps[0] += 1
+        if sweeps[0] == 4:       # row 0: ramp, post, one cycle; then row 1's ramp
+            raise Boom()
+        return res
+
+    chip._arr.sweep = sweep
+    w = RunWriter(path, command="run forming", config=proto.config_dict(),
+                  backend=chip.describe())
+    with pytest.raises(Boom):
+        run(proto, chip, w)
+    w.finish("aborted", error="Boom")
+    chip._arr.sweep = orig
+    with RunReader(path) as r:
+        ckpt = r.checkpoint()
+        assert r.data("forming/row").tolist() == [0, 0, 0]
+    assert ckpt is not None and ckpt["protocol"]["pre_read_row"] == 1
+    w = RunWriter(path, command="run forming", config=proto.config_dict(),
+                  backend=chip.describe(), resume=True)
+    s = run(proto, chip, w, resume=ckpt)
+    w.finish("complete")
+    assert s["cells"] == 18 and s["formed_by_interrupted_session"] == 3
+    assert s["already_formed"] == 0 and s["ramped"] == 15 and s["formed"] == 15
+    with RunReader(path) as r:
+        earlier = r.data("forming/formed_by_interrupted_session")
+        assert earlier.tolist() == [False] * 3 + [True] * 3 + [False] * 12
+        assert not r.data("forming/ramped")[3:6].any()
+        assert np.isnan(r.data("forming/v_form_V")[3:6]).all()
+        # the row's g_before is the interrupted session's pre-read, taken before its ramp
+        assert (r.data("forming/g_before_S")[3:6] < 0.1 * chip.info.g_min_S).all()
+        assert (r.data("forming/g_after_S")[3:6] > 0.1 * chip.info.g_min_S).all()
+    from labctl.commands.run_forming import human
+
+    text = human({**s, "run_file": str(path)})
+    assert "3 cells formed by an interrupted session (forming voltage not recorded)" in text
+    assert "already read as formed" not in text
+
+
+def test_sigterm_during_a_steps_appends_leaves_the_step_whole(tmp_path, test_model):
+    """SIGTERM (KeyboardInterrupt in the CLI) landing between two datasets of one step is
+    held until the step's record and checkpoint are written: every dataset ends equal."""
+    import os
+    import signal
+
+    def sigterm(signum, frame):
+        raise KeyboardInterrupt("SIGTERM")
+
+    class KilledMidStep(RunWriter):
+        appends = 0
+
+        def append(self, name, values, units):
+            super().append(name, values, units)
+            KilledMidStep.appends += 1
+            if KilledMidStep.appends == 10:   # inside the second row's record
+                os.kill(os.getpid(), signal.SIGTERM)
+                for _ in range(10_000):       # where the handler would have run
+                    pass
+
+    arr = SimulatedArray(test_model, 6, 3, seed=7)
+    proto = Forming(FormingConfig(conditioning_cycles=1))
+    path = tmp_path / "r.h5"
+    old = signal.signal(signal.SIGTERM, sigterm)
+    try:
+        with pytest.raises(KeyboardInterrupt, match="SIGTERM"), \
+                KilledMidStep(path, command="run forming", config=proto.config_dict(),
+                              backend=arr.describe()) as w:
+            run(proto, arr, w)
+    finally:
+        signal.signal(signal.SIGTERM, old)
+    with RunReader(path) as r:
+        assert r.status == "aborted"
+        lengths = dict(r.checkpoint()["lengths"])
+        growable = [n for n in r.datasets() if r.h5[n].maxshape[0] is None]
+        assert growable and {n: r.h5[n].shape[0] for n in growable} == lengths
