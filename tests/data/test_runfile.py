@@ -30,6 +30,25 @@ def test_append_flush_units_and_status(tmp_path):
         assert all(r.units(n) for n in r.datasets())
 
 
+def test_records_appended_one_at_a_time_share_chunks(tmp_path):
+    # h5py sizes chunks to the first append: one record each made a night-long program run
+    # (one row per verify round) hundreds of thousands of chunks
+    p = tmp_path / "r.h5"
+    w = RunWriter(p, command="c", config={}, backend={})
+    for k in range(300):
+        w.append("rounds/index", k, "")
+        w.append("rounds/trace_S", np.full((1, 8), float(k)), "S")
+    w.append("big/iv_A", np.zeros((4, 401)), "A")       # a first append larger than 8 KiB
+    w.finish("complete")
+    with h5py.File(p) as f:
+        assert f["rounds/index"].chunks == (1024,)
+        assert f["rounds/trace_S"].chunks == (128, 8)
+        assert f["big/iv_A"].chunks == (4, 401)
+    with RunReader(p) as r:
+        assert np.array_equal(r.data("rounds/index"), np.arange(300))
+        assert r.data("rounds/trace_S")[-1, 0] == 299.0
+
+
 def test_checkpoint_slots_alternate_and_truncate(tmp_path):
     p = tmp_path / "r.h5"
     w = RunWriter(p, command="c", config={}, backend={})
