@@ -8,14 +8,15 @@ from typing import Any
 
 import numpy as np
 
-from labctl.plots.style import figure, save
+from labctl.plots.style import figure, save, status_note
 
 NETWORKS = (("sparse", "sparse (main update)"), ("sparse_cell", "sparse, cell-by-cell"),
             ("dense", "dense"))
 
 
 def title_note(reader: Any) -> str:
-    """Backend (preset and seeds of the bank's arrays, or the station) and data provenance."""
+    """Backend (preset and seeds of the bank's arrays, or the station), data provenance and,
+    for a run that did not complete, its status."""
     b = reader.backend
     members = list(b.get("arrays", {}).values()) if b.get("backend") == "bank" else [b]
     first = members[0] if members else {}
@@ -29,7 +30,7 @@ def title_note(reader: Any) -> str:
     note += f" — {label}"
     if prov.get("stand_in"):
         note += " (stand-in data)"
-    return note
+    return note + status_note(reader)
 
 
 def render(reader: Any, out_dir: Path) -> list[Path]:

@@ -315,8 +315,11 @@ def _interrupt_and_resume(tmp_path: Path) -> None:
     with pytest.raises(_Stop):
         run(proto, bank(), w, progress=stop)
     w.finish("aborted")
+    from labctl.plots.sparse_train import title_note
+
     with RunReader(cut) as r:
         ckpt = r.checkpoint()
+        assert title_note(r).endswith("aborted run: partial data")   # the figures say so
     w = _writer(cut, proto, resume=True)
     resumed = run(proto, bank(), w, resume=ckpt)
     w.finish()
