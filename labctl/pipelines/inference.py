@@ -42,7 +42,8 @@ quadrature, not linearly):
   ``read_repeats`` reads (with the ``n / (n - 1)`` correction);
 * ``ir_drop`` -- the calibrated, unquantised MVM output against ``W_t DAC(x)`` (the same
   chip state through ideal wires), with the read noise of the MVM and of the averaged
-  reads removed in quadrature.
+  reads removed in quadrature.  On a station, whose MVM adds currents measured cell by cell
+  (no IR drop), the same term is named ``mvm_vs_reads``.
 """
 
 from __future__ import annotations
@@ -64,6 +65,11 @@ YEAR_S = 365.25 * 86400.0
 TIME_UNITS = (("y", YEAR_S), ("d", 86400.0), ("h", 3600.0), ("min", 60.0), ("s", 1.0))
 DEFAULT_TIMES_S = (1.0, 3600.0, 86400.0, YEAR_S, 10 * YEAR_S)
 CAUSES = ("quantisation", "programming", "relaxation", "read_noise", "ir_drop")
+#: the last cause on a station: its MVM adds currents measured cell by cell
+#: (:meth:`labctl.drivers.hardware_array.HardwareArray.mvm`), so there is no IR drop to see,
+#: and the term is what the MVM at the input voltages differs from the reads (the I-V's
+#: curvature between read and input voltage, sweep noise)
+STATION_LAST_CAUSE = "mvm_vs_reads"
 CALIBRATIONS = ("rows", "columns", "none")
 CALIBRATION_KEYS = ("gain", "offset", "row_reference")
 
@@ -399,6 +405,14 @@ class Inference(BaseProtocol):
         return analyse_inference(data)
 
 
+def cause_names(config: dict[str, Any]) -> tuple[str, ...]:
+    """:data:`CAUSES` as a run names them: a station's run (no wire resistance in its
+    config) calls the last one :data:`STATION_LAST_CAUSE`."""
+    if config.get("wire_resistance_ohm") is None:
+        return (*CAUSES[:-1], STATION_LAST_CAUSE)
+    return CAUSES
+
+
 def analyse_inference(data: RunData) -> dict[str, Any]:
     """RMSE per time and its breakdown by cause, from the stored data alone."""
     cfg = data.config
@@ -411,7 +425,7 @@ def analyse_inference(data: RunData) -> dict[str, Any]:
     t_read = [float(t) for t in data.data(f"{GROUP}/t_s")[:done]] \
         if f"{GROUP}/t_s" in data else []
     t_read += times[len(t_read):done]
-    breakdown = {lab: {c: float(v) for c, v in zip(CAUSES, row, strict=True)}
+    breakdown = {lab: {c: float(v) for c, v in zip(cause_names(cfg), row, strict=True)}
                  for lab, row in zip(labels, br, strict=True)}
     return {
         "cells": int(pulses.size),

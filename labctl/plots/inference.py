@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.ticker import NullLocator
 
-from labctl.pipelines.inference import CAUSES, read_late, time_label
+from labctl.pipelines.inference import cause_names, read_late, time_label
 from labctl.plots.style import figure, save, title_note
 
 
@@ -27,7 +27,7 @@ def render(reader, out_dir: Path) -> list[Path]:  # type: ignore[no-untyped-def]
     fig, ax = figure(width_in=6.0)
     a = ax[0, 0]
     a.plot(t, rmse, "ko-", lw=2, label="measured (all causes)")
-    for k, cause in enumerate(CAUSES):
+    for k, cause in enumerate(cause_names(cfg)):
         a.plot(t, br[:, k], "--", marker=".", label=cause.replace("_", " "))
     a.set_xscale("log")
     a.set_xticks(t, labels)
