@@ -147,15 +147,37 @@ class SimulatedArray:
                 out = None
             if out is not None:
                 return out[0] if squeeze else out
-        g = self.conductance_matrix()
         if self.wire_resistance_ohm > 0:
-            from labctl.sim_backend.ir_drop import mvm_with_ir_drop
-
-            out = mvm_with_ir_drop(g, x2, self.wire_resistance_ohm, transpose=transpose)
+            out = self._mvm_ir_drop(x2, transpose)
         else:
+            g = self.conductance_matrix()
             out = x2 @ g.T if transpose else x2 @ g
-        self.operations += g.size * x2.shape[0]
+            self.operations += g.size * x2.shape[0]
         return out[0] if squeeze else out
+
+    def _mvm_ir_drop(self, x: FloatArray, transpose: bool) -> FloatArray:
+        """MVM through the wires' resistance (the nodal solve of :mod:`.ir_drop`).
+
+        The solve uses the mean conductances, and each sample gets its own read noise in
+        output space, ``sqrt(x**2 @ var) * z``, as in :meth:`_mvm_moments`: one noisy
+        conductance matrix for the whole batch would give every input vector the same noise
+        (a bench applies each vector as a read of its own).  The noise is taken at the
+        input voltages, not the slightly lower cell voltages the wires leave: a
+        second-order difference (the drop is a few per cent of V).
+        """
+        from labctl.sim_backend.ir_drop import mvm_with_ir_drop
+
+        if not hasattr(self.model, "read_moments"):   # no moments: one noisy matrix
+            g = self.conductance_matrix()
+            self.operations += g.size * x.shape[0]
+            return mvm_with_ir_drop(g, x, self.wire_resistance_ohm, transpose=transpose)
+        g, var = self._moments()
+        out = mvm_with_ir_drop(g, x, self.wire_resistance_ohm, transpose=transpose)
+        self.operations += g.size * x.shape[0]
+        if var is None:
+            return out
+        sd = np.sqrt(np.square(x, dtype=np.float32) @ (var.T if transpose else var))
+        return out + sd * standard_normal_f32(self.rng, out.size).reshape(out.shape)
 
     def _mvm_moments(self, x: FloatArray, transpose: bool) -> FloatArray:
         """MVM with the read noise summed in output space: ``x @ G + sqrt(x**2 @ var) * z``.

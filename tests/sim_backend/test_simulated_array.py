@@ -105,6 +105,22 @@ def test_mvm_and_transpose_match_the_conductance_matrix() -> None:
     assert a.conductance_matrix().shape == (16, 8)
 
 
+def test_mvm_through_resistive_wires_reads_each_sample_with_its_own_noise() -> None:
+    from labctl.sim_backend.ir_drop import mvm_with_ir_drop
+
+    a = formed(16, 8, seed=3)
+    a.wire_resistance_ohm = 2.0
+    g, var = a._moments()
+    x = np.tile(np.random.default_rng(0).uniform(0.05, 0.2, 16), (4000, 1))   # one vector
+    y = a.mvm(x)
+    ideal = mvm_with_ir_drop(g, x[:1], 2.0)[0]
+    assert np.all(ideal < x[0] @ g)                 # the wires take some of the current
+    np.testing.assert_allclose(y.mean(axis=0), ideal, rtol=2e-3)
+    # each row of the batch is a read of its own: the spread is that of independent reads
+    sd = np.sqrt(np.square(x[0]) @ var)
+    np.testing.assert_allclose(y.std(axis=0), sd, rtol=0.1)
+
+
 def test_pulse_outer_signs() -> None:
     a = formed(4, 4, seed=4)
     a.pulse(ALL, -1.3, W, count=50)
