@@ -16,6 +16,7 @@ import os
 import signal
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from labctl import __version__
 from labctl.errors import InstrumentError, LabctlError
@@ -72,8 +73,30 @@ class _OneLineFormatter(logging.Formatter):
         return f"{super().format(record)} ({exc.__class__.__name__}: {exc})"
 
 
-def _sigterm(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt("SIGTERM")
+def _interrupt(signum: int, frame: object) -> None:
+    """Ctrl-C or SIGTERM: stop the command (KeyboardInterrupt, "SIGTERM" for the latter);
+    further ones are ignored while it stops, so a second signal can neither cut the shutdown
+    short nor kill the process by the signal's default action (exit 130, always)."""
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        if signal.getsignal(sig) is _interrupt:
+            signal.signal(sig, signal.SIG_IGN)
+    raise KeyboardInterrupt("SIGTERM" if signum == signal.SIGTERM else "")
+
+
+def _finished_run_files() -> list[tuple[Path, str]]:
+    """Run files this process finished, with their status, in order (none before the
+    run-file module is imported: it is not imported for that)."""
+    runfile = sys.modules.get("labctl.data.runfile")
+    return list(getattr(runfile, "FINISHED", []))
+
+
+def _interrupted_line(before: int) -> str:
+    """The closing line of an interrupted command (``before``: run files finished before
+    it began): the run file it marked aborted, if any."""
+    aborted = [p for p, status in _finished_run_files()[before:] if status == "aborted"]
+    if not aborted:
+        return "interrupted before a run file was written; outputs off"
+    return f"interrupted; outputs off, run file {aborted[-1]} marked aborted"
 
 
 #: commands that neither drive instruments nor write a run file
@@ -100,7 +123,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler.setFormatter(_OneLineFormatter("%(levelname)s %(name)s: %(message)s",
                                            tracebacks=args.verbose >= 2))
     logging.basicConfig(level=logging.WARNING - 10 * min(args.verbose, 2), handlers=[handler])
-    signal.signal(signal.SIGTERM, _sigterm)
+    signal.signal(signal.SIGTERM, _interrupt)
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:   # not if ignored
+        signal.signal(signal.SIGINT, _interrupt)
+    before = len(_finished_run_files())
     try:
         return int(args.handler(args) or 0)
     except InstrumentError as e:
@@ -110,7 +136,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         if args.command in READ_ONLY_COMMANDS:
             return _fail(args, EXIT_INTERRUPTED, "interrupted")
-        return _fail(args, EXIT_INTERRUPTED, "interrupted; outputs off, run file marked aborted")
+        return _fail(args, EXIT_INTERRUPTED, _interrupted_line(before))
     except BrokenPipeError:
         return 0
     except OSError as e:

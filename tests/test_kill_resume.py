@@ -135,3 +135,42 @@ def _kill_resume_compare(cid, argv, counter, need, tmp_path):
                 assert np.array_equal(x, y, equal_nan=True), name
             else:
                 assert np.array_equal(x, y), name
+
+
+def test_a_second_sigterm_while_stopping_still_exits_130(tmp_path):
+    """The first SIGTERM stops the run; one more while it stops (a supervisor's retry) is
+    ignored: the process never dies by the signal's default action (exit 143)."""
+    out = tmp_path / "r.h5"
+    proc = subprocess.Popen([sys.executable, "-m", "labctl.cli", "run", "retention", "--levels",
+                             "12", "--repeats", "8", "--out", str(out), "--quiet"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    t0 = time.monotonic()
+    while proc.poll() is None and _records(out, None) < 2 and time.monotonic() - t0 < 300:
+        time.sleep(0.005)
+    if proc.poll() is not None:
+        pytest.skip("the run finished before it could be interrupted (machine too fast)")
+    os.kill(proc.pid, signal.SIGTERM)
+    time.sleep(0.05)
+    if proc.poll() is None:
+        os.kill(proc.pid, signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert err.strip().splitlines() == [
+        f"labctl: interrupted; outputs off, run file {out} marked aborted"]
+    with RunReader(out) as r:
+        assert r.status == "aborted"
+
+
+def test_an_interrupt_before_the_run_file_says_there_is_none(tmp_path, monkeypatch, capsys):
+    from labctl.cli import main
+    from labctl.commands import run_retention
+
+    def interrupted(args):
+        raise KeyboardInterrupt("SIGTERM")     # as while a data set or a station is loading
+
+    monkeypatch.setattr(run_retention, "handle", interrupted)
+    out = tmp_path / "r.h5"
+    assert main(["run", "retention", "--out", str(out), "--quiet"]) == 130
+    assert capsys.readouterr().err == ("labctl: interrupted before a run file was written; "
+                                       "outputs off\n")
+    assert not out.exists()

@@ -51,3 +51,23 @@ def test_bench_run_is_consistent_with_the_simulator(run_file, tmp_path, capsys):
     failed = {k: v for k, v in res["metrics"].items() if not v["pass"] and k not in FRAGILE}
     assert not failed
     assert sum(v["kind"] == "distribution" for v in res["metrics"].values()) >= 2
+
+
+@pytest.mark.parametrize("status", ["running", "aborted"])
+def test_an_unfinished_run_is_sent_to_resume_first(status, tmp_path, capsys):
+    """A killed run (left 'running', nobody writing it) is called killed, as report and
+    watch call it; the advice names what works after the resume."""
+    import shutil
+
+    import h5py
+
+    src = tmp_path / "run.h5"
+    shutil.copy(RECORDED[0], src)
+    with h5py.File(src, "r+") as h:
+        h.attrs["status"] = status
+    code = main(["replay", str(src), "--backend", "transcript", "--out", str(tmp_path / "r.h5")])
+    err = capsys.readouterr().err.strip().splitlines()
+    how = "it was killed" if status == "running" else "it is aborted"
+    assert code == 2 and len(err) == 1 and f"not complete ({how})" in err[0], err
+    assert "--resume" in err[0] and "--backend sim" in err[0]
+    assert not (tmp_path / "r.h5").exists()

@@ -104,7 +104,7 @@ def check_replayable(src: Path, rec: Any, backend: str) -> None:
 def handle(args: argparse.Namespace) -> int:
     from labctl.cli import main
     from labctl.data.compare import compare_runs
-    from labctl.data.runfile import RunReader, check_writable
+    from labctl.data.runfile import RunReader, check_writable, run_status
 
     if not 0 < args.alpha < 1:
         raise ConfigError(f"--alpha is a significance level in (0, 1), got {args.alpha}",
@@ -114,12 +114,16 @@ def handle(args: argparse.Namespace) -> int:
     src = Path(args.run_file)
     with RunReader(src) as rec:
         argv = json.loads(rec.attrs().get("argv", "[]"))
-        status = rec.status
+        status = run_status(src, rec.status)
+        if status != "complete":   # before the transcript check: resuming is the way on
+            how = ("it was killed" if status == "killed" else f"it is {status}")
+            raise DataFormatError(
+                f"{src} is not complete ({how}): `--resume` it to finish the run, then replay "
+                f"it" + (" on --backend sim or a station (a resumed run has no single-session "
+                         "transcript)" if args.backend == "transcript" else ""))
         check_replayable(src, rec, args.backend)
     if not argv:
         raise DataFormatError(f"{src} does not record the command line it was made with")
-    if status != "complete":
-        raise DataFormatError(f"{src} is '{status}', not complete: resume it first (--resume)")
     if args.tolerance <= 0:
         raise ConfigError("--tolerance must be > 0", key="tolerance")
     out = check_writable(args.out or src.with_name(src.stem + "-replay.h5"))

@@ -209,6 +209,11 @@ def _chunks(first: np.ndarray) -> tuple[int, ...]:
     return (rows, *first.shape[1:])
 
 
+#: every run file this process finished, with the status it gave it, in order (the CLI's
+#: closing line names the file an interrupt marked aborted, or says there was none)
+FINISHED: list[tuple[Path, str]] = []
+
+
 class RunWriter:
     """Writes one run file; use as a context manager or call :meth:`finish`."""
 
@@ -417,6 +422,7 @@ class RunWriter:
         self.h5.flush()
         self.h5.close()
         self._unlock()
+        FINISHED.append((self.path, status))
 
     @property
     def sessions(self) -> list[dict[str, Any]]:

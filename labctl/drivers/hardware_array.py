@@ -30,6 +30,7 @@ from labctl.drivers.links import Links, station_from_description
 from labctl.drivers.roles import Instrument, PulseGenerator, SourceMeter, SwitchMatrix
 from labctl.drivers.station import Station, load_station
 from labctl.errors import ConfigError, InstrumentError, LimitError
+from labctl.interrupts import interrupts_deferred
 
 log = logging.getLogger(__name__)
 
@@ -320,7 +321,13 @@ class HardwareArray:
 
     # --- safety ------------------------------------------------------------------------------
     def safe(self) -> None:
-        """Every output off, sources to zero, every route open.  Never raises."""
+        """Every output off, sources to zero, every route open.  Never raises, and a Ctrl-C
+        or SIGTERM arriving meanwhile (a second one, while the first is being handled) waits
+        until every instrument has been told: it must not leave one output on."""
+        with interrupts_deferred():
+            self._safe_all()
+
+    def _safe_all(self) -> None:
         for role in ("pulse", "pulse_reset", "smu", "gate", "matrix"):
             inst = self.instruments.get(role)
             if inst is None or role in self._unreachable:
@@ -336,14 +343,16 @@ class HardwareArray:
 
     def _recover_links(self) -> None:
         """After a fault: reopen every link so late replies of a stalled or dropped
-        connection cannot be mistaken for answers, and safe() reaches every instrument."""
+        connection cannot be mistaken for answers, and safe() reaches every instrument
+        (interrupts wait, as in :meth:`safe`)."""
         if self.links is None or self.replaying:
             return
-        for t in self.links.transports.values():
-            try:
-                t.reconnect()
-            except Exception as e:  # noqa: BLE001 - safe() still tries the others
-                log.warning("reconnecting %s failed: %s", getattr(t, "name", t), e)
+        with interrupts_deferred():
+            for t in self.links.transports.values():
+                try:
+                    t.reconnect()
+                except Exception as e:  # noqa: BLE001 - safe() still tries the others
+                    log.warning("reconnecting %s failed: %s", getattr(t, "name", t), e)
 
     def close(self) -> None:
         if self._closed:
@@ -351,14 +360,16 @@ class HardwareArray:
         self._shutdown()
 
     def _shutdown(self) -> None:
-        if not self.replaying:
-            self.safe()
-        self._closed = True
-        if self.links is not None:
-            self.links.close()
-        if self._bench_lock is not None:   # the bench is safe and closed: free it (a failed
-            self._bench_lock.release()     # safe() keeps it until this process exits)
-            self._bench_lock = None
+        """Outputs off, links closed, bench freed; an interrupt meanwhile waits for all three."""
+        with interrupts_deferred():
+            if not self.replaying:
+                self.safe()
+            self._closed = True
+            if self.links is not None:
+                self.links.close()
+            if self._bench_lock is not None:   # the bench is safe and closed: free it (a
+                self._bench_lock.release()     # failed safe() keeps it until this process exits)
+                self._bench_lock = None
 
     def __enter__(self) -> HardwareArray:
         return self
@@ -385,8 +396,9 @@ class HardwareArray:
 
     def _end_operation(self, ok: bool) -> None:
         if not ok:
-            self._recover_links()
-            self.safe()
+            with interrupts_deferred():   # both, before an interrupt meanwhile is raised
+                self._recover_links()
+                self.safe()
             return
         self._open_routes()
         self._ops_since_check += 1

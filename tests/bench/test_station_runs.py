@@ -72,7 +72,8 @@ def test_retention_on_a_station_says_how_long_it_will_take(
 
 
 def test_inference_of_a_station_transfer_counts_ages_across_processes(
-        serve_station: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        serve_station: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
     """The station clock is wall-clock time: an inference started after the asked-for age
     says so and records the real age; a transfer whose end time is process-relative (older
     labctl) is refused, its age being unknown."""
@@ -106,6 +107,18 @@ def test_inference_of_a_station_transfer_counts_ages_across_processes(
     # no IR drop to see in a cell-by-cell MVM: the last cause is named for what it is
     assert "mvm_vs_reads" in out and "ir_drop" not in out
     assert f"1s (read at {age:.3g} s)" in out      # the row says when it was really read
+    from labctl.plots import inference as inference_plots
+
+    titles: list[str] = []
+
+    def keep_titles(fig: Any, out_dir: Path, name: str) -> Path:
+        titles.extend(a.get_title() for a in fig.axes)
+        return out_dir / name
+
+    monkeypatch.setattr(inference_plots, "save", keep_titles)
+    with RunReader(inf) as r:
+        inference_plots.render(r, tmp_path / "fig")
+    assert any(t.startswith(f"t = 1s (read at {age:.3g} s)") for t in titles), titles
     assert main(["pipeline", "inference", str(pw), "--times", "1s", "--inputs", "8",
                  "--wire-resistance-ohm", "0.35", "--quiet", "--out",
                  str(tmp_path / "inf1.h5")]) == 2

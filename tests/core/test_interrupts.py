@@ -13,7 +13,7 @@ from labctl.interrupts import interrupts_deferred
 
 
 def _raise_sigterm(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt("SIGTERM")   # what the CLI installs (labctl.cli._sigterm)
+    raise KeyboardInterrupt("SIGTERM")   # what the CLI installs for SIGTERM (labctl.cli._interrupt)
 
 
 @pytest.fixture
@@ -68,3 +68,29 @@ def test_a_block_without_signal_changes_nothing(cli_sigterm: None) -> None:
     with interrupts_deferred():
         _pause()
     assert signal.getsignal(signal.SIGTERM) is _raise_sigterm
+
+
+def test_safe_off_tells_every_instrument_before_an_interrupt_is_raised(cli_sigterm: None) -> None:
+    """A SIGTERM while the outputs are being turned off (a second one, while the first is
+    handled) must not leave the instruments after the one being told with outputs on."""
+    from labctl.drivers.hardware_array import HardwareArray
+
+    told: list[str] = []
+
+    class Instrument:
+        def __init__(self, role: str) -> None:
+            self.role = role
+
+        def safe(self) -> None:
+            told.append(self.role)
+            if self.role == "pulse":
+                os.kill(os.getpid(), signal.SIGTERM)
+                _pause()
+
+    bench = HardwareArray.__new__(HardwareArray)   # the instruments only: no station needed
+    bench.instruments = {r: Instrument(r) for r in ("pulse", "pulse_reset", "smu", "gate",
+                                                    "matrix")}
+    bench._unreachable = set()
+    with pytest.raises(KeyboardInterrupt, match="SIGTERM"):
+        bench.safe()
+    assert told == ["pulse", "pulse_reset", "smu", "gate", "matrix"]
