@@ -26,6 +26,10 @@ def register(sub: Any) -> None:
     p.set_defaults(handler=handle)
 
 
+def _cells(n: int) -> str:
+    return f"{n} cell" if n == 1 else f"{n} cells"
+
+
 def human(s: dict[str, Any]) -> str:
     from labctl.commands.quantity import quantity
 
@@ -33,14 +37,16 @@ def human(s: dict[str, Any]) -> str:
         return quantity(x, fmt, scale=scale, unit=unit)
 
     v_std = f(s["v_form_std_V"], 1, ".3f", "V")
+    earlier = s.get("formed_by_interrupted_session") or 0
     head = (f"forming: {s['formed']}/{s['ramped']} cells formed "
             f"(yield {f(s['yield'], 100, '.1f', '%')})\n")
     if s.get("already_formed"):
-        head += (f"  {s['already_formed']} of {s['cells']} cells already read as formed and "
-                 f"were left alone (no forming voltage)\n")
-    if s.get("formed_by_interrupted_session"):
-        head += (f"  {s['formed_by_interrupted_session']} cells formed by an interrupted "
-                 f"session (forming voltage not recorded)\n")
+        k = s["already_formed"]
+        head += (f"  {k} of {s['cells']} cells already read as formed and "
+                 f"{'was' if k == 1 else 'were'} left alone (no forming voltage)\n")
+    if earlier:
+        head += (f"  {_cells(earlier)} formed by an interrupted session (forming voltage not "
+                 f"recorded)\n")
     return (head +
             f"  V_form (1T1R)   {f(s['v_form_mean_V'], 1, '.3f', 'V')}"
             + ("" if v_std == "n/a" else f" +/- {v_std}") + "\n"

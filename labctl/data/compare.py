@@ -33,7 +33,8 @@ def flatten(summary: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     flat: dict[str, Any] = {}
     for key, value in summary.items():
         name = f"{prefix}{key}"
-        if prefix == "" and (key in _SKIP_KEYS or key.endswith(_CLOCK_BOOKKEEPING_SUFFIXES)):
+        if prefix == "" and (key in _SKIP_KEYS + _SESSION_BOOKKEEPING_KEYS
+                             or key.endswith(_CLOCK_BOOKKEEPING_SUFFIXES)):
             continue
         if isinstance(value, dict):
             flat.update(flatten(value, name + "."))
@@ -54,6 +55,11 @@ _TIMING_SUFFIXES = ("samples_per_s", "wall_s")
 #: config and ``t_s``).  A station's clock is the wall clock, which a transcript replay (its
 #: waits do not sleep) or another machine's load moves; never compared
 _CLOCK_BOOKKEEPING_SUFFIXES = ("t_actual_s",)
+
+#: session bookkeeping: how a run's work was split among its sessions (forming: cells that
+#: a killed session formed and its resume found formed).  A replay runs uninterrupted, so
+#: it has none; the cells themselves are in ``formed`` and ``yield``.  Never compared
+_SESSION_BOOKKEEPING_KEYS = ("formed_by_interrupted_session",)
 
 #: name suffixes of metrics that carry a physical unit (compared purely relatively)
 _UNIT_SUFFIXES = ("_S", "_A", "_V", "_s", "_J", "_ohm", "_Hz")

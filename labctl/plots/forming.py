@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -13,12 +14,15 @@ def render(reader, out_dir: Path) -> list[Path]:  # type: ignore[no-untyped-def]
     paths = []
     ramp = reader.data("forming/ramp_V")
     iv = reader.data("forming/iv_current_A")
-    iv = iv[np.isfinite(iv).all(axis=1)]   # cells already formed were not ramped
+    iv = iv[np.isfinite(iv).all(axis=1)]   # cells not ramped by this run have no trace
+    earlier = _count(reader, "forming/formed_by_interrupted_session")
     fig, ax = figure()
     for trace in iv[: min(len(iv), 64)]:
         ax[0, 0].semilogy(ramp, np.maximum(np.abs(trace), 1e-12), lw=0.7, alpha=0.7)
     if not len(iv):
-        ax[0, 0].text(0.5, 0.5, "no cell was ramped:\nevery cell already read as formed",
+        why = ("the ramps were an interrupted session's (not recorded)" if earlier
+               else "every cell already read as formed")
+        ax[0, 0].text(0.5, 0.5, f"no ramp recorded:\n{why}",
                       ha="center", va="center", transform=ax[0, 0].transAxes)
     ax[0, 0].set(xlabel="V_1T1R (V)", ylabel="|I| (A)",
                  title=f"Forming I-V ({len(iv)} cells)\n{title_note(reader)}")
@@ -34,7 +38,8 @@ def render(reader, out_dir: Path) -> list[Path]:  # type: ignore[no-untyped-def]
     if np.isfinite(v).any():
         ax[0, 0].legend()
     else:
-        ax[0, 0].text(0.5, 0.5, "no cell formed in this run", ha="center", va="center",
+        ax[0, 0].text(0.5, 0.5, "no forming voltage recorded in this run" if earlier
+                      else "no cell formed in this run", ha="center", va="center",
                       transform=ax[0, 0].transAxes)
     ax[0, 0].set(xlabel="forming voltage (V)", ylabel="CDF", title="Forming voltage")
     paths.append(save(fig, out_dir, "forming_cdf"))
@@ -47,10 +52,24 @@ def render(reader, out_dir: Path) -> list[Path]:  # type: ignore[no-untyped-def]
     fig, ax = figure()
     im = ax[0, 0].imshow(grid, cmap="viridis", aspect="auto")
     fig.colorbar(im, ax=ax[0, 0], label="G after forming (uS)")
-    before = ("forming/ramped" in reader
-              and not reader.data("forming/ramped").astype(bool).all())
-    ax[0, 0].set(xlabel="column", ylabel="row",
-                 title="Conductance after the run (cells already formed were left alone)"
-                 if before else "Post-forming conductance")
+    ax[0, 0].set(xlabel="column", ylabel="row", title=_map_title(reader, g.size, earlier))
     paths.append(save(fig, out_dir, "forming_map"))
     return paths
+
+
+def _count(reader: Any, name: str) -> int:
+    return int(reader.data(name).astype(bool).sum()) if name in reader else 0
+
+
+def _map_title(reader: Any, cells: int, earlier: int) -> str:
+    """Says which cells were not formed by a recorded ramp of this run, if any."""
+    ramped = _count(reader, "forming/ramped") if "forming/ramped" in reader else cells
+    already = cells - ramped - earlier
+    notes = []
+    if already:
+        notes.append(f"{already} already formed, left alone")
+    if earlier:
+        notes.append(f"{earlier} formed by an interrupted session, V_form not recorded")
+    if not notes:
+        return "Post-forming conductance"
+    return f"Conductance after the run ({'; '.join(notes)})"

@@ -16,11 +16,15 @@ cells that read as unformed (below a tenth of the window's G_min, as in
 resuming inside a row, puts no forming voltage on a cell that already conducts.
 
 The pre-read is checkpointed (a step of its own) before any ramp, so a resume knows which
-cells of the row in flight read unformed when a killed or aborted session began it.  On a
-backend that cannot be restored to the checkpoint (a station), such a cell that reads
-formed now was formed by that session: it is counted apart
-(``forming/formed_by_interrupted_session``), not as already formed; its forming voltage
-was never recorded.
+cells of the row in flight read unformed when a killed or aborted session began it; the
+ramp's traces are checkpointed too, before the conditioning, so an interrupt after a
+row's ramp keeps its forming voltages and the resume conditions those cells without
+ramping them again.  On a backend that cannot be restored to the checkpoint (a station),
+a cell that read unformed at the pre-read and reads formed now was formed by the
+interrupted session's ramp, whose traces were lost: it is counted apart
+(``forming/formed_by_interrupted_session``), not as already formed, and gets the
+post-forming sweep and conditioning (below the forming voltage) like every cell formed
+here; its forming voltage was never recorded (NaN).
 """
 
 from __future__ import annotations
@@ -122,108 +126,152 @@ class Forming(BaseProtocol):
     def steps(self, array: Array, state: dict[str, Any]) -> Iterator[Step]:
         cfg: FormingConfig = self.config
         info = array.info
-        ramp = _staircase(0.0, cfg.v_stop_V, cfg.v_step_V)
-        pol = info.set_polarity
-        post = pol * _staircase(0.0, cfg.post_sweep_V, cfg.condition_step_V)
-        post = np.concatenate([post, post[::-1][1:]])
-        cycle = np.concatenate([-post, post])  # reset then set
-        r_sel = info.selector_resistance_ohm
-        unformed = UNFORMED_FRACTION * info.g_min_S
         while state["row"] < info.rows:
             row = int(state["row"])
             cells = Cells.rect(row, row + 1, 0, info.cols)
-            if state.get("pre_read_row") == row:    # an earlier session began this row
-                g_before, g_now = self._read_again(array, cells, state)
-            else:
-                g_before = g_now = array.read(cells, voltage_V=cfg.read_voltage_V)
-                state.update(pre_read_row=row, pre_read_g_S=g_before)
+            g_now: np.ndarray | None = None
+            if state.get("pre_read_row") != row:    # else an earlier session began this row
+                g_now = array.read(cells, voltage_V=cfg.read_voltage_V)
+                state.update(pre_read_row=row, pre_read_g_S=g_now)
                 yield Step(done=row * info.cols, total=info.rows * info.cols,
                            label=f"row {row} read")
-            ramped = g_now < unformed
-            by_interrupted = (g_before < unformed) & ~ramped
-            cols = np.flatnonzero(ramped)
-            n = info.cols
-            iv = np.full((n, ramp.size), np.nan)
-            post_i = np.full((n, post.size), np.nan)
-            cond_i = np.full((n, cfg.conditioning_cycles, cycle.size), np.nan)
-            v_form, i_form = np.full(n, np.nan), np.full(n, np.nan)
-            ok = np.zeros(n, dtype=bool)
-            if cols.size:
-                sel = Cells.at(np.full(cols.size, row), cols)
-                form = array.sweep(sel, ramp, gate_V=cfg.gate_V, compliance_A=cfg.compliance_A)
-                k, v, i = forming_point(form.voltage_V, form.current_A)
-                ok[cols] = formed(form.current_A, k, cfg.jump_ratio)
-                iv[cols] = form.current_A
-                v_form[cols], i_form[cols] = v, i
-                post_i[cols] = array.sweep(sel, post, gate_V=cfg.gate_V,
-                                           compliance_A=cfg.compliance_A).current_A
-                for j in range(cfg.conditioning_cycles):
-                    cond_i[cols, j] = array.sweep(sel, cycle, gate_V=cfg.gate_V,
-                                                  compliance_A=cfg.compliance_A).current_A
-            g_after = array.read(cells, voltage_V=cfg.read_voltage_V)
-            state["row"] = row + 1
-            rec: dict[str, tuple[Any, str]] = {
-                "forming/row": (np.full(n, row), ""),
-                "forming/col": (np.arange(n), ""),
-                "forming/g_before_S": (g_before, "S"),
-                "forming/ramped": (ramped, ""),
-                "forming/formed_by_interrupted_session": (by_interrupted, ""),
-                "forming/iv_current_A": (iv, "A"),
-                "forming/v_form_V": (np.where(ok, v_form, np.nan), "V"),
-                "forming/i_form_A": (np.where(ok, i_form, np.nan), "A"),
-                "forming/v_form_reram_V": (np.where(ok, v_form - i_form * r_sel, np.nan), "V"),
-                "forming/formed": (ok, ""),
-                "forming/post_current_A": (post_i, "A"),
-                "forming/g_after_S": (g_after, "S"),
-            }
-            if cfg.conditioning_cycles:
-                rec["forming/conditioning_current_A"] = (cond_i, "A")
-            write = {}
-            if row == 0:
-                write = {"forming/ramp_V": (ramp, "V"), "forming/post_V": (post, "V"),
-                         "forming/conditioning_V": (cycle, "V")}
-            yield Step(done=(row + 1) * info.cols, total=info.rows * info.cols,
-                       label=f"row {row}", append=rec, write=write)
+            if state.get("ramp_row") != row:        # else its ramp is checkpointed
+                if g_now is None:
+                    g_now = self._read_again(array, cells, state)
+                yield from self._ramp(array, row, g_now, state)
+            yield self._condition_and_record(array, row, state)
 
-    def _read_again(self, array: Array, cells: Cells,
-                    state: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
-        """(the stored pre-read, the row now) for a row an interrupted session began.  A
-        backend restored to the checkpoint (the simulator) is as the pre-read left it; on any
-        other, that session's ramp may have formed cells since, so the row is read again."""
+    def _ramp(self, array: Array, row: int, g_now: np.ndarray,
+              state: dict[str, Any]) -> Iterator[Step]:
+        """Ramp the cells of ``row`` that read unformed now; the traces are checkpointed (a
+        step of its own) before the conditioning, so an interrupt after the ramp keeps the
+        row's forming voltages and a resume does not ramp those cells again."""
+        cfg: FormingConfig = self.config
+        info = array.info
+        ramp = _staircase(0.0, cfg.v_stop_V, cfg.v_step_V)
+        unformed = UNFORMED_FRACTION * info.g_min_S
+        ramped = g_now < unformed
+        cols = np.flatnonzero(ramped)
+        iv = np.full((info.cols, ramp.size), np.nan)
+        if cols.size:
+            sel = Cells.at(np.full(cols.size, row), cols)
+            iv[cols] = array.sweep(sel, ramp, gate_V=cfg.gate_V,
+                                   compliance_A=cfg.compliance_A).current_A
         g_before = np.asarray(state["pre_read_g_S"], dtype=float)
+        state.update(ramp_row=row, ramped=ramped, ramp_current_A=iv,
+                     by_interrupted=(g_before < unformed) & ~ramped)
+        if cols.size:
+            yield Step(done=row * info.cols, total=info.rows * info.cols,
+                       label=f"row {row} ramped")
+
+    def _condition_and_record(self, array: Array, row: int, state: dict[str, Any]) -> Step:
+        """The post-forming sweep and the conditioning cycles on the cells this run formed:
+        those ramped, and those an interrupted session ramped (the same sweeps, below the
+        forming voltage); then the row's read and record."""
+        cfg: FormingConfig = self.config
+        info = array.info
+        ramp = _staircase(0.0, cfg.v_stop_V, cfg.v_step_V)
+        post = info.set_polarity * _staircase(0.0, cfg.post_sweep_V, cfg.condition_step_V)
+        post = np.concatenate([post, post[::-1][1:]])
+        cycle = np.concatenate([-post, post])  # reset then set
+        n = info.cols
+        ramped = np.asarray(state.pop("ramped"), dtype=bool)
+        by_interrupted = np.asarray(state.pop("by_interrupted"), dtype=bool)
+        iv = np.asarray(state.pop("ramp_current_A"), dtype=float)
+        v_form, i_form = np.full(n, np.nan), np.full(n, np.nan)
+        ok = np.zeros(n, dtype=bool)
+        cols = np.flatnonzero(ramped)
+        if cols.size:
+            k, v_form[cols], i_form[cols] = forming_point(ramp, iv[cols])
+            ok[cols] = formed(iv[cols], k, cfg.jump_ratio)
+        post_i = np.full((n, post.size), np.nan)
+        cond_i = np.full((n, cfg.conditioning_cycles, cycle.size), np.nan)
+        cols = np.flatnonzero(ramped | by_interrupted)
+        if cols.size:
+            sel = Cells.at(np.full(cols.size, row), cols)
+            post_i[cols] = array.sweep(sel, post, gate_V=cfg.gate_V,
+                                       compliance_A=cfg.compliance_A).current_A
+            for j in range(cfg.conditioning_cycles):
+                cond_i[cols, j] = array.sweep(sel, cycle, gate_V=cfg.gate_V,
+                                              compliance_A=cfg.compliance_A).current_A
+        g_after = array.read(Cells.rect(row, row + 1, 0, n), voltage_V=cfg.read_voltage_V)
+        state["row"] = row + 1
+        r_sel = info.selector_resistance_ohm
+        rec: dict[str, tuple[Any, str]] = {
+            "forming/row": (np.full(n, row), ""),
+            "forming/col": (np.arange(n), ""),
+            "forming/g_before_S": (np.asarray(state["pre_read_g_S"], dtype=float), "S"),
+            "forming/ramped": (ramped, ""),
+            "forming/formed_by_interrupted_session": (by_interrupted, ""),
+            "forming/iv_current_A": (iv, "A"),
+            "forming/v_form_V": (np.where(ok, v_form, np.nan), "V"),
+            "forming/i_form_A": (np.where(ok, i_form, np.nan), "A"),
+            "forming/v_form_reram_V": (np.where(ok, v_form - i_form * r_sel, np.nan), "V"),
+            "forming/formed": (ok | by_interrupted, ""),
+            "forming/post_current_A": (post_i, "A"),
+            "forming/g_after_S": (g_after, "S"),
+        }
+        if cfg.conditioning_cycles:
+            rec["forming/conditioning_current_A"] = (cond_i, "A")
+        write = {}
+        if row == 0:
+            write = {"forming/ramp_V": (ramp, "V"), "forming/post_V": (post, "V"),
+                     "forming/conditioning_V": (cycle, "V")}
+        return Step(done=(row + 1) * n, total=info.rows * n, label=f"row {row}",
+                    append=rec, write=write)
+
+    def _read_again(self, array: Array, cells: Cells, state: dict[str, Any]) -> np.ndarray:
+        """The row now, for a row an interrupted session began but did not ramp to the
+        checkpoint.  A backend restored to the checkpoint (the simulator) is as the pre-read
+        left it; on any other, that session's ramp may have formed cells since, so the row
+        is read again."""
         if isinstance(array, Snapshottable):
-            return g_before, g_before
-        return g_before, array.read(cells, voltage_V=self.config.read_voltage_V)
+            return np.asarray(state["pre_read_g_S"], dtype=float)
+        return array.read(cells, voltage_V=self.config.read_voltage_V)
 
     def analyse(self, data: RunData) -> dict[str, Any]:
         return analyse_forming(data)
 
 
 def analyse_forming(data: RunData) -> dict[str, Any]:
-    """Yield, forming voltage/current statistics and post-forming conductance from a file."""
-    ok = data.data("forming/formed").astype(bool)
+    """Yield, forming voltage/current statistics and post-forming conductance from a file.
+
+    ``cells``: cells of the die.  ``ramped``: cells this run ramped, in any session.
+    ``already_formed``: the others, which read formed before this run touched them (left
+    alone).  ``formed``: ramped cells this run left formed.  ``yield`` = formed / ramped
+    (None if no cell was ramped).  ``formed_by_interrupted_session``: the ramped cells that
+    a killed or aborted session ramped after its pre-read and formed, but whose ramp was
+    never recorded (a station resume finds them formed and gives them the post-forming
+    sweep and conditioning); their forming voltage is unknown.  The V_form and I_form
+    statistics are over the recorded ramps that formed, ``g_after_*`` over the formed
+    cells that had the post-forming sweep and conditioning.
+    """
+    done = data.data("forming/formed").astype(bool)   # formed and conditioned by this run
     # run files written before the pre-read ramped every cell
-    ramped = (data.data("forming/ramped").astype(bool) if "forming/ramped" in data
-              else np.ones_like(ok))
-    # formed by a session killed in their row, after its pre-read (older files: none)
+    traced = (data.data("forming/ramped").astype(bool) if "forming/ramped" in data
+              else np.ones_like(done))
+    # formed by a session killed in their row, after its pre-read (older files: none; the
+    # first files that had them left them unconditioned and not 'formed')
     earlier = (data.data("forming/formed_by_interrupted_session").astype(bool)
-               if "forming/formed_by_interrupted_session" in data else np.zeros_like(ok))
-    v = data.data("forming/v_form_V")[ok]
-    i = data.data("forming/i_form_A")[ok]
-    v_r = data.data("forming/v_form_reram_V")[ok]
-    g = data.data("forming/g_after_S")[ok]
-    n, n_ramped = int(ok.size), int(ramped.sum())
+               if "forming/formed_by_interrupted_session" in data else np.zeros_like(done))
+    measured = done & traced
+    v = data.data("forming/v_form_V")[measured]
+    i = data.data("forming/i_form_A")[measured]
+    v_r = data.data("forming/v_form_reram_V")[measured]
+    g = data.data("forming/g_after_S")[done]
+    n, n_ramped = int(done.size), int((traced | earlier).sum())
+    n_formed = int((measured | earlier).sum())
 
     def stat(x: np.ndarray, f: Any) -> float | None:
         return float(f(x)) if x.size else None
 
     return {
         "cells": n,
-        "already_formed": n - n_ramped - int(earlier.sum()),
+        "already_formed": n - n_ramped,
         "formed_by_interrupted_session": int(earlier.sum()),
         "ramped": n_ramped,
-        "formed": int(ok.sum()),
-        "yield": float(ok.sum() / n_ramped) if n_ramped else None,
+        "formed": n_formed,
+        "yield": float(n_formed / n_ramped) if n_ramped else None,
         "v_form_mean_V": stat(v, np.mean),
         "v_form_std_V": stat(v, np.std),
         "i_form_mean_A": stat(i, np.mean),

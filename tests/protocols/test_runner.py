@@ -156,20 +156,96 @@ def test_resume_counts_cells_an_interrupted_session_formed_apart(tmp_path, test_
     s = run(proto, chip, w, resume=ckpt)
     w.finish("complete")
     assert s["cells"] == 18 and s["formed_by_interrupted_session"] == 3
-    assert s["already_formed"] == 0 and s["ramped"] == 15 and s["formed"] == 15
+    # formed and yield count them: every cell was ramped (3 by the killed session) and formed
+    assert s["already_formed"] == 0 and s["ramped"] == 18 and s["formed"] == 18
+    assert s["yield"] == 1.0
     with RunReader(path) as r:
         earlier = r.data("forming/formed_by_interrupted_session")
         assert earlier.tolist() == [False] * 3 + [True] * 3 + [False] * 12
         assert not r.data("forming/ramped")[3:6].any()
+        assert r.data("forming/formed").all()
         assert np.isnan(r.data("forming/v_form_V")[3:6]).all()
+        assert np.isnan(r.data("forming/iv_current_A")[3:6]).all()
         # the row's g_before is the interrupted session's pre-read, taken before its ramp
         assert (r.data("forming/g_before_S")[3:6] < 0.1 * chip.info.g_min_S).all()
-        assert (r.data("forming/g_after_S")[3:6] > 0.1 * chip.info.g_min_S).all()
+        # ... and the resume gave them the post-forming sweep and conditioning
+        assert np.isfinite(r.data("forming/post_current_A")).all()
+        assert np.isfinite(r.data("forming/conditioning_current_A")).all()
+        g = r.data("forming/g_after_S")
+        assert s["g_after_mean_S"] == pytest.approx(g.mean())   # over all 18 cells
     from labctl.commands.run_forming import human
 
     text = human({**s, "run_file": str(path)})
+    assert text.startswith("forming: 18/18 cells formed (yield 100.0 %)\n")
     assert "3 cells formed by an interrupted session (forming voltage not recorded)" in text
     assert "already read as formed" not in text
+    text = human({**s, "formed_by_interrupted_session": 1, "already_formed": 1,
+                  "run_file": str(path)})
+    assert "  1 cell formed by an interrupted session" in text
+    assert "1 of 18 cells already read as formed and was left alone" in text
+
+
+def _form_interrupted_after_ramp(path, chip, inner, proto):
+    """Run forming on ``chip`` with an interrupt in row 1's post-forming sweep (after its
+    ramp); return the ramp sweeps the resume made and its summary."""
+    ramp_V = FormingConfig().v_stop_V
+    sweeps, ramps = [0], []
+    orig = inner.sweep
+
+    def sweep(cells, voltages_V, **k):
+        sweeps[0] += 1
+        if sweeps[0] == 5:       # row 0: ramp, post, one cycle; row 1: ramp, then its post
+            raise KeyboardInterrupt("SIGTERM")
+        if np.max(voltages_V) >= ramp_V:
+            ramps.append(cells.indices(chip.info.shape))
+        return orig(cells, voltages_V, **k)
+
+    inner.sweep = sweep
+    w = RunWriter(path, command="run forming", config=proto.config_dict(),
+                  backend=chip.describe())
+    with pytest.raises(KeyboardInterrupt):
+        run(proto, chip, w)
+    w.finish("aborted", error="KeyboardInterrupt")
+    with RunReader(path) as r:
+        ckpt = r.checkpoint()
+        assert r.data("forming/row").tolist() == [0, 0, 0]
+    assert ckpt is not None and ckpt["protocol"]["ramp_row"] == 1
+    ramps.clear()
+    sweeps[0] = -1000
+    w = RunWriter(path, command="run forming", config=proto.config_dict(),
+                  backend=chip.describe(), resume=True)
+    s = run(proto, chip, w, resume=ckpt)
+    w.finish("complete")
+    inner.sweep = orig
+    return ramps, s
+
+
+def test_an_interrupt_after_a_rows_ramp_keeps_its_forming_voltages(tmp_path, test_model):
+    """On a station: the ramp's traces were checkpointed, so the resume records the row's
+    forming voltages, conditions those cells and does not ramp them again."""
+    chip = _Station(SimulatedArray(test_model, 6, 3, seed=7))
+    proto = Forming(FormingConfig(conditioning_cycles=1))
+    ramps, s = _form_interrupted_after_ramp(tmp_path / "f.h5", chip, chip._arr, proto)
+    assert [r.tolist() for r, _ in ramps] == [[2, 2, 2], [3, 3, 3], [4, 4, 4], [5, 5, 5]]
+    assert s["ramped"] == 18 and s["formed"] == 18 and s["formed_by_interrupted_session"] == 0
+    with RunReader(tmp_path / "f.h5") as r:
+        assert r.data("forming/row").tolist() == [r_ for r_ in range(6) for _ in range(3)]
+        assert r.data("forming/ramped").all() and r.data("forming/formed").all()
+        assert np.isfinite(r.data("forming/v_form_V")).all()
+        assert np.isfinite(r.data("forming/conditioning_current_A")).all()
+
+
+def test_an_interrupt_after_a_rows_ramp_resumes_exactly_on_the_simulator(tmp_path,
+                                                                         test_model):
+    full = tmp_path / "full.h5"
+    s_full = _forming_run(full, test_model)
+    arr = SimulatedArray(test_model, 6, 3, seed=7)
+    proto = Forming(FormingConfig(conditioning_cycles=1))
+    _, s = _form_interrupted_after_ramp(tmp_path / "f.h5", arr, arr, proto)
+    assert s == s_full
+    with RunReader(full) as a, RunReader(tmp_path / "f.h5") as b:
+        for name in a.datasets():
+            assert np.array_equal(a.data(name), b.data(name), equal_nan=True), name
 
 
 def test_sigterm_during_a_steps_appends_leaves_the_step_whole(tmp_path, test_model):
