@@ -65,13 +65,15 @@ def strip_options(argv: list[str], names: dict[str, bool]) -> list[str]:
     return out
 
 
-def replay_argv(recorded_argv: list[str], args: argparse.Namespace, out: Path) -> list[str]:
+def replay_argv(recorded_argv: list[str], args: argparse.Namespace, out: Path,
+                recorded_backend: dict[str, Any] | None = None) -> list[str]:
     replaced = dict(_REPLACED)
     extra = ["--out", str(out), "--quiet"]
     if args.backend == "transcript":
         extra += ["--backend", f"transcript:{Path(args.run_file).resolve()}"]
     else:
         extra += ["--backend", args.backend]
+        extra += _station_die(recorded_argv, args.backend, recorded_backend or {})
     if args.preset is not None:
         replaced["--preset"] = True
         extra += ["--preset", args.preset]
@@ -79,6 +81,21 @@ def replay_argv(recorded_argv: list[str], args: argparse.Namespace, out: Path) -
         replaced["--seed"] = True
         extra += ["--seed", str(args.seed)]
     return [*strip_options(recorded_argv, replaced), *extra]
+
+
+def _station_die(recorded_argv: list[str], backend: str, recorded: dict[str, Any]) -> list[str]:
+    """``--rows R --cols C`` of the die a station run measured, for its replay on the
+    simulator (whose default die has another size; a station run names none)."""
+    if backend != "sim" or recorded.get("backend") != "station" \
+            or {"--rows", "--cols"} & set(recorded_argv):
+        return []
+    from labctl.drivers.links import station_from_description
+
+    try:
+        chip = station_from_description(recorded).chip
+    except (ConfigError, OSError):   # no stored station text and its file is gone
+        return []
+    return ["--rows", str(chip.rows), "--cols", str(chip.cols)]
 
 
 def check_replayable(src: Path, rec: Any, backend: str) -> None:
@@ -115,6 +132,7 @@ def handle(args: argparse.Namespace) -> int:
     with RunReader(src) as rec:
         argv = json.loads(rec.attrs().get("argv", "[]"))
         status = run_status(src, rec.status)
+        recorded_backend = rec.backend
         if status != "complete":   # before the transcript check: resuming is the way on
             how = ("it was killed" if status == "killed" else f"it is {status}")
             raise DataFormatError(
@@ -129,7 +147,7 @@ def handle(args: argparse.Namespace) -> int:
     out = check_writable(args.out or src.with_name(src.stem + "-replay.h5"))
     if out.resolve() == src.resolve():
         raise ConfigError("--out must differ from the recorded run file", key="out")
-    new_argv = replay_argv(argv, args, out)
+    new_argv = replay_argv(argv, args, out, recorded_backend)
     buf = io.StringIO()
     with contextlib.redirect_stdout(buf):
         code = main(new_argv)

@@ -89,3 +89,25 @@ def test_recorded_program_verify_replays_with_identical_pulses_and_reads(
         replayed = _program(replay)
     for key in ("g_S", "pulses", "converged", "g_reset_S", "g_final"):
         np.testing.assert_array_equal(replayed[key], recorded[key], err_msg=key)
+
+
+def test_a_station_run_replays_on_a_simulated_die_of_its_size(serve_station: Any,
+                                                               tmp_path: Path,
+                                                               capsys: pytest.CaptureFixture[str]
+                                                               ) -> None:
+    """A station run names no --rows/--cols (its die is the station's): a replay on the
+    simulator measures a die of the same size, not the simulator's default 8x4."""
+    import json
+
+    from .test_faults import small_doc
+
+    _, station = serve_station(small_doc())
+    rec = tmp_path / "f.h5"
+    assert main(["run", "forming", "--backend", str(station), "--quiet", "--out",
+                 str(rec)]) == 0
+    capsys.readouterr()
+    main(["replay", str(rec), "--backend", "sim", "--json", "--out", str(tmp_path / "r.h5")])
+    res = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert res["metrics"]["cells"]["recorded"] == res["metrics"]["cells"]["replayed"] == 6
+    with RunReader(tmp_path / "r.h5") as r:
+        assert (r.backend["rows"], r.backend["cols"]) == (3, 2)
