@@ -38,7 +38,10 @@ def register(sub: Any) -> None:
 
 
 def human(s: dict[str, Any]) -> str:
+    import numpy as np
+
     from labctl.commands.quantity import quantity
+    from labctl.protocols.analysis.relaxation import ages_too_close
 
     def f(d: dict[str, Any], k: str, scale: float = 1e6, fmt: str = "+.3f",
           unit: str = "uS") -> str:
@@ -47,17 +50,35 @@ def human(s: dict[str, Any]) -> str:
     lines = [f"retention: {s['cells_programmed']} cells, {len(s['levels'])} levels "
              f"(converged {100 * s['converged_fraction']:.1f} %, pulses mean "
              f"{s['pulses_mean'] if s['pulses_mean'] is None else round(s['pulses_mean'], 1)})"]
-    for k in s["mean_shift_S"]:
-        lines.append(f"  t = {k:>9} s   shift {f(s['mean_shift_S'], k)}   sigma "
+    rows = {k: _row_label(k, s.get("t_actual_s", {}).get(k)) for k in s["mean_shift_S"]}
+    w = max([11, *(len(r) for r in rows.values())])
+    for k, row in rows.items():
+        lines.append(f"  t = {row:>{w}}   shift {f(s['mean_shift_S'], k)}   sigma "
                      f"{f(s['sigma_S'], k, fmt='.3f')}   overlap "
                      f"{f(s['overlap'], k, 100, '.2f', '%')}")
     p = s["projection_10y"]
-    lines.append(f"  10 years      shift {f(p, 'mean_shift_S')}   sigma "
+    lines.append(f"  {'10 years':<{w + 4}}   shift {f(p, 'mean_shift_S')}   sigma "
                  f"{f(p, 'sigma_S', fmt='.3f')}   overlap {f(p, 'overlap', 100, '.2f', '%')}")
+    if any(r != f"{k} s" for k, r in rows.items()):
+        lines.append("  reads came later than planned (a resumed or slow station run): the ln t "
+                     "fits\n  and the 10-year projection use the real read times")
+        if ages_too_close(np.asarray(s["times_s"]), np.array([s["t_actual_s"][k] for k in rows])):
+            lines.append("  no ln t fit or projection: the real read times are too close "
+                         "together")
     if all(f(s["sigma_S"], k) == "n/a" for k in s["sigma_S"]):
         lines.append("  sigma and overlap need levels of two or more cells (--repeats 2 or more)")
     lines.append(f"  run file        {s['run_file']}")
     return "\n".join(lines)
+
+
+def _row_label(key: str, t_actual_s: float | None) -> str:
+    """'4 s', or '4 s (read at 25.9 s)' when the reads came noticeably later than planned."""
+    from labctl.protocols.analysis.relaxation import came_late
+
+    if t_actual_s is None or not came_late(float(key), t_actual_s):
+        return f"{key} s"
+    at = f"{t_actual_s:.3g}" if t_actual_s < 1000 else f"{t_actual_s:.0f}"
+    return f"{key} s (read at {at} s)"
 
 
 def _duration(seconds: float) -> str:

@@ -58,6 +58,7 @@ from labctl.array import Array, Cells
 from labctl.errors import ConfigError
 from labctl.pipelines.tiling import Placement, Tile
 from labctl.pipelines.weight_mapping import Mapping
+from labctl.protocols.analysis.relaxation import read_late as read_late  # shared, re-exported
 from labctl.protocols.base import BaseProtocol, RunData, Step
 
 GROUP = "inference"
@@ -81,12 +82,6 @@ def time_label(t_s: float) -> str:
         if q >= 1 and abs(q - round(q)) < 1e-9 * q:
             return f"{int(round(q))}{unit}"
     return f"{t_s:g}s"
-
-
-def read_late(nominal_s: float, actual_s: float) -> bool:
-    """Whether a read taken at ``actual_s`` after programming is noticeably later than the
-    ``nominal_s`` asked for (a station's chip may be read later than asked)."""
-    return abs(actual_s - nominal_s) > 0.1 * nominal_s + 0.5
 
 
 def parse_times(spec: str) -> tuple[float, ...]:

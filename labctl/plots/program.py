@@ -14,11 +14,12 @@ REFERENCE_FITS = {0.02: (11.29e-3, 11.22e-3), 0.002: (1.0688e-3, 0.811e-3)}
 
 
 def level_cdfs(ax: Any, targets: np.ndarray, g: np.ndarray, ok: np.ndarray) -> None:
-    """One empirical CDF per level, conductance in uS."""
+    """One empirical CDF per level, conductance in uS, each rising from 0 (a level of one
+    cell is a single step, not an invisible point)."""
     for lv in np.unique(targets):
         x = np.sort(g[(targets == lv) & ok]) * 1e6
         if x.size:
-            ax.step(x, np.arange(1, x.size + 1) / x.size, where="post", lw=0.9)
+            ax.step(np.r_[x[0], x], np.arange(x.size + 1) / x.size, where="post", lw=0.9)
     ax.set(xlabel="G (uS)", ylabel="CDF")
 
 

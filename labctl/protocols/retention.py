@@ -24,6 +24,8 @@ from labctl.array import Array
 from labctl.errors import ConfigError
 from labctl.protocols.analysis.relaxation import (
     TEN_YEARS_S,
+    ages_too_close,
+    fit_times,
     fit_vs_ln_t,
     log_grid,
     projection,
@@ -159,14 +161,24 @@ class Retention(BaseProtocol):
 
 
 def analyse_retention(data: RunData) -> dict[str, Any]:
-    """Shift, spread and overlap per grid time, their ln t fits and the 10-year projection."""
+    """Shift, spread and overlap per grid time, their ln t fits and the 10-year projection.
+
+    The statistics are grouped by planned read time (the summary's keys); the summary gives
+    the reads' real ages per key (``t_actual_s``), and the fits use them where they came
+    noticeably late (a station run resumed after a pause; :func:`fit_times`).
+    """
     targets = data.data(f"{PROGRAM_GROUP}/target_S")
     g_prog = data.data(f"{PROGRAM_GROUP}/g_S")
     conv = data.data(f"{PROGRAM_GROUP}/converged").astype(bool)
+    actual = data.data(f"{GROUP}/t_actual_s") if f"{GROUP}/t_actual_s" in data else None
     rel = relaxation_at_times(targets, g_prog, conv, data.data(f"{GROUP}/job"),
-                              data.data(f"{GROUP}/t_s"), data.data(f"{GROUP}/g_S"))
-    shift_fit = fit_vs_ln_t(rel.times_s, rel.mean_shift_S)
-    sigma_fit = fit_vs_ln_t(rel.times_s, rel.sigma_S)
+                              data.data(f"{GROUP}/t_s"), data.data(f"{GROUP}/g_S"), actual)
+    at = fit_times(rel.times_s, rel.ages_s)
+    if ages_too_close(rel.times_s, rel.ages_s):   # no fit, and no projection from it
+        shift_fit = sigma_fit = (float("nan"), float("nan"))
+    else:
+        shift_fit = fit_vs_ln_t(at, rel.mean_shift_S)
+        sigma_fit = fit_vs_ln_t(at, rel.sigma_S)
     prog = analyse_program(data, group=PROGRAM_GROUP)
     keys = [time_key(t) for t in rel.times_s]
     return {
@@ -175,6 +187,8 @@ def analyse_retention(data: RunData) -> dict[str, Any]:
         "pulses_mean": prog["pulses_mean"],
         "levels": prog["levels"],
         "times_s": rel.times_s.tolist(),
+        # how long after programming the reads of each planned time really came
+        "t_actual_s": dict(zip(keys, rel.ages_s.tolist(), strict=True)),
         "mean_shift_S": dict(zip(keys, rel.mean_shift_S.tolist(), strict=True)),
         "sigma_S": dict(zip(keys, rel.sigma_S.tolist(), strict=True)),
         "overlap": dict(zip(keys, rel.overlap.tolist(), strict=True)),

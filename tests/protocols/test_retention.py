@@ -163,3 +163,151 @@ def test_duration_just_over_ten_years_is_told_apart_from_the_limit():
     with pytest.raises(ConfigError) as e:
         RetentionConfig(times_s=(1.0, TEN_YEARS_S + 1)).validate()
     assert "reaches 315576001 s" in str(e.value) and "(315576000 s)" in str(e.value)
+
+
+def test_late_reads_set_the_age_of_their_planned_time():
+    """Reads are grouped by planned time; the group's age is the reads' real age (the
+    geometric mean when batches read it at different ages), the planned time without them."""
+    targets = np.repeat([10e-6, 50e-6], 2)
+    jobs = np.tile(np.arange(4), 2)
+    t_s = np.repeat([1.0, 4.0], 4)
+    spread = np.array([0.01, 0.02, -0.01, -0.02]) * 1e-6           # two cells per level
+    g = np.r_[targets + spread, targets - 0.1e-6 + spread]
+    rel = relaxation_at_times(targets, targets, np.ones(4, bool), jobs, t_s, g)
+    assert rel.ages_s.tolist() == [1.0, 4.0]
+    actual = np.array([1.0, 1.0, 1.0, 1.0, 4.0, 4.0, 25.0, 25.0])   # batch 2 read late
+    rel = relaxation_at_times(targets, targets, np.ones(4, bool), jobs, t_s, g, actual)
+    assert rel.times_s.tolist() == [1.0, 4.0] and rel.ages_s[0] == 1.0
+    assert rel.ages_s[1] == pytest.approx(10.0)                     # sqrt(4 * 25)
+    assert rel.mean_shift_S[1] == pytest.approx(-0.1e-6)            # statistics unchanged
+    # the fit takes the real age only where it is noticeably late: a station's on-time
+    # reads (a few ms late) stay at the planned time, so a replay's clock cannot move a fit
+    from labctl.protocols.analysis.relaxation import fit_times
+
+    assert fit_times(np.array([1.0, 4.0]), np.array([1.02, 25.0])).tolist() == [1.0, 25.0]
+    # a transcript replay's clock does not wait: its "reads" come early and mean nothing
+    assert fit_times(np.array([1.0, 2.0]), np.array([4e-4, 0.01])).tolist() == [1.0, 2.0]
+
+
+def _late_run(tmp_path, late_s):
+    """A simulated retention run whose reads at 4, 8 and 16 s are rewritten as a resumed
+    station's (taken at ``late_s`` after programming); the stored summary is dropped, as
+    the analysis of such a file is what is tested."""
+    import h5py
+
+    out = tmp_path / "r.h5"
+    assert main(["run", "retention", "--levels", "4", "--repeats", "4", "--tolerance", "0.02",
+                 "--times", "1,2,4,8,16", "--rows", "4", "--cols", "4", "--quiet", "--json",
+                 "--out", str(out)]) == 0
+    with h5py.File(out, "r+") as f:
+        t = f["retention/t_s"][:]
+        ta = f["retention/t_actual_s"][:]
+        for n, a in late_s.items():
+            ta[t == n] = a
+        f["retention/t_actual_s"][:] = ta
+        f.attrs["summary"] = "{}"
+    return out
+
+
+def test_late_station_reads_are_fitted_and_labelled_at_their_real_age(tmp_path, capsys,
+                                                                       monkeypatch):
+    """F1 of audit 14: a resumed station run read its 4, 8 and 16 s points at ~26 s. The
+    statistics stay grouped by planned time, the summary gives the real ages, the ln t fits
+    and the projection use them, the text flags the late rows and the figures put them at
+    their real ages."""
+    import labctl.plots.retention as plots
+    from labctl.commands.report import render_report
+    from labctl.commands.run_retention import human
+    from labctl.protocols.analysis.relaxation import projection
+    from labctl.protocols.retention import analyse_retention
+
+    out = _late_run(tmp_path, {4.0: 25.88, 8.0: 25.94, 16.0: 25.98})
+    on_time = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert on_time["t_actual_s"] == {"1": 1.0, "2": 2.0, "4": 4.0, "8": 8.0, "16": 16.0}
+    with RunReader(out) as r:
+        s = analyse_retention(r)
+    assert s["t_actual_s"] == {"1": 1.0, "2": 2.0, "4": 25.88, "8": 25.94, "16": 25.98}
+    assert s["times_s"] == on_time["times_s"] and s["mean_shift_S"] == on_time["mean_shift_S"]
+    ages = np.array(list(s["t_actual_s"].values()))
+    for name in ("mean_shift_S", "sigma_S"):
+        slope, icpt = fit_vs_ln_t(ages, np.array(list(s[name].values())))
+        assert s["fit"][name] == {"slope_S": pytest.approx(slope),
+                                  "intercept_S": pytest.approx(icpt)}
+        assert s["fit"][name]["slope_S"] != pytest.approx(on_time["fit"][name]["slope_S"])
+    fits = [(s["fit"][k]["slope_S"], s["fit"][k]["intercept_S"]) for k in ("mean_shift_S",
+                                                                            "sigma_S")]
+    assert s["projection_10y"] == pytest.approx(projection(np.array(s["levels"]), *fits),
+                                                nan_ok=True)
+
+    text = human({**s, "run_file": str(out)})
+    assert "t =                  1 s   shift" in text            # on time: no note
+    for row in ("4 s (read at 25.9 s)", "8 s (read at 25.9 s)", "16 s (read at 26 s)"):
+        assert f"t = {row:>20}   shift" in text
+    assert "later than planned" in text and "no ln t fit" not in text
+
+    figs = {}
+    real_save = plots.save
+
+    def keep(fig, out_dir, name):
+        figs[name] = fig
+        return real_save(fig, out_dir, name)
+
+    monkeypatch.setattr(plots, "save", keep)
+    render_report(out, tmp_path / "rep")
+    titles = [a.get_title() for a in figs["retention_cdfs"].axes]
+    assert titles[-1] == "16 s after programming (read at 26 s)"
+    shift_ax = figs["retention_fit"].axes[0]
+    late = [ln for ln in shift_ax.get_lines() if ln.get_label().startswith("read late")]
+    assert len(late) == 1 and late[0].get_xdata().tolist() == [25.88, 25.94, 25.98]
+    assert "planned 4, 8, 16 s" in late[0].get_label()
+    legend = [t.get_text() for t in figs["retention_error_hist"].axes[0].get_legend().texts]
+    assert legend == ["4 s (read at 25.9 s)", "16 s (read at 26 s)"]
+
+
+def test_reads_all_late_at_one_age_give_no_fit(tmp_path, capsys):
+    """Resumed long after programming, every read comes at about one age: a ln t line
+    through them (and a ten-year projection) would be noise, so none is given."""
+    from labctl.commands.run_retention import human
+    from labctl.protocols.retention import analyse_retention
+
+    out = _late_run(tmp_path, {t: 3600.0 + t / 10 for t in (1.0, 2.0, 4.0, 8.0, 16.0)})
+    capsys.readouterr()
+    with RunReader(out) as r:
+        s = analyse_retention(r)
+    assert np.isnan(s["fit"]["mean_shift_S"]["slope_S"])
+    assert np.isnan(s["projection_10y"]["mean_shift_S"])
+    text = human({**s, "run_file": str(out)})
+    assert "1 s (read at 3600 s)" in text and "no ln t fit or projection" in text
+
+
+def test_partial_run_draws_its_one_cell_per_level_reads(tmp_path, monkeypatch):
+    """F7 of audit 14: a run stopped after its first batch holds one cell per level at each
+    read time; each is drawn (a CDF step from 0 to 1), not left as an invisible point."""
+    import h5py
+
+    import labctl.plots.retention as plots
+    from labctl.commands.report import render_report
+
+    out = tmp_path / "r.h5"
+    assert main(["run", "retention", "--levels", "4", "--repeats", "2", "--tolerance", "0.02",
+                 "--times", "1,2,4", "--rows", "2", "--cols", "2", "--quiet",
+                 "--out", str(out)]) == 0
+    with h5py.File(out, "r+") as f:   # as if stopped after the first batch's reads
+        for name in ("g_S", "t_s", "t_actual_s", "job"):
+            f[f"retention/{name}"].resize((12,))
+        f.attrs["status"], f.attrs["summary"] = "aborted", "{}"
+    figs = {}
+    real_save = plots.save
+
+    def keep(fig, out_dir, name):
+        figs[name] = fig
+        return real_save(fig, out_dir, name)
+
+    monkeypatch.setattr(plots, "save", keep)
+    render_report(out, tmp_path / "rep")
+    after = figs["retention_cdfs"].axes[1:]
+    assert [a.get_title() for a in after] == ["2 s after programming\n(one cell per level)",
+                                              "4 s after programming\n(one cell per level)"]
+    for a in after:
+        assert len(a.get_lines()) == 4
+        assert all(ln.get_ydata().tolist() == [0.0, 1.0] for ln in a.get_lines())

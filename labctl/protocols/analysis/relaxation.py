@@ -29,6 +29,51 @@ def time_key(t_s: float) -> str:
     return str(int(t)) if t.is_integer() else f"{t:g}"
 
 
+def read_late(nominal_s: float, actual_s: float) -> bool:
+    """Whether a read taken at ``actual_s`` after programming is noticeably later than the
+    ``nominal_s`` asked for (a station's chip may be read later than asked, e.g. after a
+    resume)."""
+    return abs(actual_s - nominal_s) > 0.1 * nominal_s + 0.5
+
+
+def came_late(nominal_s: float, actual_s: float) -> bool:
+    """:func:`read_late`, and later (not earlier) than planned: a bench waits for every read,
+    so only a clock that does not (a transcript replay's) reads early, and its ages mean
+    nothing."""
+    return actual_s > nominal_s and read_late(nominal_s, actual_s)
+
+
+def effective_age(ages_s: np.ndarray) -> float:
+    """One age for reads grouped under one planned time: their common age, else the
+    geometric mean (a mean over the group of ``a ln t + b`` is ``a`` times the mean of
+    ``ln t`` plus ``b``, so this is the age at which a ln t fit places the group's mean)."""
+    a = np.asarray(ages_s, dtype=float)
+    if np.all(a == a[0]):   # every read on time (the simulator's clock): exactly that age
+        return float(a[0])
+    return float(np.exp(np.mean(np.log(a)))) if np.all(a > 0) else float(np.mean(a))
+
+
+def fit_times(times_s: np.ndarray, ages_s: np.ndarray) -> np.ndarray:
+    """The times a ln t fit places each planned time at: its reads' real age when they came
+    noticeably late (:func:`came_late`), else the planned time (a station's reads come a few
+    ms late, which moves with the machine's load and is no measurement; the simulator's
+    come on time)."""
+    t, a = np.asarray(times_s, dtype=float), np.asarray(ages_s, dtype=float)
+    return np.where([came_late(n, x) for n, x in zip(t, a, strict=True)], a, t)
+
+
+def ages_too_close(times_s: np.ndarray, ages_s: np.ndarray) -> bool:
+    """Whether late reads left too little spread of real ages for a ln t fit: a run resumed
+    long after programming reads every remaining planned time at about the same age, and a
+    line through those points (and a ten-year projection from it) would be noise."""
+    t, a = np.asarray(times_s, dtype=float), np.asarray(ages_s, dtype=float)
+    if not any(came_late(n, x) for n, x in zip(t, a, strict=True)):
+        return False
+    a = fit_times(t, a)
+    a = a[a >= 1.0]   # what fit_vs_ln_t uses
+    return a.size < 2 or not read_late(float(a.min()), float(a.max()))
+
+
 def log_grid(duration_s: float, *, always: tuple[float, ...] = (600.0, 3600.0)) -> np.ndarray:
     """1-2-5 steps per decade from 1 s to ``duration_s``, plus ``always`` and the end point."""
     grid = [m * 10.0**e for e in range(0, 12) for m in (1.0, 2.0, 5.0)]
@@ -39,18 +84,26 @@ def log_grid(duration_s: float, *, always: tuple[float, ...] = (600.0, 3600.0)) 
 
 @dataclass(frozen=True)
 class RelaxationAtTimes:
-    """Per grid time: mean shift from the programmed value, level spread and neighbour overlap."""
+    """Per grid time: mean shift from the programmed value, level spread and neighbour overlap.
+
+    ``times_s`` are the planned read times the reads are grouped by, ``ages_s`` the real ages
+    of those reads (:func:`effective_age`; equal to ``times_s`` unless reads came late)."""
 
     times_s: np.ndarray
+    ages_s: np.ndarray
     mean_shift_S: np.ndarray
     sigma_S: np.ndarray
     overlap: np.ndarray
 
 
 def relaxation_at_times(targets_S: np.ndarray, g_prog_S: np.ndarray, valid: np.ndarray,
-                        read_job: np.ndarray, read_t_s: np.ndarray, read_g_S: np.ndarray
-                        ) -> RelaxationAtTimes:
+                        read_job: np.ndarray, read_t_s: np.ndarray, read_g_S: np.ndarray,
+                        read_t_actual_s: np.ndarray | None = None) -> RelaxationAtTimes:
     """Statistics of the reads ``read_g_S`` of job ``read_job`` at nominal time ``read_t_s``.
+
+    Reads are grouped by their nominal (planned) time; ``read_t_actual_s``, when given, is
+    how long after programming each read really came (a station reads late after a resume),
+    and sets the group's age (old run files have no real ages: the nominal times are used).
 
     sigma is the pooled standard deviation of the levels (root-mean variance) when levels
     hold >= 2 cells, else NaN; the overlap is the mean over neighbouring levels of the
@@ -59,11 +112,14 @@ def relaxation_at_times(targets_S: np.ndarray, g_prog_S: np.ndarray, valid: np.n
     times = np.unique(read_t_s)
     levels = np.unique(targets_S)
     multi = len(levels) < np.count_nonzero(valid)
+    actual = read_t_s if read_t_actual_s is None else np.asarray(read_t_actual_s, dtype=float)
     shift, sigma, overlap = (np.full(times.size, np.nan) for _ in range(3))
+    ages = times.astype(float)
     for i, t in enumerate(times):
         sel = read_t_s == t
         job = read_job[sel].astype(np.int64)
         ok = valid[job]
+        ages[i] = effective_age(actual[sel][ok] if ok.any() else actual[sel])
         g = read_g_S[sel][ok]
         tg = targets_S[job][ok]
         d = g - g_prog_S[job][ok]
@@ -77,7 +133,7 @@ def relaxation_at_times(targets_S: np.ndarray, g_prog_S: np.ndarray, valid: np.n
                 if st.levels_S.size > 1 else np.nan
         # one cell per level: no level has a spread, and the spread of the shifts across
         # levels is another quantity (it leaves out the programming error), so none is given
-    return RelaxationAtTimes(times, shift, sigma, overlap)
+    return RelaxationAtTimes(times, ages, shift, sigma, overlap)
 
 
 def fit_vs_ln_t(times_s: np.ndarray, values: np.ndarray) -> tuple[float, float]:
