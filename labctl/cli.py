@@ -123,8 +123,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler.setFormatter(_OneLineFormatter("%(levelname)s %(name)s: %(message)s",
                                            tracebacks=args.verbose >= 2))
     logging.basicConfig(level=logging.WARNING - 10 * min(args.verbose, 2), handlers=[handler])
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
     signal.signal(signal.SIGTERM, _interrupt)
-    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:   # not if ignored
+    if previous[signal.SIGINT] is signal.default_int_handler:   # not if ignored
         signal.signal(signal.SIGINT, _interrupt)
     before = len(_finished_run_files())
     try:
@@ -146,6 +147,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(args, EXIT_BAD_INPUT, f"{e.filename}: {e.strerror or e}")
     except Exception as e:  # noqa: BLE001 - the CLI never shows a traceback unless asked
         return _internal_error(args, e)
+    finally:
+        # the caller's handlers back (main() called in-process), unless an interrupt was
+        # handled: then further signals stay ignored until the process has exited
+        for sig, old_handler in previous.items():
+            if signal.getsignal(sig) is _interrupt and old_handler is not None:
+                signal.signal(sig, old_handler)
 
 
 def _fail(args: argparse.Namespace, code: int, message: str, *, stderr: bool = True) -> int:
