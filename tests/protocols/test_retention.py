@@ -215,8 +215,6 @@ def test_late_station_reads_are_fitted_and_labelled_at_their_real_age(tmp_path, 
     statistics stay grouped by planned time, the summary gives the real ages, the ln t fits
     and the projection use them, the text flags the late rows and the figures put them at
     their real ages."""
-    import labctl.plots.retention as plots
-    from labctl.commands.report import render_report
     from labctl.commands.run_retention import human
     from labctl.protocols.analysis.relaxation import projection
     from labctl.protocols.retention import analyse_retention
@@ -245,15 +243,7 @@ def test_late_station_reads_are_fitted_and_labelled_at_their_real_age(tmp_path, 
         assert f"t = {row:>20}   shift" in text
     assert "later than planned" in text and "no ln t fit" not in text
 
-    figs = {}
-    real_save = plots.save
-
-    def keep(fig, out_dir, name):
-        figs[name] = fig
-        return real_save(fig, out_dir, name)
-
-    monkeypatch.setattr(plots, "save", keep)
-    render_report(out, tmp_path / "rep")
+    figs = _rendered_figures(out, tmp_path / "rep", monkeypatch)
     titles = [a.get_title() for a in figs["retention_cdfs"].axes]
     assert titles[-1] == "16 s after programming (read at 26 s)"
     shift_ax = figs["retention_fit"].axes[0]
@@ -262,6 +252,23 @@ def test_late_station_reads_are_fitted_and_labelled_at_their_real_age(tmp_path, 
     assert "planned 4, 8, 16 s" in late[0].get_label()
     legend = [t.get_text() for t in figs["retention_error_hist"].axes[0].get_legend().texts]
     assert legend == ["4 s (read at 25.9 s)", "16 s (read at 26 s)"]
+
+
+def _rendered_figures(run_file, out_dir, monkeypatch):
+    """The report's retention figures by name, kept open to inspect (and saved as usual)."""
+    import labctl.plots.retention as plots
+    from labctl.commands.report import render_report
+
+    figs = {}
+    real_save = plots.save
+
+    def keep(fig, out_dir, name):
+        figs[name] = fig
+        return real_save(fig, out_dir, name)
+
+    monkeypatch.setattr(plots, "save", keep)
+    render_report(run_file, out_dir)
+    return figs
 
 
 def test_reads_all_late_at_one_age_give_no_fit(tmp_path, capsys):
@@ -285,8 +292,6 @@ def test_partial_run_draws_its_one_cell_per_level_reads(tmp_path, monkeypatch):
     read time; each is drawn (a CDF step from 0 to 1), not left as an invisible point."""
     import h5py
 
-    import labctl.plots.retention as plots
-    from labctl.commands.report import render_report
 
     out = tmp_path / "r.h5"
     assert main(["run", "retention", "--levels", "4", "--repeats", "2", "--tolerance", "0.02",
@@ -296,15 +301,7 @@ def test_partial_run_draws_its_one_cell_per_level_reads(tmp_path, monkeypatch):
         for name in ("g_S", "t_s", "t_actual_s", "job"):
             f[f"retention/{name}"].resize((12,))
         f.attrs["status"], f.attrs["summary"] = "aborted", "{}"
-    figs = {}
-    real_save = plots.save
-
-    def keep(fig, out_dir, name):
-        figs[name] = fig
-        return real_save(fig, out_dir, name)
-
-    monkeypatch.setattr(plots, "save", keep)
-    render_report(out, tmp_path / "rep")
+    figs = _rendered_figures(out, tmp_path / "rep", monkeypatch)
     after = figs["retention_cdfs"].axes[1:]
     assert [a.get_title() for a in after] == ["2 s after programming\n(one cell per level)",
                                               "4 s after programming\n(one cell per level)"]
