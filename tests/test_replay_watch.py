@@ -184,17 +184,23 @@ def test_report_tells_a_killed_run_from_a_running_one(tmp_path, capsys):
     killed = tmp_path / "killed.h5"
     proc = subprocess.Popen([sys.executable, "-m", "labctl.cli", "run", "program", "--levels",
                              "8", "--repeats", "64", "--quiet", "--out", str(killed)])
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 180
     try:
-        while time.monotonic() < deadline:   # until the first verify rounds are on disk
-            time.sleep(0.2)
+        # until the first verify rounds are kept by a checkpoint (what report draws of a
+        # killed run; rounds written after the last checkpoint are not whole records)
+        while time.monotonic() < deadline:
+            time.sleep(0.1)
+            assert proc.poll() is None, "the run ended before it could be killed"
             if killed.exists():
                 try:
-                    with RunReader(killed) as r:
-                        if "program/rounds/trace_S" in r:
+                    with RunReader(killed, whole_records=True) as r:
+                        if ("program/rounds/trace_S" in r
+                                and len(r.data("program/rounds/trace_S")) > 0):
                             break
                 except Exception:  # noqa: BLE001 - a file still being created
                     pass
+        else:
+            raise AssertionError("no checkpointed verify round within the deadline")
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
