@@ -106,9 +106,12 @@ def handle(args: argparse.Namespace) -> int:
         if (args.backend or "sim") != "sim":   # a station's chip ages in real time
             batches = -(-proto.jobs().size // (info.rows * info.cols))
             last = float(cfg.grid()[-1])
+            span = (f"at most about {_duration(batches * last)} (a resume waits only for the "
+                    f"reads still due)" if getattr(args, "resume", None)
+                    else f"about {_duration(batches * last)} in all")
             print(f"labctl: note: on a station every read is waited for: {batches} batch(es), "
-                  f"each read until {time_label(last)} after it is programmed, about "
-                  f"{_duration(batches * last)} in all", file=sys.stderr)
+                  f"each read until {time_label(last)} after it is programmed, {span}",
+                  file=sys.stderr)
 
     summary = execute_protocol(args, "run retention", proto,
                                array_factory=checked_factory(args, check))

@@ -71,6 +71,26 @@ def test_retention_on_a_station_says_how_long_it_will_take(
             "programmed, about 0 s in all") in err
 
 
+def test_a_resumed_station_retention_run_gives_the_planned_span_as_an_upper_bound(
+        serve_station: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A resume waits only for the reads still due: the note must not promise the whole
+    planned duration again."""
+    import h5py
+
+    _, station = serve_station()
+    out = tmp_path / "r.h5"
+    args = ["run", "retention", "--backend", str(station), "--levels", "4", "--repeats", "2",
+            "--times", "0.2,0.4", "--quiet"]
+    assert main([*args, "--out", str(out)]) == 0
+    with h5py.File(out, "r+") as f:      # as a killed session leaves it
+        f.attrs["status"] = "aborted"
+    capsys.readouterr()
+    assert main([*args, "--resume", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert "at most about 0 s (a resume waits only for the reads still due)" in err
+    assert "in all" not in err
+
+
 def test_inference_of_a_station_transfer_counts_ages_across_processes(
         serve_station: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str],
         monkeypatch: pytest.MonkeyPatch) -> None:
