@@ -50,7 +50,8 @@ def human(s: dict[str, Any]) -> str:
     lines = [f"retention: {s['cells_programmed']} cells, {len(s['levels'])} levels "
              f"(converged {100 * s['converged_fraction']:.1f} %, pulses mean "
              f"{s['pulses_mean'] if s['pulses_mean'] is None else round(s['pulses_mean'], 1)})"]
-    rows = {k: _row_label(k, s.get("t_actual_s", {}).get(k)) for k in s["mean_shift_S"]}
+    rows = {k: _row_label(k, s.get("t_actual_s", {}).get(k),
+                          s.get("latest_t_actual_s", {}).get(k)) for k in s["mean_shift_S"]}
     w = max([11, *(len(r) for r in rows.values())])
     for k, row in rows.items():
         lines.append(f"  t = {row:>{w}}   shift {f(s['mean_shift_S'], k)}   sigma "
@@ -71,14 +72,19 @@ def human(s: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _row_label(key: str, t_actual_s: float | None) -> str:
-    """'4 s', or '4 s (read at 25.9 s)' when the reads came noticeably later than planned."""
+def _row_label(key: str, t_actual_s: float | None, latest_s: float | None = None) -> str:
+    """'4 s'; '4 s (read at 25.9 s)' when the reads came noticeably later than planned;
+    '4 s (some read at up to 25.9 s)' when only some did (their fit age hardly moves)."""
     from labctl.protocols.analysis.relaxation import came_late
 
-    if t_actual_s is None or not came_late(float(key), t_actual_s):
-        return f"{key} s"
-    at = f"{t_actual_s:.3g}" if t_actual_s < 1000 else f"{t_actual_s:.0f}"
-    return f"{key} s (read at {at} s)"
+    def at(t: float) -> str:
+        return f"{t:.3g}" if t < 1000 else f"{t:.0f}"
+
+    if t_actual_s is not None and came_late(float(key), t_actual_s):
+        return f"{key} s (read at {at(t_actual_s)} s)"
+    if latest_s is not None and came_late(float(key), latest_s):
+        return f"{key} s (some read at up to {at(latest_s)} s)"
+    return f"{key} s"
 
 
 def _duration(seconds: float) -> str:

@@ -189,6 +189,8 @@ def analyse_retention(data: RunData) -> dict[str, Any]:
         "times_s": rel.times_s.tolist(),
         # how long after programming the reads of each planned time really came
         "t_actual_s": dict(zip(keys, rel.ages_s.tolist(), strict=True)),
+        # ... and the latest of them (a few late batches among many on time)
+        "latest_t_actual_s": dict(zip(keys, rel.latest_s.tolist(), strict=True)),
         "mean_shift_S": dict(zip(keys, rel.mean_shift_S.tolist(), strict=True)),
         "sigma_S": dict(zip(keys, rel.sigma_S.tolist(), strict=True)),
         "overlap": dict(zip(keys, rel.overlap.tolist(), strict=True)),

@@ -254,6 +254,31 @@ def test_late_station_reads_are_fitted_and_labelled_at_their_real_age(tmp_path, 
     assert legend == ["4 s (read at 25.9 s)", "16 s (read at 26 s)"]
 
 
+def test_one_late_batch_among_reads_on_time_is_flagged(tmp_path, capsys):
+    """A few reads of a planned time came late (one batch of a resumed station run) while
+    the rest came on time: their fit age hardly moves, but the text still says so."""
+    import h5py
+
+    from labctl.commands.run_retention import human
+    from labctl.protocols.retention import analyse_retention
+
+    out = _late_run(tmp_path, {})
+    capsys.readouterr()
+    with h5py.File(out, "r+") as f:
+        t = f["retention/t_s"][:]
+        ta = f["retention/t_actual_s"][:]
+        late = np.flatnonzero(t == 4.0)[:1]          # one read of 16 at 4 s came at 12 s
+        ta[late] = 12.0
+        f["retention/t_actual_s"][:] = ta
+    with RunReader(out) as r:
+        s = analyse_retention(r)
+    assert s["latest_t_actual_s"]["4"] == 12.0 and s["latest_t_actual_s"]["2"] == 2.0
+    assert 4.0 < s["t_actual_s"]["4"] < 4.5            # the group's age barely moves
+    text = human({**s, "run_file": str(out)})
+    assert "4 s (some read at up to 12 s)" in text and "later than planned" in text
+    assert "2 s (" not in text
+
+
 def _rendered_figures(run_file, out_dir, monkeypatch):
     """The report's retention figures by name, kept open to inspect (and saved as usual)."""
     import labctl.plots.retention as plots

@@ -87,13 +87,16 @@ class RelaxationAtTimes:
     """Per grid time: mean shift from the programmed value, level spread and neighbour overlap.
 
     ``times_s`` are the planned read times the reads are grouped by, ``ages_s`` the real ages
-    of those reads (:func:`effective_age`; equal to ``times_s`` unless reads came late)."""
+    of those reads (:func:`effective_age`; equal to ``times_s`` unless reads came late),
+    ``latest_s`` the age of each group's latest read (one late batch among many on time
+    hardly moves ``ages_s``, and is still worth saying)."""
 
     times_s: np.ndarray
     ages_s: np.ndarray
     mean_shift_S: np.ndarray
     sigma_S: np.ndarray
     overlap: np.ndarray
+    latest_s: np.ndarray
 
 
 def relaxation_at_times(targets_S: np.ndarray, g_prog_S: np.ndarray, valid: np.ndarray,
@@ -115,11 +118,14 @@ def relaxation_at_times(targets_S: np.ndarray, g_prog_S: np.ndarray, valid: np.n
     actual = read_t_s if read_t_actual_s is None else np.asarray(read_t_actual_s, dtype=float)
     shift, sigma, overlap = (np.full(times.size, np.nan) for _ in range(3))
     ages = times.astype(float)
+    latest = times.astype(float)
     for i, t in enumerate(times):
         sel = read_t_s == t
         job = read_job[sel].astype(np.int64)
         ok = valid[job]
-        ages[i] = effective_age(actual[sel][ok] if ok.any() else actual[sel])
+        group = actual[sel][ok] if ok.any() else actual[sel]
+        ages[i] = effective_age(group)
+        latest[i] = float(np.max(group))
         g = read_g_S[sel][ok]
         tg = targets_S[job][ok]
         d = g - g_prog_S[job][ok]
@@ -133,7 +139,7 @@ def relaxation_at_times(targets_S: np.ndarray, g_prog_S: np.ndarray, valid: np.n
                 if st.levels_S.size > 1 else np.nan
         # one cell per level: no level has a spread, and the spread of the shifts across
         # levels is another quantity (it leaves out the programming error), so none is given
-    return RelaxationAtTimes(times, ages, shift, sigma, overlap)
+    return RelaxationAtTimes(times, ages, shift, sigma, overlap, latest)
 
 
 def fit_vs_ln_t(times_s: np.ndarray, values: np.ndarray) -> tuple[float, float]:
