@@ -123,6 +123,15 @@ class PrunePipeline(BaseProtocol):
         self.layout: ChipLayout = required_layout(self.net)
 
     # --- protocol contract ---------------------------------------------------------------------
+    def preflight(self, array: Array) -> None:
+        tech = array.info.technology
+        if tech != "1t1r-reram":   # the random weights are what electroforming leaves
+            raise ConfigError(f"pipeline prune prunes the random conductances electroforming "
+                              f"leaves in 1T1R ReRAM arrays; this chip is {tech} (two-FeFET "
+                              f"arrays train sparsely with `labctl pipeline sparse-train`)",
+                              key="preset")
+        self.layout.check(array.info.shape)
+
     def initial_state(self, array: Array) -> dict[str, Any]:
         self.layout.check(array.info.shape)
         return {"stage": "form", "forming": {"row": 0}, "epoch": 0, "sw_epoch": 0}

@@ -160,3 +160,26 @@ def test_resume_equals_uninterrupted_run(tmp_path: Path) -> None:
         assert resumed[k] == whole[k]
     with RunReader(path) as r:
         assert len(r.data("prune/train/epoch")) == 3
+
+
+def test_a_chip_that_does_not_electroform_is_refused_before_a_file(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Pruning uses the random conductances electroforming leaves: a two-FeFET preset is
+    refused with one line, before any pulse or run file (it used to 'form' the FeFETs)."""
+    out = tmp_path / "run.h5"
+    code, _, text = _run_cli(["pipeline", "prune", "--dataset", "digits", "--epochs", "1",
+                              "--preset", "mos2-fefet-2t", "--quiet", "--out", str(out)], capsys)
+    err_lines = [ln for ln in text.splitlines() if ln.startswith("labctl:")]
+    assert code == 2 and len(err_lines) == 1, text
+    assert "1T1R ReRAM" in err_lines[0] and "fefet-2t" in err_lines[0]
+    assert not out.exists()
+
+
+def test_a_replay_on_a_chip_that_does_not_electroform_is_refused(
+        digits_run: tuple[dict, Path, str], tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    _, path, _ = digits_run
+    code = main(["replay", str(path), "--preset", "mos2-fefet-2t",
+                 "--out", str(tmp_path / "re.h5")])
+    err = capsys.readouterr().err
+    assert code == 2 and "1T1R ReRAM" in err, err

@@ -422,3 +422,18 @@ def test_pulses_below_the_coercive_voltage_are_refused_not_trained(tmp_path, cap
     assert code == 2 and len(err) == 1 and "do not move the weights measurably" in err[0], err
     assert main(["pipeline", "sparse-train", "--epochs", "1", "--limit", "100", "--quiet",
                  "--out", str(tmp_path / "ok.h5")]) == 0
+
+
+@pytest.mark.parametrize("preset", ["rram-40nm-random", "cmo-hfox-1t1r"])
+def test_a_chip_without_sparsity_fefets_is_refused_before_a_file(tmp_path, capsys, preset):
+    """The mask lives in each cell's sparsity FeFET: a 1T1R ReRAM preset is refused with one
+    line and no run file (with strong pulses it used to run to 'complete' with its mask
+    read back at 0 % sparsity)."""
+    from labctl.cli import main
+
+    out = tmp_path / "s.h5"
+    code = main(["pipeline", "sparse-train", "--epochs", "1", "--limit", "100", "--quiet",
+                 "--preset", preset, "--pulse-V", "5", "--out", str(out)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "two-FeFET" in err[0] and "1t1r-reram" in err[0], err
+    assert not out.exists()

@@ -170,6 +170,11 @@ class SparseTraining(BaseProtocol):
         self.cost = cm.CostParams.from_dict(config.cost)
 
     def preflight(self, array: Any) -> None:
+        tech = array.info.technology
+        if tech != "fefet-2t":   # the mask lives in the sparsity FeFET of each cell
+            raise ConfigError(f"pipeline sparse-train trains two-FeFET arrays (the mask lives "
+                              f"in each cell's sparsity FeFET); this chip is {tech} (1T1R ReRAM "
+                              f"arrays train with `labctl pipeline train`)", key="preset")
         # updates pulse the weight FeFETs' write gates (checked against max_voltage_V)
         array.info.limits.check_voltage(self.config.pulse.amplitude_V, terminal="write gate")
         array.info.limits.check_width(self.config.pulse.width_s)
