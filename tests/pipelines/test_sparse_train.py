@@ -256,6 +256,28 @@ def test_cost_model_file_and_comparison(tmp_path):
         cm.load_cost_model(str(tmp_path / "missing.toml"))
 
 
+def test_cost_model_follows_the_pulse_the_run_sends(tmp_path):
+    """The file's pulse costs are for its reference pulse (2 V, 100 us); a run with another
+    --pulse-width-s or --pulse-V pays its own (the latency ignored the width before)."""
+    p = cm.load_cost_model()
+    assert (p.pulse_ref_V, p.pulse_ref_width_s) == (2.0, 100e-6)
+    assert p.for_pulse(2.0, 100e-6) == p
+    q = p.for_pulse(-3.0, 1e-3)
+    assert q.pulse_time_s == pytest.approx(10 * p.pulse_time_s)
+    assert q.pulse_energy_J == pytest.approx(2.25 * p.pulse_energy_J)
+    assert q.line_energy_J == pytest.approx(2.25 * p.line_energy_J)
+    assert (q.mask_write_J, q.mask_write_time_s) == (p.mask_write_J, p.mask_write_time_s)
+    upd = {"index_free": cm.UpdateLoad("vau", pulses=1000, slots=500, mask_writes=0, moved=0)}
+    i = 0
+    slow = cm.compare(_workload(), upd, q)["train_latency_s"][i]
+    assert slow > cm.compare(_workload(), upd, p)["train_latency_s"][i]
+    # a file without the reference keys (written before they existed) is read as 2 V, 100 us
+    text = (Path(cm.__file__).with_name("cost_fefet.toml")).read_text()
+    old = tmp_path / "old.toml"
+    old.write_text("\n".join(ln for ln in text.splitlines() if not ln.startswith("pulse_ref")))
+    assert cm.load_cost_model(str(old)) == p
+
+
 def test_cell_by_cell_update_costs_scale_with_pulses():
     w, p = _workload(), cm.load_cost_model()
     few = cm.UpdateLoad("cell", pulses=100, slots=50, mask_writes=0, moved=0)

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import math
 import tomllib
-from dataclasses import asdict, dataclass, fields
+from dataclasses import MISSING, asdict, dataclass, fields, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -71,13 +71,33 @@ class CostParams:
     gather_columns: float
     mac_J: float
     macs_per_s: float
+    # the gate pulse the per-pulse costs above are given for (optional in a file; a run's own
+    # pulse rescales them: :meth:`for_pulse`)
+    pulse_ref_V: float = 2.0
+    pulse_ref_width_s: float = 100e-6
 
     def as_dict(self) -> dict[str, float]:
         return asdict(self)
 
+    def for_pulse(self, amplitude_V: float, width_s: float) -> CostParams:
+        """The costs of the pulse a run actually sends: a pulse slot lasts its width, and a
+        pulse's gate energy and a slot's line energy are capacitive, C V**2 (scaled by
+        ``(V / pulse_ref_V)**2``).  Mask writes are separate pulses and keep their costs."""
+        if self.pulse_ref_V <= 0 or self.pulse_ref_width_s <= 0:
+            raise ConfigError("cost model: pulse_ref_V and pulse_ref_width_s must be > 0",
+                              key="pulse_ref_V")
+        v2 = (abs(float(amplitude_V)) / self.pulse_ref_V) ** 2
+        stretch = float(width_s) / self.pulse_ref_width_s
+        return replace(self, pulse_time_s=self.pulse_time_s * stretch,
+                       pulse_energy_J=self.pulse_energy_J * v2,
+                       line_energy_J=self.line_energy_J * v2,
+                       pulse_ref_V=abs(float(amplitude_V)), pulse_ref_width_s=float(width_s))
+
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> CostParams:
         names = [f.name for f in fields(cls)]
+        optional = {f.name: f.default for f in fields(cls) if f.default is not MISSING}
+        values = {**optional, **values}
         missing = [n for n in names if n not in values]
         unknown = sorted(set(values) - set(names))
         if missing or unknown:

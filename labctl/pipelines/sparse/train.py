@@ -167,7 +167,9 @@ class SparseTraining(BaseProtocol):
         super().__init__(config)
         self.data = data
         self.sizes = layer_sizes(config, data.x_train.shape[1], data.n_classes)
-        self.cost = cm.CostParams.from_dict(config.cost)
+        # the costs of the pulse this run sends (the file's are for its reference pulse)
+        self.cost = cm.CostParams.from_dict(config.cost).for_pulse(
+            config.pulse.amplitude_V, config.pulse.width_s)
 
     def preflight(self, array: Any) -> None:
         tech = array.info.technology
