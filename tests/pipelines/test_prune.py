@@ -130,10 +130,17 @@ def test_resume_equals_uninterrupted_run(tmp_path: Path) -> None:
                                  seed=3)
 
     p, arr = fresh()
+    seen: list[tuple[int, int, str]] = []
     with threadpool_limits(limits=1), RunWriter(
             tmp_path / "a.h5", command="pipeline prune", config=p.config_dict(),
             backend=arr.describe()) as w:
-        whole = run(p, arr, w)
+        whole = run(p, arr, w, progress=lambda d, t, label: seen.append((d, t, label)))
+    # the bar moves through training too (forming's rows used to fill 90 % of it)
+    done = [d / t for d, t, _ in seen]
+    assert done == sorted(done) and done[-1] == 1.0
+    epochs = [f for f, (_, _, label) in zip(done, seen, strict=True)
+              if label.startswith("prune epoch")]
+    assert len(epochs) == 3 and epochs[0] < 0.6 and epochs[-1] - epochs[0] > 0.1
 
     class Stop(Exception):
         pass
