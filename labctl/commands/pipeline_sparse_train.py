@@ -84,8 +84,11 @@ def register(sub: Any) -> None:
 def _ints(text: str | None, what: str) -> tuple[int, ...] | None:
     if text is None:
         return None
+    parts = text.split(",")
     try:
-        return tuple(int(v) for v in text.split(",") if v.strip())
+        if any(not v.strip() for v in parts):   # "64,,32" or "64,": not what was meant
+            raise ValueError(text)
+        return tuple(int(v) for v in parts)
     except ValueError:
         raise ConfigError(f"{what} must be comma-separated whole numbers, got {text!r}",
                           key=what.lstrip("-")) from None
@@ -98,6 +101,9 @@ def human(s: dict[str, Any]) -> str:
     def num(x: Any, fmt: str = ".3g") -> str:
         return "n/a" if x is None else format(x, fmt)
 
+    def times(x: Any) -> str:
+        return "n/a" if x is None else f"x{x:.3g}"
+
     lines = [f"sparse-train: {s.get('dataset_label', s['dataset'])}, sparsity "
              f"{pct(s['sparsity'])} (read back {pct(s.get('measured_sparsity'))}), update "
              f"{s['update']}, network {s['network']}"]
@@ -107,17 +113,17 @@ def human(s: dict[str, Any]) -> str:
               f"  accuracy cell-by-cell   {pct(s['accuracy_cell_by_cell'])}",
               f"  accuracy dense          {pct(s['accuracy_dense'])}",
               f"  VAU MSE (dw_min^2)      {num(s['vau_mse'])} "
-              f"(relative {num(s.get('vau_mse_relative'))})",
-              f"  dense / index-free      latency x{num(s['latency_ratio'])}, energy "
-              f"x{num(s['energy_ratio'])} (inference)",
-              f"  index-based / index-free latency x{num(s.get('latency_ratio_index_based'))}, "
-              f"energy x{num(s.get('energy_ratio_index_based'))} (inference)",
+              f"({num(s.get('vau_mse_relative'))} x the exact update's mean square)",
+              f"  dense / index-free      latency {times(s['latency_ratio'])}, energy "
+              f"{times(s['energy_ratio'])} (inference)",
+              f"  index-based / index-free latency {times(s.get('latency_ratio_index_based'))}, "
+              f"energy {times(s.get('energy_ratio_index_based'))} (inference)",
               f"  training run vs index-free: dense latency "
-              f"x{num(s.get('train_latency_ratio'))} energy x{num(s.get('train_energy_ratio'))}; "
-              f"cell-by-cell x{num(s.get('train_latency_ratio_cell_by_cell'))} / "
-              f"x{num(s.get('train_energy_ratio_cell_by_cell'))}; index-based "
-              f"x{num(s.get('train_latency_ratio_index_based'))} / "
-              f"x{num(s.get('train_energy_ratio_index_based'))}",
+              f"{times(s.get('train_latency_ratio'))} energy {times(s.get('train_energy_ratio'))}; "
+              f"cell-by-cell {times(s.get('train_latency_ratio_cell_by_cell'))} / "
+              f"{times(s.get('train_energy_ratio_cell_by_cell'))}; index-based "
+              f"{times(s.get('train_latency_ratio_index_based'))} / "
+              f"{times(s.get('train_energy_ratio_index_based'))}",
               f"  training samples/s      {num(s.get('samples_per_s'), '.0f')}",
               f"  run file                {s['run_file']}"]
     return "\n".join(lines)

@@ -39,7 +39,7 @@ def curves(reader, out_dir: Path) -> Path:  # type: ignore[no-untyped-def]
             a.axhline(100 * reader.data(key)[0], ls=style, c="gray", lw=1)
             a.annotate(f"{name} on chip", (x_txt, 100 * reader.data(key)[0]),
                        xycoords=("axes fraction", "data"), fontsize=7, va="bottom")
-    a.set(xlabel="epoch", ylabel="test accuracy (%)",
+    a.set(xlabel="epoch", ylabel="accuracy (%)",   # test, and the dashed train curve
           title=f"Training curves\n{title_note(reader)}")
     a.legend(fontsize=7)
     return save(fig, out_dir, "prune_curves")

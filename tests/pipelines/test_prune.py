@@ -190,3 +190,15 @@ def test_a_replay_on_a_chip_that_does_not_electroform_is_refused(
                  "--out", str(tmp_path / "re.h5")])
     err = capsys.readouterr().err
     assert code == 2 and "1T1R ReRAM" in err, err
+
+
+def test_text_names_the_data_set_once() -> None:
+    from labctl.commands.pipeline_prune import human
+
+    acc = {f"accuracy_{a}": 0.5 for a in ("software", "random", "pruned", "programmed")}
+    s = {"dataset": "fashion-mnist", "dataset_label": "Fashion-MNIST", "network": "mlp",
+         "kept_fraction": 0.5, "set_reset_ops": dict.fromkeys(
+             ("software", "random", "pruned", "programmed"), 0),
+         "energy_J": dict.fromkeys(("software", "random", "pruned", "programmed")),
+         "run_file": "p.h5", **acc}
+    assert human(s).splitlines()[0].startswith("prune: Fashion-MNIST, network mlp")

@@ -459,3 +459,22 @@ def test_a_chip_without_sparsity_fefets_is_refused_before_a_file(tmp_path, capsy
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "two-FeFET" in err[0] and "1t1r-reram" in err[0], err
     assert not out.exists()
+
+
+def test_text_summary_without_baselines_and_sloppy_hidden_sizes(tmp_path, capsys):
+    """No 'xn/a' for ratios that were not computed; '64,,32' is refused, not read as 64,32."""
+    from labctl.cli import main
+    from labctl.commands.pipeline_sparse_train import human
+
+    s = {"dataset": "digits", "sparsity": 0.75, "update": "vau", "network": "64-64-10",
+         "accuracy": 0.9, "accuracy_cell_by_cell": None, "accuracy_dense": None,
+         "vau_mse": 0.45, "vau_mse_relative": 10.7, "latency_ratio": None,
+         "energy_ratio": None, "run_file": "s.h5"}
+    text = human(s)
+    assert "xn/a" not in text and "latency n/a, energy n/a" in text
+    assert "0.45 (10.7 x the exact update's mean square)" in text
+    out = tmp_path / "s.h5"
+    code = main(["pipeline", "sparse-train", "--hidden", "64,,32", "--epochs", "1", "--quiet",
+                 "--out", str(out)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "--hidden" in err[0] and not out.exists(), err
