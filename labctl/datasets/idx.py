@@ -30,6 +30,15 @@ def find_idx_files(directory: Path) -> dict[str, Path] | None:
     return found
 
 
+def missing_idx_files(directory: Path) -> str:
+    """What a ``--data-dir`` lacks, for its error message: 'X, Y (or .gz)' or 'the directory'."""
+    if not directory.is_dir():
+        return f"{directory} is not a directory"
+    absent = [stem for stem in SPLIT_FILES.values()
+              if not (directory / stem).is_file() and not (directory / f"{stem}.gz").is_file()]
+    return f"{directory} lacks {', '.join(absent)} (plain or .gz)"
+
+
 def read_idx(path: Path) -> np.ndarray:
     """Read an IDX uint8 file; the header gives the shape and is checked against the size."""
     raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from labctl.datasets._common import EXTRA_HINT, Dataset, package_file, to_unit
-from labctl.datasets.idx import find_idx_files, read_idx_split
+from labctl.datasets.idx import find_idx_files, missing_idx_files, read_idx_split
 from labctl.datasets.zarr_zip import read_store
 from labctl.errors import DatasetNotInstalled
 
@@ -20,7 +20,8 @@ def load(*, data_dir: str | None = None, seed: int = 0) -> Dataset:
     if data_dir is not None:
         files = find_idx_files(Path(data_dir))
         if files is None:
-            raise DatasetNotInstalled(f"no MNIST IDX files in {data_dir}; install: {HINT}")
+            raise DatasetNotInstalled(f"--data-dir: {missing_idx_files(Path(data_dir))}; "
+                                      f"without --data-dir MNIST comes from {EXTRA_HINT}")
         arrays, source = read_idx_split(files), str(Path(data_dir).resolve())
     else:
         path = package_file("pureml", ZARR_FILE, HINT)

@@ -160,3 +160,27 @@ def test_letters_are_a_labelled_stand_in() -> None:
     means = np.stack([data.x_train[data.y_train == k].mean(0) for k in range(26)])
     dist = ((data.x_test[:, None] - means[None]) ** 2).sum(axis=(2, 3))
     assert (dist.argmin(1) == data.y_test).mean() > 0.3
+
+
+def test_idx_files_that_disagree_with_themselves_are_refused(tmp_path: Path) -> None:
+    """A user's own IDX files: labels fewer than images, or outside the classes, are one
+    clear error at load time (they crashed a training step with an IndexError)."""
+    from labctl.errors import DataFormatError
+
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (30, 28, 28), dtype=np.uint8)
+    y = np.arange(30) % 10
+    cases = {"short": (x, y[:25], "30 train samples but 25 labels"),
+             "class": (x, np.where(y == 3, 11, y), "train label 11 is outside 0..9")}
+    for name, (xs, ys, message) in cases.items():
+        d = tmp_path / name
+        d.mkdir()
+        for stem, arr in (("train-images-idx3-ubyte", xs), ("train-labels-idx1-ubyte", ys),
+                          ("t10k-images-idx3-ubyte", x[:20]), ("t10k-labels-idx1-ubyte", y[:20])):
+            _write_idx(d / f"{stem}.gz", arr)
+        with pytest.raises(DataFormatError, match=message):
+            load_dataset("mnist", data_dir=str(d))
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(DatasetNotInstalled, match="--data-dir: .* lacks train-images-idx3-ubyte"):
+        load_dataset("fashion-mnist", data_dir=str(empty))
