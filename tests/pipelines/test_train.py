@@ -195,20 +195,17 @@ def test_least_squares_sgd_bias_and_residual_learning() -> None:
     assert rms(w_rl - w_star) < 0.4 * rms(w_sgd - w_star)
 
 
-AGAD_DIGITS = ["--dataset", "digits", "--network", "64-256-10", "--epochs", "10",
-               "--lr", "0.02", "--transfer-every", "1", "--rule-option", "in_chop_prob=0.3",
-               "--rule-option", "c_reference=symmetry-point", "--fp-epochs", "10"]
-
-
 def test_agad_digits_end_to_end(tmp_path: Path) -> None:
-    """AGAD on the default CMO/HfOx chip, 8x8 digits, a few epochs: >= 90 % (issue 7)."""
+    """AGAD on the default CMO/HfOx chip, 8x8 digits, the plain defaults as a user types
+    them (seed 004's settings, 64-256-128-10, 12 epochs of 1,347 images: 16,000 samples,
+    a quarter of one MNIST epoch): >= 90 % (issue 7; seeds 0-5 end at 94.2-96.0 %)."""
     out = tmp_path / "agad.h5"
-    s = last_json(labctl("pipeline", "train", "--algorithm", "agad", *AGAD_DIGITS,
+    s = last_json(labctl("pipeline", "train", "--algorithm", "agad", "--dataset", "digits",
                          "--out", str(out), "--json", "--quiet"))
     for key in ("algorithm", "dataset", "accuracy", "fp_accuracy", "epochs", "samples_per_s",
                 "pulses_total"):
         assert key in s
-    assert s["algorithm"] == "agad" and s["dataset"] == "digits" and s["epochs"] == 10
+    assert s["algorithm"] == "agad" and s["dataset"] == "digits" and s["epochs"] == 12
     assert s["accuracy"] >= 0.90, s
     assert s["fp_accuracy"] > 0.85
     assert s["pulses_per_array"]["L0.A"] > s["pulses_per_array"]["L0.C"] > 0
@@ -218,7 +215,7 @@ def test_agad_digits_end_to_end(tmp_path: Path) -> None:
     with RunReader(out) as r:
         assert r.status == "complete"
         assert r.data("weights/L0/C").shape == (64, 256)
-        assert r.data("train/pulses").shape == (10, 4)
+        assert r.data("train/pulses").shape == (12, 6)
         paths = render(r, tmp_path / "fig")
     assert {p.name for p in paths} >= {"train_curves.png", "train_pulses.png",
                                         "train_weights_L0.png"}
