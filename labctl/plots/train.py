@@ -17,9 +17,12 @@ def _note(reader: Any) -> str:
     if not arrays:
         return title_note(reader)
     first = next(iter(arrays.values()))
-    where = (f"{first.get('preset')}, seeds {first.get('seed')}.." if first.get("backend") == "sim"
+    seeds = [a["seed"] for a in arrays.values() if isinstance(a.get("seed"), int)]
+    lo, hi = (min(seeds), max(seeds)) if seeds else (first.get("seed"), None)
+    span = f"seeds {lo}-{hi}" if hi is not None and hi != lo else f"seed {lo}"
+    where = (f"{first.get('preset')}, {span}" if first.get("backend") == "sim"
              else f"station {first.get('station', '')}")
-    note = f"{where} ({len(arrays)} arrays)"
+    note = f"{where} ({len(arrays)} array{'' if len(arrays) == 1 else 's'})"
     if reader.provenance.get("stand_in"):
         note += f" — stand-in data: {reader.provenance.get('dataset_label', '')}"
     return note + status_note(reader)

@@ -14,6 +14,7 @@ import pytest
 from scipy.optimize import brentq
 from scipy.stats import norm
 
+from labctl.cli import main
 from labctl.commands.backend import open_sim
 from labctl.pipelines.train import calibrate as cal
 from labctl.pipelines.train.pulses import coincidence_counts, line_counts, row_counts
@@ -207,6 +208,7 @@ def test_agad_digits_end_to_end(tmp_path: Path) -> None:
         assert key in s
     assert s["algorithm"] == "agad" and s["dataset"] == "digits" and s["epochs"] == 12
     assert s["accuracy"] >= 0.90, s
+    assert s["calibration_pulses_total"] > 0      # settling and programming, apart
     assert s["fp_accuracy"] > 0.85
     assert s["pulses_per_array"]["L0.A"] > s["pulses_per_array"]["L0.C"] > 0
     from labctl.data.runfile import RunReader
@@ -441,3 +443,21 @@ def test_an_epoch_trains_whole_batches_only(tmp_path: Path) -> None:
     with RunReader(out) as r:
         assert r.data("train/samples").tolist() == [96, 96]
         assert r.data("fp/epoch").tolist() == [1, 2]
+
+
+@pytest.mark.parametrize("extra, word", [
+    (["--transfer-every", "0"], "--transfer-every must be > 0"),
+    (["--rule-option", "transfer_every=0"], "transfer_every must be > 0"),
+    (["--lr", "0.05", "--rule-option", "lr=0.2"], "lr given twice"),
+    (["--fast-lr", "0.2", "--rule-option", "fast_lr=0.5"], "fast_lr given twice"),
+])
+def test_a_setting_that_would_silently_do_nothing_or_be_overridden_is_refused(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], extra: list[str], word: str) -> None:
+    """transfer_every 0 switched transfers off (C never learned); a rate given both as an
+    option and as a rule option kept one of them without saying which."""
+    out = tmp_path / "t.h5"
+    code = main(["pipeline", "train", "--dataset", "digits", "--epochs", "1", "--quiet",
+                 "--out", str(out), *extra])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and word in err[0], err
+    assert not out.exists()

@@ -363,4 +363,8 @@ def analyse_training(data: RunData) -> dict[str, Any]:
         else None,
         "pulses_total": int(np.sum(last)),
         "pulses_per_array": {n: int(p) for n, p in zip(names, last, strict=False)},
+        # the same arrays' pulses before training (symmetry-point settling, programming the
+        # initial weights): they count for a device's endurance as much as training's
+        "calibration_pulses_total": (int(np.sum(get("arrays/calibration_pulses")))
+                                     if "arrays/calibration_pulses" in data else None),
     }
