@@ -132,14 +132,14 @@ def execute_protocol(args: argparse.Namespace, command: str, protocol: Any, *,
                 raise ConfigError(f"--resume {args.resume} is a '{rr.command}' run, "
                                   f"not '{command}'",
                                   key="resume")
+            if rr.status == "complete":   # first: whatever the options, nothing is left
+                raise ConfigError(f"--resume {args.resume}: the run is already complete",
+                                  key="resume")
             if jsonable(rr.config) != jsonable(json.loads(json.dumps(jsonable(config)))):
                 diff = sorted(k for k in set(rr.config) | set(config)
                               if jsonable(rr.config.get(k)) != jsonable(config.get(k)))
                 raise ConfigError(f"--resume {args.resume}: its config differs from this command "
                                   f"in {', '.join(diff)}", key="resume")
-            if rr.status == "complete":
-                raise ConfigError(f"--resume {args.resume}: the run is already complete",
-                                  key="resume")
             check_resume_backend(args, rr.backend, args.resume)
             resume_ckpt = rr.checkpoint()
             recorded = rr.backend

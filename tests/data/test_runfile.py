@@ -259,3 +259,17 @@ def test_a_complete_run_is_read_as_written(tmp_path):
     w.finish("complete")
     with RunReader(p, whole_records=True) as r:
         assert r.data("g/row").shape == (4,)
+
+
+def test_resuming_a_complete_run_says_so_whatever_the_options(tmp_path, capsys):
+    """'already complete' comes before the config comparison: resuming a finished run
+    without its original options used to report a config difference instead."""
+    from labctl.cli import main
+
+    out = tmp_path / "f.h5"
+    assert main(["run", "program", "--levels", "2", "--repeats", "1", "--quiet",
+                 "--out", str(out)]) == 0
+    capsys.readouterr()
+    assert main(["run", "program", "--resume", str(out), "--quiet"]) == 2   # other options
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "the run is already complete" in err[0], err
