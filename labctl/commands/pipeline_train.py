@@ -238,6 +238,8 @@ def array_factory(args: argparse.Namespace, plan: list[tuple[str, int, int]]) ->
     from labctl.drivers.station import load_station
 
     for (name, rows, cols), s in zip(plan, stations, strict=True):
+        if not s.exists():
+            raise ConfigError(f"--backend: station file {s} does not exist", key="backend")
         if s.suffix != ".toml" or not s.is_file():
             raise ConfigError(f"--backend: {s} is not a station file", key="backend")
         chip = load_station(s).chip   # before any instrument is opened

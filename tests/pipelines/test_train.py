@@ -461,3 +461,12 @@ def test_a_setting_that_would_silently_do_nothing_or_be_overridden_is_refused(
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and word in err[0], err
     assert not out.exists()
+
+
+def test_a_missing_station_file_is_named_as_missing(tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    stations = ",".join(str(tmp_path / f"s{i}.toml") for i in range(6))
+    assert main(["pipeline", "train", "--dataset", "digits", "--epochs", "1", "--quiet",
+                 "--backend", stations]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "station file" in err[0] and "does not exist" in err[0], err
