@@ -16,6 +16,7 @@ def test_demo_runs_every_protocol_and_leaves_no_earlier_demo_behind(
     (out / "report").mkdir(parents=True)
     (out / "report" / "stale.png").write_bytes(b"an earlier demo's figure")
     (out / "retention.h5").write_bytes(b"an earlier demo's run")
+    (out / ".labctl-demo").write_text("an earlier demo's directory")
     assert main(["demo", "--out", str(out), "--quiet", "--json"]) == 0
     s = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert s["status"] == "complete"
@@ -25,3 +26,19 @@ def test_demo_runs_every_protocol_and_leaves_no_earlier_demo_behind(
     figures = sorted(p.name for p in (out / "report").glob("*.png"))
     assert "stale.png" not in figures and len(figures) >= 10
     assert s["runs"]["retention"]["run_file"] == str(out / "retention.h5")
+
+
+def test_demo_never_replaces_files_it_did_not_write(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A directory of the user's own (no demo marker) is refused before anything is touched:
+    the demo used to delete program.h5 and report/*.png there."""
+    out = tmp_path / "mydata"
+    (out / "report").mkdir(parents=True)
+    (out / "program.h5").write_bytes(b"the user's own run")
+    (out / "report" / "thesis.png").write_bytes(b"the user's own figure")
+    assert main(["demo", "--out", str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no labctl demo wrote" in err[0], err
+    assert (out / "program.h5").read_bytes() == b"the user's own run"
+    assert (out / "report" / "thesis.png").is_file()
+    assert not (out / ".labctl-demo").exists()

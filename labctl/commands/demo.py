@@ -29,11 +29,17 @@ STEPS: tuple[tuple[str, str, list[str], str], ...] = (
 )
 
 
+#: the file that marks a directory as a demo's own (a rerun may replace what it holds)
+MARKER = ".labctl-demo"
+
+
 def register(sub: Any) -> None:
     p = sub.add_parser("demo", help="run every protocol on the simulated chip, then the report",
                        description="The main job on the default simulated chip: every protocol, "
                        "then a report with figures.")
-    p.add_argument("--out", default="demo-run", help="output directory (default demo-run/)")
+    p.add_argument("--out", default="demo-run",
+                   help="output directory (default demo-run/): new, empty, or an earlier demo's "
+                   "(whose run files and figures a rerun replaces)")
     p.add_argument("--seed", type=seed, default=0, help="simulator seed (default 0)")
     p.add_argument("--json", action="store_true", help="print a JSON summary line")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -47,8 +53,17 @@ def handle(args: argparse.Namespace) -> int:
     from labctl.errors import ConfigError
 
     out = Path(args.out)
+    marker = out / MARKER
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} is a file, not a directory", key="out")
+    if out.is_dir() and any(out.iterdir()) and not marker.is_file():
+        # run files are never overwritten: only a directory an earlier demo made is reused
+        raise ConfigError(f"--out {out} already holds files that no labctl demo wrote; give "
+                          f"a new or empty directory", key="out")
     try:
         out.mkdir(parents=True, exist_ok=True)
+        marker.write_text("written by `labctl demo`: a rerun into this directory replaces "
+                          "the demo's run files and report figures\n")
     except OSError as e:
         raise ConfigError(f"--out {out}: {e.strerror}", key="out") from None
     # an earlier demo's files would sit next to this one's if this one stops half-way
