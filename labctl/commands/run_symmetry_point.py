@@ -77,11 +77,18 @@ def preset_out_path(args: argparse.Namespace) -> Path:
         raise ConfigError(f"--preset-out {path}: the simulator loads presets from .toml files",
                           key="preset_out")
     parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir() or not os.access(parent, os.W_OK):
+    if not parent.is_dir():
+        raise ConfigError(f"--preset-out {path}: directory {parent} does not exist",
+                          key="preset_out")
+    if not os.access(parent, os.W_OK):
         raise ConfigError(f"--preset-out {path}: directory {parent} is not writable",
                           key="preset_out")
     if path.is_dir():
         raise ConfigError(f"--preset-out {path} is a directory", key="preset_out")
+    if path.exists():   # runs made with it name it by path: replacing it would change them
+        raise ConfigError(f"--preset-out {path} already exists (a preset is never "
+                          f"overwritten: runs made with it record its path); choose a new name",
+                          key="preset_out")
     return path
 
 

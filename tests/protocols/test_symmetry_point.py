@@ -126,6 +126,15 @@ def test_cli_bad_preset_out_is_exit_2_before_anything(tmp_path, capsys):
                  "--out", str(out)]) == 2
     assert main(["run", "symmetry-point", "--cycles", "0", "--out", str(out)]) == 2
     assert len(capsys.readouterr().err.strip().splitlines()) == 3 and not out.exists()
+    existing = tmp_path / "mine.toml"      # runs made with a preset record only its path
+    existing.write_text("# a preset other runs were made with\n")
+    assert main(["run", "symmetry-point", "--preset-out", str(existing), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "already exists" in err[0] and not out.exists()
+    assert existing.read_text() == "# a preset other runs were made with\n"
+    assert main(["run", "symmetry-point", "--preset-out", str(tmp_path / "no" / "x.toml"),
+                 "--out", str(out)]) == 2
+    assert "does not exist" in capsys.readouterr().err
 
 
 def test_symmetric_variant_moves_only_the_symmetry_point(tmp_path, capsys):

@@ -133,3 +133,19 @@ def test_periphery_table_is_optional_and_checked(tmp_path: Path) -> None:
         path = write(tmp_path, CMO.read_text() + f"\n[periphery]\n{bad}\n", "bad.toml")
         with pytest.raises(ConfigError, match=re.escape(words)):
             presets.preset_periphery(path)
+
+
+@pytest.mark.parametrize("table, key", [("pulse", "sigma_c2c"), ("relaxation", None),
+                                        ("read_noise", "coefficient_S")])
+def test_non_finite_values_in_any_table_are_refused(tmp_path: Path, table: str,
+                                                    key: str | None) -> None:
+    """A NaN in [pulse] loaded, and program-verify then 'succeeded' with no cell converged."""
+    text = CMO.read_text()
+    body = re.search(rf"(?ms)^\[{table}\][^\n]*\n(.*?)(?=^\[|\Z)", text)
+    assert body is not None
+    name = key or re.search(r"(?m)^(\w+) = ", body.group(1)).group(1)  # type: ignore[union-attr]
+    bad = text.replace(body.group(0), re.sub(rf"(?m)^{name} = .*$", f"{name} = nan",
+                                             body.group(0), count=1))
+    assert bad != text
+    with pytest.raises(ConfigError, match=rf"{table}\] {name} must be a finite number"):
+        load_model(write(tmp_path, bad, f"{table}.toml"))

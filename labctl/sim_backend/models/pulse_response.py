@@ -26,6 +26,7 @@ state and parameters are plain arrays, the RNG is explicit.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, fields
 from typing import Any, cast
 
@@ -70,6 +71,9 @@ class PulseResponseSpec:
         for k, v in values.items():
             if isinstance(v, bool) or not isinstance(v, int | float):
                 raise ConfigError(f"[{where}] {k} must be a number", key=f"{where}.{k}")
+            if not math.isfinite(v) and not (k == "ceiling_S" and v == float("inf")):
+                raise ConfigError(f"[{where}] {k} must be a finite number, got {v}",
+                                  key=f"{where}.{k}")
         try:
             spec = cls(**{k: float(v) for k, v in values.items()})
         except TypeError as exc:

@@ -15,6 +15,7 @@ log is clipped at zero (an unformed or off cell has no 1/f noise of this kind).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +32,10 @@ class ReadNoiseSpec:
 
     @classmethod
     def from_dict(cls, table: dict[str, Any]) -> ReadNoiseSpec:
+        for k, v in table.items():
+            if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+                raise ConfigError(f"[read_noise] {k} must be a finite number, got {v!r}",
+                                  key=f"read_noise.{k}")
         try:
             spec = cls(**{k: float(v) for k, v in table.items()})
         except TypeError as exc:

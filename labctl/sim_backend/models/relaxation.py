@@ -17,6 +17,7 @@ right after its pulse (program-verify) sees no relaxation.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,6 +37,10 @@ class RelaxationSpec:
 
     @classmethod
     def from_dict(cls, table: dict[str, Any]) -> RelaxationSpec:
+        for k, v in table.items():
+            if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+                raise ConfigError(f"[relaxation] {k} must be a finite number, got {v!r}",
+                                  key=f"relaxation.{k}")
         try:
             spec = cls(**{k: float(v) for k, v in table.items()})
         except TypeError as exc:
