@@ -58,25 +58,38 @@ def _split_source(spec: str) -> tuple[Path, str | None]:
 
 def load_weights(spec: str) -> np.ndarray:
     """The weight matrix named by ``spec``; ConfigError (one line) for anything unusable."""
+    import warnings
+
+    if not spec.strip():
+        raise ConfigError("no weights file given", key="weights")
     path, dataset = _split_source(spec)
+    if path.is_dir():
+        raise ConfigError(f"weights file {path} is a directory", key="weights")
     if not path.is_file():
         raise ConfigError(f"weights file {path} does not exist", key="weights")
+    h5 = dataset is not None or path.suffix in (".h5", ".hdf5")
+    if not h5 and path.suffix not in (".npy", ".csv"):
+        raise ConfigError(f"weights file {path}: expected a .npy or .csv file or "
+                          f"FILE.h5:dataset", key="weights")
+    if path.stat().st_size == 0:
+        raise ConfigError(f"weights file {path} is empty", key="weights")
+    if path.suffix == ".npy" and not h5:
+        with path.open("rb") as fh:
+            if fh.read(6) != b"\x93NUMPY":   # numpy would call text "pickled data"
+                raise ConfigError(f"weights file {path} is not a NumPy .npy file (no NumPy "
+                                  f"header); save it with numpy.save", key="weights")
     try:
-        if dataset is not None or path.suffix in (".h5", ".hdf5"):
-            w = _load_h5(path, dataset)
-        elif path.suffix == ".npy":
-            with path.open("rb") as fh:
-                if fh.read(6) != b"\x93NUMPY":   # numpy would call text "pickled data"
-                    raise ConfigError(f"weights file {path} is not a NumPy .npy file (no "
-                                      f"NumPy header); save it with numpy.save",
-                                      key="weights")
-            w = np.load(path, allow_pickle=False)
-        elif path.suffix == ".csv":
-            w = np.loadtxt(path, delimiter=",", ndmin=2, dtype=float)
-        else:
-            raise ConfigError(f"weights file {path}: expected .npy, .csv or FILE.h5:dataset",
-                              key="weights")
-    except (ValueError, OSError) as e:
+        with warnings.catch_warnings():   # numpy warns of an empty text file: said below
+            warnings.simplefilter("ignore")
+            if h5:
+                w = _load_h5(path, dataset)
+            elif path.suffix == ".npy":
+                w = np.load(path, allow_pickle=False)
+            else:
+                w = np.loadtxt(path, delimiter=",", ndmin=2, dtype=float)
+    except ConfigError:
+        raise
+    except (ValueError, OSError, EOFError) as e:
         raise ConfigError(f"weights file {spec} is not a numeric array: "
                           f"{str(e).splitlines()[0] if str(e) else type(e).__name__}",
                           key="weights") from None

@@ -68,19 +68,28 @@ def verify_config(args: argparse.Namespace) -> Any:
 
 def load_targets(path: str) -> np.ndarray:
     """Targets from a .npy or .csv file (siemens); ConfigError for anything unreadable."""
+    import warnings
+
     p = Path(path)
+    if p.is_dir():
+        raise ConfigError(f"targets file {path} is a directory", key="targets")
     if not p.is_file():
         raise ConfigError(f"targets file {path} does not exist", key="targets")
+    if p.suffix not in (".npy", ".csv"):
+        raise ConfigError(f"targets file {path}: expected a .npy or .csv file", key="targets")
+    if p.stat().st_size == 0:
+        raise ConfigError(f"targets file {path} is empty", key="targets")
     try:
-        if p.suffix == ".npy":
-            t = np.load(p, allow_pickle=False)
-        elif p.suffix == ".csv":
-            t = np.loadtxt(p, delimiter=",", ndmin=1, dtype=float)
-        else:
-            raise ConfigError(f"targets file {path}: expected .npy or .csv", key="targets")
-    except (ValueError, OSError) as e:
+        with warnings.catch_warnings():   # numpy warns of an empty text file: said below
+            warnings.simplefilter("ignore")
+            t = (np.load(p, allow_pickle=False) if p.suffix == ".npy"
+                 else np.loadtxt(p, delimiter=",", ndmin=1, dtype=float))
+    except (ValueError, OSError, EOFError) as e:
         raise ConfigError(f"targets file {path} is not a numeric array: "
-                          f"{str(e).splitlines()[0]}", key="targets") from None
+                          f"{str(e).splitlines()[0] if str(e) else type(e).__name__}",
+                          key="targets") from None
+    if t.size == 0:
+        raise ConfigError(f"targets file {path} holds no values", key="targets")
     if t.dtype.kind not in "iuf":
         raise ConfigError(f"targets file {path} holds {t.dtype} values, not numbers",
                           key="targets")

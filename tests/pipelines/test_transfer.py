@@ -286,3 +286,29 @@ def test_weight_error_combines_each_weights_devices(kind, shape, tmp_path, capsy
     assert s["weight_error_rms"] == pytest.approx(want, rel=1e-9)
     per_device = s["g_error_rms_S"] / mapping.scale_S
     assert (s["weight_error_rms"] > per_device) == (kind == "differential")
+
+
+@pytest.mark.parametrize("command, name, content, why", [
+    ("program", "w.npy", b"", "is empty"),
+    ("program", "w.csv", b"\n", "are empty"),
+    ("program", "w.txt", b"1,2\n", "expected a .npy or .csv file"),
+    ("targets", "t.npy", b"", "is empty"),
+    ("targets", "t.csv", b"", "is empty"),
+    ("targets", "t.csv", b"\n", "holds no values"),
+    ("targets", "t.txt", b"1e-5\n", "expected a .npy or .csv file"),
+])
+def test_empty_or_misnamed_array_files_are_one_line(command, name, content, why, tmp_path,
+                                                    capsys):
+    """An empty .npy was an internal error (EOFError, exit 1); an empty .csv printed numpy's
+    warning too; a .txt was 'not a numeric array: ... expected .npy or .csv'."""
+    f = tmp_path / name
+    f.write_bytes(content)
+    out = tmp_path / "run.h5"
+    argv = (["program", str(f)] if command == "program"
+            else ["run", "program", "--targets", str(f)])
+    code, _, err = _run_cli([*argv, "--out", str(out), "--quiet"], capsys)
+    assert code == 2 and why in err and len(err.strip().splitlines()) == 1, err
+    assert "numeric array" not in err and not out.exists()
+    (tmp_path / "d").mkdir()
+    code, _, err = _run_cli(["program", str(tmp_path / "d"), "--quiet"], capsys)
+    assert code == 2 and "is a directory" in err
