@@ -86,8 +86,13 @@ def time_label(t_s: float) -> str:
 
 def parse_times(spec: str) -> tuple[float, ...]:
     """'1s,1h,1d,1y,10y' -> seconds; ConfigError for anything else."""
-    out = []
-    for item in (s.strip() for s in spec.split(",") if s.strip()):
+    items = [s.strip() for s in spec.split(",")]
+    if not any(items):
+        raise ConfigError("--times: give at least one time (e.g. 1s,1h,1d,1y,10y)", key="times")
+    if not all(items):   # "1s,,1h" or "1s,": a time left out by mistake, not nothing
+        raise ConfigError(f"--times {spec!r} has an empty item", key="times")
+    out: list[float] = []
+    for item in items:
         for unit, scale in TIME_UNITS:  # noqa: B007 (scale is used after the break)
             if item.endswith(unit):
                 num = item[: -len(unit)]
@@ -99,6 +104,8 @@ def parse_times(spec: str) -> tuple[float, ...]:
         except ValueError:
             raise ConfigError(f"--times: cannot read {item!r} (use e.g. 1s,1h,1d,1y,10y)",
                               key="times") from None
+        if t in out:   # each time is one row of results: a repeat would replace one
+            raise ConfigError(f"--times: {item} is given twice", key="times")
         out.append(t)
     return tuple(out)
 
@@ -122,14 +129,16 @@ class InferenceConfig:
     read_repeats: int = 4                      # [C] reads averaged for the ablations
 
     def validate(self) -> None:
-        if not (1 <= self.dac_bits <= 24 and 1 <= self.adc_bits <= 24):
-            raise ConfigError("--dac-bits and --adc-bits must be in 1..24", key="bits")
+        if not (2 <= self.dac_bits <= 24 and 2 <= self.adc_bits <= 24):
+            # signed codes: 1 bit leaves no level besides zero (the MVM was all zeros)
+            raise ConfigError("--dac-bits and --adc-bits must be in 2..24 (signed codes)",
+                              key="bits")
         if self.inputs < 1:
             raise ConfigError(f"--inputs must be >= 1, got {self.inputs}", key="inputs")
         if not self.times_s or any(not (np.isfinite(t) and t >= 0) for t in self.times_s):
             raise ConfigError("--times must be non-negative and finite", key="times")
-        if list(self.times_s) != sorted(self.times_s):
-            raise ConfigError("--times must be in increasing order", key="times")
+        if any(b <= a for a, b in zip(self.times_s, self.times_s[1:], strict=False)):
+            raise ConfigError("--times must be distinct and in increasing order", key="times")
         if self.wire_resistance_ohm is not None and self.wire_resistance_ohm < 0:
             raise ConfigError("--wire-resistance-ohm must be >= 0", key="wire_resistance_ohm")
         if self.calibration not in CALIBRATIONS:

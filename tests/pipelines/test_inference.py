@@ -9,6 +9,7 @@ import pytest
 
 from labctl.cli import main
 from labctl.data.runfile import RunReader
+from labctl.errors import ConfigError
 from labctl.pipelines.inference import adc, dac, parse_times, time_label
 from labctl.sim_backend.ir_drop import _direct, mvm_with_ir_drop
 
@@ -52,6 +53,22 @@ def test_dac_adc_and_times():
                                               3652.5 * 86400)
     assert [time_label(t) for t in parse_times("1s,1h,1d,1y,10y,90s")] == \
         ["1s", "1h", "1d", "1y", "10y", "90s"]
+    # a repeated time replaced one row of results; an empty item was a time left out
+    for spec, why in (("1s,1s", "given twice"), ("1s,3600s,1h", "given twice"),
+                      ("1s,,1h", "empty item"), ("1s,", "empty item"), ("", "at least one")):
+        with pytest.raises(ConfigError, match=why):
+            parse_times(spec)
+
+
+def test_one_bit_converters_are_refused(transfer, tmp_path, capsys):
+    """1-bit signed codes have no level besides 0: the MVM was all zeros and the fit crashed
+    (exit 1, internal error)."""
+    for opt in ("--dac-bits", "--adc-bits"):
+        out = tmp_path / f"i{opt}.h5"
+        assert main(["pipeline", "inference", str(transfer[0]), opt, "1", "--quiet",
+                     "--out", str(out)]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "2..24" in err[0] and not out.exists(), err
 
 
 @pytest.fixture(scope="module")
@@ -256,3 +273,20 @@ def test_a_station_transfer_refuses_waits_longer_than_a_week(transfer, tmp_path,
     err = capsys.readouterr().err
     assert code == 2 and "real time" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "i.h5").exists()
+
+
+def test_a_killed_transfer_is_called_killed(transfer, tmp_path, capsys):
+    """A transfer file left 'running' by a killed run: inference said 'running', report and
+    watch say 'killed'."""
+    import shutil
+
+    import h5py
+
+    killed = tmp_path / "killed.h5"
+    shutil.copy(transfer[0], killed)
+    with h5py.File(killed, "r+") as f:
+        f.attrs["status"] = "running"
+    assert main(["pipeline", "inference", str(killed), "--quiet",
+                 "--out", str(tmp_path / "i.h5")]) == 2
+    err = capsys.readouterr().err
+    assert "the transfer is killed, not complete" in err and "--resume" in err, err
