@@ -48,6 +48,10 @@ def register(sub: Any) -> None:
                    help="ADC full scale in standard deviations of the expected output "
                    "(default 3.5)")
     add_common(p)
+    for action in p._actions:   # the chip is re-opened as the transfer left it
+        if action.dest == "seed":
+            action.help = ("seed of the random input vectors (default 0); the simulated chip "
+                           "is re-opened with the transfer's own seed")
     p.set_defaults(handler=handle)
 
 

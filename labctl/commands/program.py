@@ -193,9 +193,23 @@ def human(s: dict[str, Any]) -> str:
             f"  converged       {s['converged']}/{s['cells']}\n"
             f"  pulses          mean {s['pulses_mean']:.1f}, max {s['pulses_max']}\n"
             f"  G error (rms)   {1e9 * s['g_error_rms_S']:.1f} nS per device\n"
-            f"  weight error    {_of_w_max(s.get('weight_error_rms'))} (rms, each weight's "
-            f"devices combined)\n"
-            f"  run file        {s['run_file']}")
+            f"  weight error    {_of_w_max(s.get('weight_error_rms'))} (rms"
+            + (", each weight's devices combined" if s.get("mapping") != "reference" else "")
+            + ")\n" + _notes(s) + f"  run file        {s['run_file']}")
+
+
+def _notes(s: dict[str, Any]) -> str:
+    """Lines a user should not miss: most cells missed the tolerance; a matrix that needed
+    several loads of the array (only the last stays on the chip)."""
+    out = ""
+    if s["converged"] < 0.9 * s["cells"]:
+        out += (f"  WARNING         only {s['converged']} of {s['cells']} cells converged "
+                f"within the pulse limit: the chip holds a poor copy of the matrix\n")
+    if s.get("loads", 1) > 1:
+        out += (f"  note            {s['loads']} loads of the array: only the last stays on the "
+                f"chip, so `labctl pipeline inference` needs --rows/--cols that hold the whole "
+                f"matrix\n")
+    return out
 
 
 def handle(args: argparse.Namespace) -> int:

@@ -232,8 +232,9 @@ class Inference(BaseProtocol):
         config.validate()
         if plan.placement.loads != 1:
             raise ConfigError(f"the transfer used {plan.placement.loads} array loads; only the "
-                              "last is still on the chip -- inference needs an array that holds "
-                              "the whole matrix (--rows/--cols of the transfer)", key="transfer")
+                              "last is still on the chip -- inference needs the whole matrix on "
+                              "one array: run `labctl program` again with --rows/--cols large "
+                              "enough", key="transfer")
         super().__init__(config)
         self.plan = plan
         self.tiles = list(plan.placement.tiles)

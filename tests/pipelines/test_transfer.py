@@ -312,3 +312,18 @@ def test_empty_or_misnamed_array_files_are_one_line(command, name, content, why,
     (tmp_path / "d").mkdir()
     code, _, err = _run_cli(["program", str(tmp_path / "d"), "--quiet"], capsys)
     assert code == 2 and "is a directory" in err
+
+
+def test_text_warns_of_unconverged_cells_and_of_several_loads():
+    """A FeFET transfer with 7 of 64 cells converged ended without a word; a matrix on two
+    loads of the default 8x4 die could not be inferred, and program did not say so."""
+    from labctl.commands.program import human
+
+    s = {"cells": 64, "mapping": "differential", "tiles": 2, "loads": 2, "tolerance": 0.02,
+         "converged": 7, "pulses_mean": 2767.2, "pulses_max": 3000, "g_error_rms_S": 3e-6,
+         "weight_error_rms": 0.6, "run_file": "p.h5"}
+    text = human(s)
+    assert "only 7 of 64 cells converged" in text and "2 loads of the array" in text
+    ok = human({**s, "converged": 64, "loads": 1, "mapping": "reference"})
+    assert "WARNING" not in ok and "loads of the array" not in ok
+    assert "(rms)" in ok and "combined" not in ok     # one device per weight
