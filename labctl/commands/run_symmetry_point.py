@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -97,7 +98,15 @@ def write_preset(summary: dict[str, Any], base_text: str, path: Path) -> None:
 
     fit = summary["fit"]
     if not fit.get("population"):
-        raise ConfigError("no device could be fitted; no preset written", key="preset_out")
+        raise ConfigError("no device could be fitted", key="preset_out")
+    fitted, devices = int(summary.get("devices_fitted", 0)), int(summary["devices"])
+    step = summary.get("dg_sp_mean_S")
+    if fitted < 0.5 * devices or step is None or not step > 0:
+        # pulses below the switching threshold: a few devices' noise is no device model
+        raise ConfigError(f"the pulses moved few devices ({fitted} of {devices} fitted, mean "
+                          f"step at the symmetry point "
+                          f"{'n/a' if step is None else f'{1e9 * step:.3g} nS'}): check "
+                          f"--up-V/--down-V/--width-s", key="preset_out")
     note = f"labctl run symmetry-point, {fit['population']['devices_fitted']} devices, " \
            f"{Path(summary['run_file']).name}"
     text = fitted_preset_text(
@@ -114,9 +123,9 @@ def write_preset(summary: dict[str, Any], base_text: str, path: Path) -> None:
     try:
         model_class(preset["model"]).from_preset(preset, path.stem)
     except (ConfigError, KeyError, TypeError, ValueError) as e:
-        raise ConfigError(f"the fit gave a preset the simulator cannot use ({e}); no preset "
-                          f"written: measure more pulses (--batch-pulses, --cycles, "
-                          f"--alternating-pulses)", key="preset_out") from None
+        raise ConfigError(f"the fit gave a preset the simulator cannot use ({e}): measure "
+                          f"more pulses (--batch-pulses, --cycles, --alternating-pulses)",
+                          key="preset_out") from None
     path.write_text(text)
 
 
@@ -124,12 +133,13 @@ def human(s: dict[str, Any]) -> str:
     def f(x: Any, fmt: str) -> str:
         return "n/a" if x is None else format(x, fmt)
 
-    return (f"symmetry point: {s['devices']} devices\n"
+    return (f"symmetry point: {s['devices']} devices, {s.get('devices_fitted', 'n/a')} "
+            f"fitted\n"
             f"  N states        mean {f(s['n_states_mean'], '.1f')} "
             f"(min {f(s['n_states_min'], '.1f')}, max {f(s['n_states_max'], '.1f')})\n"
             f"  SP skew         mean {f(s['sp_skew_mean'], '.3f')}\n"
             f"  NSR             mean {f(s['nsr_mean'], '.3f')}\n"
-            f"  fitted preset   {s['preset_file']}\n"
+            f"  fitted preset   {s['preset_file'] or 'none written'}\n"
             f"  run file        {s['run_file']}")
 
 
@@ -149,6 +159,11 @@ def handle(args: argparse.Namespace) -> int:
         fit_g_ref_S=float(pulse.get("g_ref_S", 1.0)),
         fit_sigma_g_rel=float(pulse.get("sigma_g_rel", 0.0)), form=not args.no_form)
     summary = execute_protocol(args, "run symmetry-point", SymmetryPoint(cfg))
-    write_preset(summary, base_text, out)
+    try:
+        write_preset(summary, base_text, out)
+    except ConfigError as e:
+        # the measurement is complete and kept; only the model it was to give is not
+        sys.stderr.write(f"labctl: warning: no preset written: {e}\n")
+        summary = {**summary, "preset_file": None, "preset_error": str(e)}
     emit(summary, as_json=args.json, human=human)
     return 0

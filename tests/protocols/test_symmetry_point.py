@@ -161,14 +161,32 @@ def test_symmetric_variant_moves_only_the_symmetry_point(tmp_path, capsys):
 
 
 def test_a_fit_the_simulator_cannot_use_writes_no_preset(tmp_path, capsys):
-    """A handful of noisy pulses can fit an upside-down window: refused with one line, no
-    preset file (it used to be written, and then refused by every command that loaded it)."""
+    """A handful of noisy pulses can fit an upside-down window: no preset file (it used to be
+    written, and then refused by every command that loaded it), one warning line; the
+    measurement itself is complete and kept (it used to exit 2 with a 'complete' file)."""
     preset = tmp_path / "few.toml"
     code = main(["run", "symmetry-point", "--rows", "2", "--cols", "2", "--batch-pulses", "20",
                  "--cycles", "1", "--alternating-pulses", "10", "--read-repeats", "3",
-                 "--out", str(tmp_path / "few.h5"), "--preset-out", str(preset), "--quiet"])
-    err = capsys.readouterr().err.strip().splitlines()
-    assert code == 2 and len(err) == 1 and "no preset written" in err[0], err
+                 "--out", str(tmp_path / "few.h5"), "--preset-out", str(preset), "--quiet",
+                 "--json"])
+    out, err = capsys.readouterr()
+    err_lines = err.strip().splitlines()
+    assert code == 0 and len(err_lines) == 1 and "no preset written" in err_lines[0], err
+    s = json.loads(out.strip().splitlines()[-1])
+    assert s["preset_file"] is None and "preset_error" in s
+    assert not preset.exists()
+
+
+def test_pulses_below_the_switching_threshold_give_no_preset(tmp_path, capsys):
+    """0.5 V set pulses (threshold 0.6 V) switch almost nothing: the few devices fitted from
+    noise were written as a preset with asymmetry -0.99; now the text says how many devices
+    were fitted and no preset is written."""
+    preset = tmp_path / "weak.toml"
+    code = main(["run", "symmetry-point", "--up-V", "0.5", "--out", str(tmp_path / "w.h5"),
+                 "--preset-out", str(preset), "--quiet"])
+    out, err = capsys.readouterr()
+    assert code == 0 and "few devices" in err and len(err.strip().splitlines()) == 1, err
+    assert "fitted preset   none written" in out and " fitted\n" in out
     assert not preset.exists()
 
 
