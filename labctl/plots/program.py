@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from labctl.plots.style import figure, save, title_note
+from labctl.protocols.program import analyse_program
 
 #: devices.md section 1: programming-noise fits of seed 004, sigma = a*G + b (uS units)
 REFERENCE_FITS = {0.02: (11.29e-3, 11.22e-3), 0.002: (1.0688e-3, 0.811e-3)}
@@ -34,7 +35,8 @@ def render_group(reader: Any, out_dir: Path, group: str, prefix: str) -> list[Pa
     g = reader.data(f"{group}/g_S")
     ok = reader.data(f"{group}/converged").astype(bool)
     pulses = reader.data(f"{group}/pulses")
-    s = reader.summary
+    # from the records, not the summary: an unfinished run (watch, a killed run) has none
+    s = analyse_program(reader, group=group)
     note = title_note(reader)
 
     fig, ax = figure(width_in=7.0)
@@ -51,7 +53,7 @@ def render_group(reader: Any, out_dir: Path, group: str, prefix: str) -> list[Pa
         ax[0, 0].hist(pulses[~ok], bins=bins, color="C3", label="not converged (cap)")
     mean = np.mean(pulses[ok]) if ok.any() else np.nan
     ax[0, 0].set(xlabel="pulses to converge", ylabel="cells",
-                 title=f"Pulses to converge: mean {mean:.1f}")
+                 title=f"Pulses to converge: mean {mean:.1f}\n{note}")
     ax[0, 0].legend()
     paths.append(save(fig, out_dir, f"{prefix}_pulses"))
 
@@ -68,7 +70,7 @@ def render_group(reader: Any, out_dir: Path, group: str, prefix: str) -> list[Pa
         if np.isclose(p, tol):
             ax[0, 0].plot(xs, a * xs + b, "--", color="gray", label="seed 004 fit")
     ax[0, 0].plot(xs, tol / np.sqrt(3) * xs, ":", color="k", label="p G / sqrt(3)")
-    ax[0, 0].set(xlabel="G_target (uS)", ylabel="sigma (uS)", title="Programming noise")
+    ax[0, 0].set(xlabel="G_target (uS)", ylabel="sigma (uS)", title=f"Programming noise\n{note}")
     ax[0, 0].legend(fontsize=8)
     paths.append(save(fig, out_dir, f"{prefix}_sigma"))
 

@@ -21,6 +21,13 @@ def _arr(values: list[Any]) -> np.ndarray:
 def render(reader: Any, out_dir: Path) -> list[Path]:
     paths = []
     s = reader.summary
+    if not s.get("per_device"):   # an unfinished run has no summary: from its records
+        from labctl.protocols.symmetry_point import analyse_symmetry_point
+
+        try:
+            s = analyse_symmetry_point(reader)
+        except (KeyError, ValueError, IndexError):   # stopped before the records it needs
+            s = {}
     trace = reader.data("symmetry/trace_S")
     alt = reader.data("symmetry/alternating").astype(bool)
     per = s.get("per_device", {})

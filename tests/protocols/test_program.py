@@ -313,3 +313,43 @@ def test_a_native_program_verify_backend_is_used(cmo_chip):
     rec = steps[-1].append
     assert rec["program/rounds/set_pulses"][0].tolist() == [-1]
     assert rec["program/rounds/reset_pulses"][0].tolist() == [-1]
+
+
+def test_figures_of_an_unfinished_run_are_drawn_from_its_records(tmp_path, monkeypatch):
+    """A killed or live run has no summary: the sigma figure was blank (drawn from the
+    summary) and the symmetry-point histograms empty; both now come from the records."""
+    import h5py
+
+    import labctl.plots.program as program_plots
+    import labctl.plots.symmetry_point as sp_plots
+    from labctl.commands.report import render_report
+
+    runs = {"program": ["run", "program", "--levels", "4", "--repeats", "4", "--rows", "4",
+                        "--cols", "4"],
+            "sp": ["run", "symmetry-point", "--rows", "2", "--cols", "4"]}
+    kept: dict[str, object] = {}
+
+    def keep(save):
+        def wrapped(fig, out_dir, name):
+            kept[name] = fig
+            return save(fig, out_dir, name)
+        return wrapped
+
+    monkeypatch.setattr(program_plots, "save", keep(program_plots.save))
+    monkeypatch.setattr(sp_plots, "save", keep(sp_plots.save))
+    for name, argv in runs.items():
+        out = tmp_path / f"{name}.h5"
+        assert main([*argv, "--quiet", "--out", str(out),
+                     "--preset-out" if name == "sp" else "--seed",
+                     str(tmp_path / "p.toml") if name == "sp" else "0"]) == 0
+        with h5py.File(out, "r+") as f:      # as a killed run leaves it
+            f.attrs["summary"] = "{}"
+            f.attrs["status"] = "aborted"
+        render_report(out, tmp_path / f"rep-{name}")
+    sigma = kept["program_sigma"].axes[0]
+    measured = [ln for ln in sigma.get_lines() if ln.get_label() == "measured"]
+    assert measured and np.isfinite(measured[0].get_ydata()).sum() == 4
+    assert "aborted" in sigma.get_title()
+    hist = [k for k in kept if k.startswith("symmetry") and "hist" in k]
+    filled = [ax for ax in kept[hist[0]].axes if any(p.get_height() > 0 for p in ax.patches)]
+    assert len(filled) >= 3, [ax.get_title() for ax in kept[hist[0]].axes]
