@@ -91,17 +91,19 @@ def test_watch_gives_up_on_a_file_that_never_appears(tmp_path, capsys):
                  "--interval-s", "0.05"]) == 2
     err = capsys.readouterr().err
     assert "did not appear within 0.3 s" in err and "Traceback" not in err
+    assert not (tmp_path / "never-live").exists()       # no empty folder left behind
 
 
 def test_watch_timeout_also_bounds_the_wait_for_the_file(tmp_path, capsys):
-    """--timeout-s is the longest the watcher runs, waiting for the file included."""
+    """--timeout-s is the longest the watcher runs, waiting for the file included; a file
+    that never appeared is the same error as for --wait-s (it exited 0, 'not started')."""
     import time
 
     t = time.monotonic()
     assert main(["watch", str(tmp_path / "never.h5"), "--wait-s", "60", "--timeout-s", "0.3",
-                 "--interval-s", "0.05"]) == 0
+                 "--interval-s", "0.05"]) == 2
     assert time.monotonic() - t < 30
-    assert "did not appear within --timeout-s 0.3 s" in capsys.readouterr().out
+    assert "did not appear within --timeout-s 0.3 s" in capsys.readouterr().err
     assert main(["watch", str(tmp_path / "never.h5"), "--timeout-s", "0"]) == 2
 
 

@@ -82,7 +82,8 @@ def handle(args: argparse.Namespace) -> int:
     if args.timeout_s is not None and args.timeout_s <= 0:
         raise ConfigError("--timeout-s must be > 0", key="timeout_s")
     out = Path(args.out) if args.out else run_file.with_name(run_file.stem + "-live")
-    out.mkdir(parents=True, exist_ok=True)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} is a file, not a directory", key="out")
     import labctl.plots.style  # noqa: F401  (matplotlib loads here, not in the first poll)
 
     t0 = time.monotonic()
@@ -103,12 +104,16 @@ def handle(args: argparse.Namespace) -> int:
         while not run_file.exists():
             waited = time.monotonic() - t0
             if args.timeout_s is not None and waited > args.timeout_s:
-                print(f"{run_file} did not appear within --timeout-s {args.timeout_s:g} s",
-                      flush=True)
-                return done("not started", 0)
+                # as for --wait-s: no run to follow is an error, not a watch that ended
+                raise DataFormatError(f"{run_file} did not appear within --timeout-s "
+                                      f"{args.timeout_s:g} s")
             if waited > args.wait_s:
                 raise DataFormatError(f"{run_file} did not appear within {args.wait_s:g} s")
             time.sleep(min(args.interval_s, 0.1))
+    try:   # only now: a watch that found no run leaves no empty folder behind
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ConfigError(f"--out {out}: {e.strerror}", key="out") from None
     t_file = time.monotonic()
     size, drawn, redraws, status, seen, orphan = -1, -1, 0, "running", False, 0
     while True:
