@@ -38,8 +38,8 @@ def register(sub: Any) -> None:
                    "has its own")
     p.add_argument("--inputs", type=int, default=100, help="random input vectors (default 100)")
     p.add_argument("--times", default="1s,1h,1d,1y,10y",
-                   help="times after the transfer, comma separated with units s/min/h/d/y "
-                   "(default 1s,1h,1d,1y,10y)")
+                   help="times after the transfer, comma separated, with units s/min/h/d/y "
+                   "(a bare number is seconds; default 1s,1h,1d,1y,10y)")
     p.add_argument("--calibration", choices=("rows", "columns", "none"), default="rows",
                    help="once, at the first time: 'rows' (default) fits a gain and offset per "
                    "column and a reference per row, 'columns' the per-column part only, "

@@ -79,6 +79,11 @@ def load_targets(path: str) -> np.ndarray:
         raise ConfigError(f"targets file {path}: expected a .npy or .csv file", key="targets")
     if p.stat().st_size == 0:
         raise ConfigError(f"targets file {path} is empty", key="targets")
+    if p.suffix == ".npy":
+        with p.open("rb") as fh:
+            if fh.read(6) != b"\x93NUMPY":   # numpy would call it pickled data
+                raise ConfigError(f"targets file {path} is not a NumPy .npy file (no NumPy "
+                                  f"header); save it with numpy.save", key="targets")
     try:
         with warnings.catch_warnings():   # numpy warns of an empty text file: said below
             warnings.simplefilter("ignore")

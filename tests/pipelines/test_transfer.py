@@ -296,6 +296,7 @@ def test_weight_error_combines_each_weights_devices(kind, shape, tmp_path, capsy
     ("targets", "t.csv", b"", "is empty"),
     ("targets", "t.csv", b"\n", "holds no values"),
     ("targets", "t.txt", b"1e-5\n", "expected a .npy or .csv file"),
+    ("targets", "t.npy", b"not numpy at all", "not a NumPy .npy file"),
 ])
 def test_empty_or_misnamed_array_files_are_one_line(command, name, content, why, tmp_path,
                                                     capsys):
