@@ -17,6 +17,7 @@ def test_demo_runs_every_protocol_and_leaves_no_earlier_demo_behind(
     (out / "report" / "stale.png").write_bytes(b"an earlier demo's figure")
     (out / "retention.h5").write_bytes(b"an earlier demo's run")
     (out / ".labctl-demo").write_text("an earlier demo's directory")
+    (out / "symmetry-point-preset.toml").write_text("# an earlier demo's fitted preset\n")
     assert main(["demo", "--out", str(out), "--quiet", "--json"]) == 0
     s = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert s["status"] == "complete"
@@ -26,6 +27,8 @@ def test_demo_runs_every_protocol_and_leaves_no_earlier_demo_behind(
     figures = sorted(p.name for p in (out / "report").glob("*.png"))
     assert "stale.png" not in figures and len(figures) >= 10
     assert s["runs"]["retention"]["run_file"] == str(out / "retention.h5")
+    preset = (out / "symmetry-point-preset.toml").read_text()   # this demo's own fit
+    assert "earlier demo" not in preset and "fitted by labctl run symmetry-point" in preset
 
 
 def test_demo_never_replaces_files_it_did_not_write(

@@ -69,6 +69,8 @@ def handle(args: argparse.Namespace) -> int:
     # an earlier demo's files would sit next to this one's if this one stops half-way
     for _, _, _, name in STEPS:
         (out / name).unlink(missing_ok=True)
+        # the symmetry-point step's fitted preset (never overwritten by the command itself)
+        (out / f"{Path(name).stem}-preset.toml").unlink(missing_ok=True)
     for old in (out / "report").glob("*.png"):
         old.unlink()
     runs: dict[str, Any] = {}
