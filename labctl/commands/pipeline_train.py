@@ -116,21 +116,17 @@ def rule_overrides(args: argparse.Namespace) -> dict[str, Any]:
         v = getattr(args, key)
         if v is not None and not v > 0:
             raise ConfigError(f"--{key.replace('_', '-')} must be > 0, got {v:g}", key=key)
-    if args.transfer_every is not None and not args.transfer_every > 0:
-        raise ConfigError(f"--transfer-every must be > 0 samples, got {args.transfer_every:g} "
-                          f"(0 would never read a line, so nothing would be transferred)",
-                          key="transfer_every")
-    if "transfer_every" in rule and isinstance(rule["transfer_every"], int | float) \
-            and not isinstance(rule["transfer_every"], bool) and not rule["transfer_every"] > 0:
-        raise ConfigError(f"transfer_every must be > 0 samples, got {rule['transfer_every']} "
-                          f"(0 would never read a line, so nothing would be transferred)",
-                          key="transfer_every")
     for key in ("lr", "fast_lr", "transfer_every", "gamma", "beta"):
         if getattr(args, key) is not None:
             if key in rule:   # two values for one setting: say so rather than pick one
                 raise ConfigError(f"{key} given twice (--{key.replace('_', '-')} and "
                                   f"--rule-option {key}=...); give it once", key=key)
             rule[key] = getattr(args, key)
+    every = rule.get("transfer_every")
+    if isinstance(every, int | float) and not isinstance(every, bool) and not every > 0:
+        via = "--transfer-every" if args.transfer_every is not None else "transfer_every"
+        raise ConfigError(f"{via} must be > 0 samples, got {every:g} (0 would never read a "
+                          f"line, so nothing would be transferred)", key="transfer_every")
     return rule
 
 
