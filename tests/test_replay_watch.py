@@ -267,3 +267,54 @@ def test_report_and_watch_draw_a_run_whose_last_step_was_torn(tmp_path, capsys):
                  "--interval-s", "0.05"]) == 0
     res = _json_line(capsys.readouterr().out)
     assert res["status"] == "aborted" and res["redraws"] == 1
+
+
+def test_a_preset_file_changed_since_the_run_is_named(tmp_path, capsys):
+    """Runs record a preset file's SHA-256 as well as its path: a replay (or a resume) after
+    the file changed says so, instead of a bare INCONSISTENT (or carrying on on another
+    chip)."""
+    import h5py
+
+    from labctl.sim_backend.presets import PRESET_DIR
+
+    preset = tmp_path / "mine.toml"
+    preset.write_text((PRESET_DIR / "cmo-hfox-1t1r.toml").read_text())
+    run_file = tmp_path / "p.h5"
+    argv = ["run", "program", "--levels", "2", "--repeats", "1", "--preset", str(preset),
+            "--quiet"]
+    assert main([*argv, "--out", str(run_file)]) == 0
+    with RunReader(run_file) as r:
+        assert len(r.backend["preset_sha256"]) == 64
+    preset.write_text(preset.read_text() + "\n# edited after the run\n")
+    capsys.readouterr()
+    assert main(["replay", str(run_file), "--out", str(tmp_path / "re.h5")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "which has changed since" in err[0], err
+    with h5py.File(run_file, "r+") as f:      # as a killed run leaves it
+        f.attrs["status"] = "aborted"
+    assert main([*argv, "--resume", str(run_file)]) == 2
+    assert "preset_sha256" in capsys.readouterr().err
+    with h5py.File(run_file, "r+") as f:
+        f.attrs["status"] = "complete"
+    preset.unlink()
+    assert main(["replay", str(run_file), "--out", str(tmp_path / "re2.h5")]) == 2
+    assert "which is gone" in capsys.readouterr().err
+
+
+def test_a_run_recorded_without_the_preset_digest_still_resumes(tmp_path):
+    import h5py
+
+    from labctl.sim_backend.presets import PRESET_DIR
+
+    preset = tmp_path / "mine.toml"
+    preset.write_text((PRESET_DIR / "cmo-hfox-1t1r.toml").read_text())
+    run_file = tmp_path / "p.h5"
+    argv = ["run", "program", "--levels", "2", "--repeats", "1", "--preset", str(preset),
+            "--quiet"]
+    assert main([*argv, "--out", str(run_file)]) == 0
+    with h5py.File(run_file, "r+") as f:      # as labctl wrote it before the digest existed
+        backend = json.loads(f.attrs["backend"])
+        backend.pop("preset_sha256")
+        f.attrs["backend"] = json.dumps(backend)
+        f.attrs["status"] = "aborted"
+    assert main([*argv, "--resume", str(run_file)]) == 0

@@ -15,7 +15,7 @@ from labctl.errors import ConfigError
 
 def open_sim(preset: str | None, rows: int | None, cols: int | None, seed: int,
              *, wire_resistance_ohm: float = 0.0, default_preset: str = "cmo-hfox-1t1r") -> Array:
-    from labctl.sim_backend.presets import default_shape, load_model
+    from labctl.sim_backend.presets import default_shape, load_model, preset_digest
     from labctl.sim_backend.simulated_array import SimulatedArray
 
     name = preset or default_preset
@@ -27,7 +27,8 @@ def open_sim(preset: str | None, rows: int | None, cols: int | None, seed: int,
         raise ConfigError(f"--rows and --cols must be positive (got {r}x{c})", key="rows")
     source = str(Path(name).resolve()) if Path(name).suffix == ".toml" else None
     return SimulatedArray(model, r, c, seed=seed, preset_name=model.name, preset_source=source,
-                          wire_resistance_ohm=wire_resistance_ohm)
+                          wire_resistance_ohm=wire_resistance_ohm,
+                          preset_sha256=preset_digest(source) if source else None)
 
 
 def open_backend(args: argparse.Namespace, *, default_preset: str = "cmo-hfox-1t1r",
@@ -156,6 +157,8 @@ def check_opened_backend(args: argparse.Namespace, desc: dict[str, Any],
     if recorded is None:
         return
     now = json.loads(json.dumps(jsonable(backend_identity(desc))))
+    if "preset_sha256" not in json.dumps(recorded):   # recorded before labctl kept the digest
+        now = _without(now, "preset_sha256")
     then = json.loads(json.dumps(jsonable(backend_identity(recorded))))
     diff = _differences(then, now)
     if diff:
@@ -167,6 +170,34 @@ def check_opened_backend(args: argparse.Namespace, desc: dict[str, Any],
         raise ConfigError(f"--resume {getattr(args, 'resume', '')}: this backend is not the one "
                           f"the run recorded (the {what} differ: {shown}); a run carries on "
                           f"on the same chip", key="backend")
+
+
+def _without(d: Any, key: str) -> Any:
+    """``d`` with ``key`` dropped at every depth."""
+    if isinstance(d, dict):
+        return {k: _without(v, key) for k, v in d.items() if k != key}
+    if isinstance(d, list):
+        return [_without(v, key) for v in d]
+    return d
+
+
+def changed_preset(desc: Any) -> str | None:
+    """The first preset file a backend description names whose contents are no longer the
+    ones the run recorded (or that is gone), else None."""
+    from labctl.sim_backend.presets import preset_digest
+
+    if isinstance(desc, dict):
+        src, digest = desc.get("preset_source"), desc.get("preset_sha256")
+        if src and digest:
+            if not Path(str(src)).is_file():
+                return f"{src}, which is gone"
+            if preset_digest(str(src)) != digest:
+                return f"{src}, which has changed since"
+        for v in (desc.get("arrays") or {}).values():
+            hit = changed_preset(v)
+            if hit:
+                return hit
+    return None
 
 
 def _flat(d: Any, prefix: str = "") -> dict[str, Any]:

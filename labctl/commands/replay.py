@@ -98,7 +98,7 @@ def _station_die(recorded_argv: list[str], backend: str, recorded: dict[str, Any
     return ["--rows", str(chip.rows), "--cols", str(chip.cols)]
 
 
-def check_replayable(src: Path, rec: Any, backend: str) -> None:
+def check_replayable(src: Path, rec: Any, backend: str, other_preset: bool = False) -> None:
     """Refuse (one line) a replay that would drive hardware the user did not point at, or
     that cannot reproduce the recording."""
     from labctl.commands.backend import recorded_stations
@@ -109,6 +109,13 @@ def check_replayable(src: Path, rec: Any, backend: str) -> None:
                           f"drives that station: pass --backend {stations[0]} to do so, or "
                           f"--backend transcript to replay the recording offline",
                           key="backend")
+    from labctl.commands.backend import changed_preset
+
+    changed = changed_preset(rec.backend) if backend == "sim" and not other_preset else None
+    if changed:
+        raise ConfigError(f"{src} ran on preset file {changed}: a replay needs the preset "
+                          f"the run used (restore it, or replay on another with --preset)",
+                          key="preset")
     sessions = len(json.loads(rec.attrs().get("sessions", "[]")))
     resumed = max(sessions - 1, int(rec.attrs().get("resumed", 0)))
     if backend == "transcript" and resumed:
@@ -139,7 +146,7 @@ def handle(args: argparse.Namespace) -> int:
                 f"{src} is not complete ({how}): `--resume` it to finish the run, then replay "
                 f"it" + (" on --backend sim or a station (a resumed run has no single-session "
                          "transcript)" if args.backend == "transcript" else ""))
-        check_replayable(src, rec, args.backend)
+        check_replayable(src, rec, args.backend, other_preset=args.preset is not None)
     if not argv:
         raise DataFormatError(f"{src} does not record the command line it was made with")
     if args.tolerance <= 0:

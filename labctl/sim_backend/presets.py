@@ -65,6 +65,14 @@ def preset_path(name_or_path: str) -> Path:
     return path
 
 
+def preset_digest(path: str | Path) -> str:
+    """SHA-256 of a preset file's bytes: a run records it, so a replay or resume can tell
+    when the file at the recorded path has changed since."""
+    import hashlib
+
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
 def load_preset(name_or_path: str) -> dict[str, Any]:
     """Parse a preset into a dict; ConfigError for unknown names, unreadable or bad TOML."""
     path = preset_path(name_or_path)

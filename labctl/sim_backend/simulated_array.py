@@ -43,7 +43,7 @@ class SimulatedArray:
 
     def __init__(self, model: DeviceModel, rows: int, cols: int, seed: int = 0,
                  preset_name: str | None = None, preset_source: str | None = None,
-                 wire_resistance_ohm: float = 0.0) -> None:
+                 wire_resistance_ohm: float = 0.0, preset_sha256: str | None = None) -> None:
         if not (0 < rows <= MAX_SIDE and 0 < cols <= MAX_SIDE):
             raise ConfigError(f"array size {rows}x{cols} is outside 1..{MAX_SIDE} per side",
                               key="rows/cols")
@@ -54,6 +54,7 @@ class SimulatedArray:
         self._t_s = 0.0
         self._preset_name = preset_name or model.name
         self._preset_source = preset_source
+        self._preset_sha256 = preset_sha256   # of a preset file: its contents, not just path
         self.wire_resistance_ohm = float(wire_resistance_ohm)
         self.operations = 0  # cell-operations performed (one pulse or read on one cell)
         self._moments_cache: _Moments | None = None  # read mean and variance for MVMs
@@ -275,9 +276,13 @@ class SimulatedArray:
         self.close()
 
     def describe(self) -> dict[str, Any]:
-        return {"backend": "sim", "preset": self._preset_name, "preset_source": self._preset_source,
-                "seed": self.seed, "rows": self._info.rows, "cols": self._info.cols,
-                "technology": self._info.technology}
+        out = {"backend": "sim", "preset": self._preset_name,
+               "preset_source": self._preset_source, "seed": self.seed,
+               "rows": self._info.rows, "cols": self._info.cols,
+               "technology": self._info.technology}
+        if self._preset_sha256:
+            out["preset_sha256"] = self._preset_sha256
+        return out
 
     def pulse_outer(self, counts: Any, width_s: float, *, set_V: float,
                     reset_V: float) -> None:
