@@ -269,12 +269,8 @@ def test_report_and_watch_draw_a_run_whose_last_step_was_torn(tmp_path, capsys):
     assert res["status"] == "aborted" and res["redraws"] == 1
 
 
-def test_a_preset_file_changed_since_the_run_is_named(tmp_path, capsys):
-    """Runs record a preset file's SHA-256 as well as its path: a replay (or a resume) after
-    the file changed says so, instead of a bare INCONSISTENT (or carrying on on another
-    chip)."""
-    import h5py
-
+def _run_on_a_preset_file(tmp_path):
+    """A small program run on a copy of the default preset: (preset, run file, argv)."""
     from labctl.sim_backend.presets import PRESET_DIR
 
     preset = tmp_path / "mine.toml"
@@ -283,6 +279,16 @@ def test_a_preset_file_changed_since_the_run_is_named(tmp_path, capsys):
     argv = ["run", "program", "--levels", "2", "--repeats", "1", "--preset", str(preset),
             "--quiet"]
     assert main([*argv, "--out", str(run_file)]) == 0
+    return preset, run_file, argv
+
+
+def test_a_preset_file_changed_since_the_run_is_named(tmp_path, capsys):
+    """Runs record a preset file's SHA-256 as well as its path: a replay (or a resume) after
+    the file changed says so, instead of a bare INCONSISTENT (or carrying on on another
+    chip)."""
+    import h5py
+
+    preset, run_file, argv = _run_on_a_preset_file(tmp_path)
     with RunReader(run_file) as r:
         assert len(r.backend["preset_sha256"]) == 64
     preset.write_text(preset.read_text() + "\n# edited after the run\n")
@@ -304,14 +310,7 @@ def test_a_preset_file_changed_since_the_run_is_named(tmp_path, capsys):
 def test_a_run_recorded_without_the_preset_digest_still_resumes(tmp_path):
     import h5py
 
-    from labctl.sim_backend.presets import PRESET_DIR
-
-    preset = tmp_path / "mine.toml"
-    preset.write_text((PRESET_DIR / "cmo-hfox-1t1r.toml").read_text())
-    run_file = tmp_path / "p.h5"
-    argv = ["run", "program", "--levels", "2", "--repeats", "1", "--preset", str(preset),
-            "--quiet"]
-    assert main([*argv, "--out", str(run_file)]) == 0
+    _, run_file, argv = _run_on_a_preset_file(tmp_path)
     with h5py.File(run_file, "r+") as f:      # as labctl wrote it before the digest existed
         backend = json.loads(f.attrs["backend"])
         backend.pop("preset_sha256")

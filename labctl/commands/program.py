@@ -62,22 +62,13 @@ def load_weights(spec: str) -> np.ndarray:
 
     if not spec.strip():
         raise ConfigError("no weights file given", key="weights")
+    from labctl.commands.array_file import check_array_file
+
     path, dataset = _split_source(spec)
-    if path.is_dir():
-        raise ConfigError(f"weights file {path} is a directory", key="weights")
-    if not path.is_file():
-        raise ConfigError(f"weights file {path} does not exist", key="weights")
     h5 = dataset is not None or path.suffix in (".h5", ".hdf5")
-    if not h5 and path.suffix not in (".npy", ".csv"):
-        raise ConfigError(f"weights file {path}: expected a .npy or .csv file or "
-                          f"FILE.h5:dataset", key="weights")
-    if path.stat().st_size == 0:
-        raise ConfigError(f"weights file {path} is empty", key="weights")
-    if path.suffix == ".npy" and not h5:
-        with path.open("rb") as fh:
-            if fh.read(6) != b"\x93NUMPY":   # numpy would call text "pickled data"
-                raise ConfigError(f"weights file {path} is not a NumPy .npy file (no NumPy "
-                                  f"header); save it with numpy.save", key="weights")
+    check_array_file(path, "weights file", "weights",
+                     expected="a .npy or .csv file or FILE.h5:dataset",
+                     suffix_ok=h5 or path.suffix in (".npy", ".csv"))
     try:
         with warnings.catch_warnings():   # numpy warns of an empty text file: said below
             warnings.simplefilter("ignore")

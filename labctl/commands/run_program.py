@@ -70,20 +70,11 @@ def load_targets(path: str) -> np.ndarray:
     """Targets from a .npy or .csv file (siemens); ConfigError for anything unreadable."""
     import warnings
 
+    from labctl.commands.array_file import check_array_file
+
     p = Path(path)
-    if p.is_dir():
-        raise ConfigError(f"targets file {path} is a directory", key="targets")
-    if not p.is_file():
-        raise ConfigError(f"targets file {path} does not exist", key="targets")
-    if p.suffix not in (".npy", ".csv"):
-        raise ConfigError(f"targets file {path}: expected a .npy or .csv file", key="targets")
-    if p.stat().st_size == 0:
-        raise ConfigError(f"targets file {path} is empty", key="targets")
-    if p.suffix == ".npy":
-        with p.open("rb") as fh:
-            if fh.read(6) != b"\x93NUMPY":   # numpy would call it pickled data
-                raise ConfigError(f"targets file {path} is not a NumPy .npy file (no NumPy "
-                                  f"header); save it with numpy.save", key="targets")
+    check_array_file(p, "targets file", "targets", expected="a .npy or .csv file",
+                     suffix_ok=p.suffix in (".npy", ".csv"))
     try:
         with warnings.catch_warnings():   # numpy warns of an empty text file: said below
             warnings.simplefilter("ignore")
