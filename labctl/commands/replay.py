@@ -142,6 +142,10 @@ def handle(args: argparse.Namespace) -> int:
         recorded_backend = rec.backend
         if status != "complete":   # before the transcript check: resuming is the way on
             how = ("it was killed" if status == "killed" else f"it is {status}")
+            if not rec.resumable():
+                raise DataFormatError(f"{src} is not complete ({how}) and the kill left its "
+                                      "checkpoint unreadable, so it can be neither resumed "
+                                      "nor replayed; start a new run")
             raise DataFormatError(
                 f"{src} is not complete ({how}): `--resume` it to finish the run, then replay "
                 f"it" + (" on --backend sim or a station (a resumed run has no single-session "

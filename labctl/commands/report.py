@@ -26,9 +26,10 @@ def render_report(run_file: Path, out_dir: Path) -> list[Path]:
     return _render(run_file, out_dir)[0]
 
 
-def _render(run_file: Path, out_dir: Path) -> tuple[list[Path], str]:
+def _render(run_file: Path, out_dir: Path) -> tuple[list[Path], str, bool]:
     """(the written figures, the run's status: ``killed`` for a file left ``running`` that
-    nobody writes), from one opening of the file."""
+    nobody writes, whether a resume could read its checkpoint), from one opening of the
+    file."""
     from labctl.data.runfile import RunReader, run_status
     from labctl.plots import RENDERERS
 
@@ -58,7 +59,7 @@ def _render(run_file: Path, out_dir: Path) -> tuple[list[Path], str]:
                     f"anything the '{reader.command}' report draws") from None
             raise DataFormatError(f"{run_file} lacks data the '{reader.command}' report needs "
                                   f"({_missing(e)})") from None
-        return paths, run_status(run_file, reader.status)
+        return paths, run_status(run_file, reader.status), reader.resumable()
 
 
 def _missing(e: KeyError) -> str:
@@ -74,13 +75,14 @@ def handle(args: argparse.Namespace) -> int:
 
     run_file = Path(args.run_file)
     out = Path(args.out) if args.out else run_file.with_name(run_file.stem + "-report")
-    paths, status = _render(run_file, out)
+    paths, status, resumable = _render(run_file, out)
     for p in paths:
         print(p)
     if status == "killed":
+        then = (f"`--resume {run_file}` carries it on" if resumable else
+                "the kill left its checkpoint unreadable, so it cannot be resumed")
         print(f"note: the run file says 'running' but no process is writing it (its run was "
-              f"killed); the figures show what it recorded: `--resume {run_file}` carries it on",
-              file=sys.stderr)
+              f"killed); the figures show what it recorded: {then}", file=sys.stderr)
     elif status == "running":
         print("note: the run is still running; the figures show what it has recorded so far",
               file=sys.stderr)

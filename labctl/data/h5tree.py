@@ -16,8 +16,10 @@ def write_tree(group: h5py.Group, tree: dict[str, Any]) -> None:
             write_tree(group.create_group(key), value)
         elif isinstance(value, np.ndarray):
             group.create_dataset(key, data=value)
-        else:
-            group.attrs[key] = json.dumps(value, default=_plain)
+        else:   # fixed-length: kept in the group's own header, not HDF5's shared global
+            # heap, whose collections a later write can move (a kill then left every
+            # checkpoint's variable-length attributes unreadable at once)
+            group.attrs[key] = np.bytes_(json.dumps(value, default=_plain).encode())
 
 
 def _plain(o: Any) -> Any:

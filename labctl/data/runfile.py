@@ -16,6 +16,11 @@ cell in flight.  ``/checkpoint_a`` and ``/checkpoint_b`` alternate; the root att
 leaves the previous one intact.  HDF5 is not crash-safe: the slot being written when the
 process died can be unreadable, so nothing but the named slot is ever opened; a resumed
 run deletes a stale slot, or writes past one it cannot delete (``/checkpoint_2``, ...).
+The pointer is a fixed-size string rewritten in place and a slot's values are fixed-length
+strings in its own header: variable-length strings live in HDF5's shared global heap, whose
+collections later writes move, and a kill during such a move once left the pointer and both
+slots unreadable.  Each slot is marked complete after its last write, and when the pointer
+cannot be read the newest complete slot is used (:func:`find_checkpoint`).
 
 A step's datasets are appended one after another, so a process killed between two of them
 leaves a partial record after the last checkpoint.  A resume cuts every growable dataset
@@ -48,6 +53,11 @@ from labctl.errors import ConfigError, DataFormatError
 FORMAT = "labctl-run/1"
 STATUSES = ("running", "complete", "aborted")
 SLOT_PREFIX = "checkpoint_"
+POINTER_ATTR = "checkpoint"
+#: the pointer's fixed size: an attribute of one size and type is rewritten in place
+POINTER_DTYPE = np.dtype("S32")
+#: set on a slot once everything in it is written
+COMPLETE_ATTR = "complete"
 JOURNAL_ATTR = "journal"
 #: bytes a growable dataset's chunk aims at: h5py would size it to the first append, so a
 #: record appended one at a time (a program-verify round) got one chunk per record, and a
@@ -113,6 +123,37 @@ def whole_records(h5: h5py.File, lengths: dict[str, int] | None) -> tuple[dict[s
         shortest = min(columns.values())
         cut.update({name: shortest for name, n in columns.items() if n > shortest})
     return cut, dropped
+
+
+def find_checkpoint(h5: h5py.File) -> str:
+    """The slot holding the last checkpoint ('' for none).
+
+    The root pointer names it; if a kill left the pointer unreadable, the newest slot
+    marked complete that reads whole is used.  DataFormatError when the pointer is
+    unreadable and no slot is usable.
+    """
+    try:
+        value = h5.attrs.get(POINTER_ATTR, "")
+        slot = value.decode() if isinstance(value, bytes) else str(value)
+        return slot if slot and slot in h5 else ""
+    except (RuntimeError, OSError, KeyError, UnicodeDecodeError):
+        pass
+    best, best_step = "", -1
+    for name in [k for k in h5 if k.startswith(SLOT_PREFIX)]:
+        try:
+            if COMPLETE_ATTR not in h5[name].attrs:
+                continue
+            tree = read_tree(h5[name])
+            step = int(tree["step"])
+        except (RuntimeError, OSError, KeyError, ValueError, TypeError):
+            continue
+        if step > best_step:
+            best, best_step = name, step
+    if not best:
+        raise DataFormatError(f"{h5.filename}: the killed run left its checkpoint pointer "
+                              "unreadable and no complete checkpoint was found; it cannot be "
+                              "resumed (start a new run)")
+    return best
 
 
 def check_writable(path: str | os.PathLike[str]) -> Path:
@@ -354,15 +395,33 @@ class RunWriter:
     # --- checkpoints (resume) ----------------------------------------------------------------
     def checkpoint(self, state: dict[str, Any]) -> None:
         """Store ``state`` (protocol state, backend snapshot, dataset lengths) crash-safely."""
-        current = str(self.h5.attrs.get("checkpoint", ""))
+        current = find_checkpoint(self.h5)
         self._drop_slots(keep=current)
         names = itertools.chain((f"{SLOT_PREFIX}a", f"{SLOT_PREFIX}b"),
                                 (f"{SLOT_PREFIX}{i}" for i in itertools.count(2)))
         slot = next(n for n in names if n not in self.h5)
-        write_tree(self.h5.create_group(slot), state)
+        group = self.h5.create_group(slot)
+        write_tree(group, state)
+        group.attrs[COMPLETE_ATTR] = np.bytes_(b"true")   # JSON, as the tree's own values
         self.h5.flush()
-        self.h5.attrs["checkpoint"] = slot
+        self._set_pointer(slot)
         self.h5.flush()
+
+    def _set_pointer(self, slot: str) -> None:
+        """Name ``slot`` as the last checkpoint, in place once the fixed-size pointer exists."""
+        value = np.array(slot.encode(), dtype=POINTER_DTYPE)
+        a = self.h5.attrs
+        try:
+            fixed = POINTER_ATTR in a and a.get_id(POINTER_ATTR).dtype == POINTER_DTYPE
+            if fixed:
+                a.modify(POINTER_ATTR, value)
+            else:   # none yet, or a variable-length one (files written before)
+                if POINTER_ATTR in a:
+                    del a[POINTER_ATTR]
+                a.create(POINTER_ATTR, value, dtype=POINTER_DTYPE)
+        except (RuntimeError, OSError, KeyError) as e:
+            raise DataFormatError(f"{self.path} was damaged where the killed run was writing "
+                                  f"and cannot be resumed (HDF5: {e}); start a new run") from None
 
     def _drop_slots(self, keep: str = "") -> None:
         """Delete checkpoint slots but ``keep``; one a killed writer left unreadable stays."""
@@ -398,8 +457,8 @@ class RunWriter:
         self._drop_slots()
         for name in [k for k in self.h5 if not k.startswith(SLOT_PREFIX)]:
             del self.h5[name]
-        if "checkpoint" in self.h5.attrs:
-            del self.h5.attrs["checkpoint"]
+        if POINTER_ATTR in self.h5.attrs:
+            del self.h5.attrs[POINTER_ATTR]
         self.h5.flush()
 
     def finish(self, status: str = "complete", error: str | None = None) -> None:
@@ -494,11 +553,11 @@ class RunReader:
         if self.status == "complete":
             return {}, set()
         try:
-            slot = str(self.h5.attrs.get("checkpoint", ""))
+            slot = find_checkpoint(self.h5)
             lengths = ({str(n): int(k) for n, k in json.loads(self.h5[slot].attrs["lengths"])}
-                       if slot and slot in self.h5 else None)
+                       if slot else None)
             return whole_records(self.h5, lengths)
-        except (RuntimeError, OSError, KeyError, ValueError, TypeError):
+        except (RuntimeError, OSError, KeyError, ValueError, TypeError, DataFormatError):
             return {}, set()
 
     def _attr_json(self, key: str) -> Any:
@@ -529,7 +588,16 @@ class RunReader:
         return self._attr_json("summary")
 
     def attrs(self, name: str = "/") -> dict[str, Any]:
-        return dict(self.h5[name].attrs)
+        """The object's attributes; one a kill left unreadable (only ever the checkpoint
+        pointer, see the module doc) is left out."""
+        out: dict[str, Any] = {}
+        a = self.h5[name].attrs
+        for key in a:
+            try:
+                out[key] = a[key]
+            except (RuntimeError, OSError):
+                continue
+        return out
 
     def __contains__(self, name: str) -> bool:
         return name not in self._dropped and name in self.h5
@@ -548,8 +616,20 @@ class RunReader:
         return iter([n for n in data_names(self.h5) if n not in self._dropped])
 
     def checkpoint(self) -> dict[str, Any] | None:
-        slot = self.h5.attrs.get("checkpoint", "")
-        return read_tree(self.h5[slot]) if slot and slot in self.h5 else None
+        slot = find_checkpoint(self.h5)
+        if not slot:
+            return None
+        tree = read_tree(self.h5[slot])
+        tree.pop(COMPLETE_ATTR, None)
+        return tree
+
+    def resumable(self) -> bool:
+        """False when a kill left no readable checkpoint pointer and no usable slot."""
+        try:
+            find_checkpoint(self.h5)
+        except DataFormatError:
+            return False
+        return True
 
     def close(self) -> None:
         self.h5.close()

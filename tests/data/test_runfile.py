@@ -79,7 +79,7 @@ def test_a_slot_left_unreadable_by_a_kill_does_not_block_reading_or_resuming(tmp
     w.append("g/d", np.arange(3), "")  # after the last checkpoint: cut on resume
     w.h5.flush()
     with h5py.File(p, "r", locking=False) as f:  # the stale slot, as a killed writer leaves it
-        stale = [k for k in f if k.startswith("checkpoint_") and k != f.attrs["checkpoint"]]
+        stale = [k for k in f if k.startswith("checkpoint_") and k != f.attrs["checkpoint"].decode()]
         addr = h5py.h5o.get_info(f[stale[0]].id).addr
     w.h5.close()
     w._unlock()                            # as the kernel does for a killed writer
@@ -273,3 +273,49 @@ def test_resuming_a_complete_run_says_so_whatever_the_options(tmp_path, capsys):
     assert main(["run", "program", "--resume", str(out), "--quiet"]) == 2   # other options
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "the run is already complete" in err[0], err
+
+
+def test_checkpoint_values_stay_out_of_the_shared_heap_and_an_unreadable_pointer_falls_back(
+        tmp_path, monkeypatch):
+    """A kill once left the variable-length pointer and both slots' attributes unreadable
+    ("actual len exceeds EOA": HDF5 had moved their shared global-heap collection).  The
+    pointer and slot values are fixed-length now; an unreadable pointer falls back to the
+    newest slot marked complete, never to one a kill left half-written."""
+    p = tmp_path / "r.h5"
+    w = RunWriter(p, command="c", config={}, backend={})
+    w.append("g/d", np.arange(4), "")
+    w.checkpoint({"protocol": {"i": 1}, "lengths": [["g/d", 4]], "step": 1})
+    w.append("g/d", np.arange(2), "")
+    w.checkpoint({"protocol": {"i": 2}, "lengths": [["g/d", 6]], "step": 2})
+    half = w.h5.create_group("checkpoint_2")       # a slot the kill interrupted: no mark
+    half.attrs["step"] = np.bytes_(b"3")
+    w.h5.flush()
+    for slot in ("checkpoint_a", "checkpoint_b"):
+        assert all(w.h5[slot].attrs.get_id(k).dtype.kind == "S" for k in w.h5[slot].attrs)
+    assert w.h5.attrs.get_id("checkpoint").dtype == np.dtype("S32")
+    w.h5.close()
+    w._unlock()
+    real = h5py.AttributeManager.__getitem__
+
+    def unreadable_pointer(self, name):
+        if name == "checkpoint":
+            raise OSError("Can't synchronously read data (actual len exceeds EOA)")
+        return real(self, name)
+
+    monkeypatch.setattr(h5py.AttributeManager, "__getitem__", unreadable_pointer)
+    with RunReader(p) as r:
+        assert r.checkpoint() == {"protocol": {"i": 2}, "lengths": [["g/d", 6]], "step": 2}
+    w = RunWriter(p, command="c", config={}, backend={}, resume=True)
+    w.truncate({"g/d": 6})
+    w.checkpoint({"protocol": {"i": 3}, "lengths": [["g/d", 6]], "step": 3})
+    w.finish("complete")
+    monkeypatch.setattr(h5py.AttributeManager, "__getitem__", real)
+    with RunReader(p) as r:
+        assert r.checkpoint()["protocol"] == {"i": 3}
+    with h5py.File(p, "a") as f:                   # no slot usable: one clear error
+        for k in [k for k in f if k.startswith("checkpoint_")]:
+            del f[k]
+        f.create_group("checkpoint_a").attrs["step"] = np.bytes_(b"1")
+    monkeypatch.setattr(h5py.AttributeManager, "__getitem__", unreadable_pointer)
+    with RunReader(p) as r, pytest.raises(DataFormatError, match="cannot be resumed"):
+        r.checkpoint()
