@@ -139,18 +139,26 @@ def human(s: dict[str, Any]) -> str:
         return quantity(x, fmt, scale=scale, unit=unit)
 
     slope, icpt = fit.get("slope"), fit.get("intercept_S")
-    sigma_fit = (f"{f(slope, '.4g')} * G + {f(icpt, '.4g', 1e6, 'uS')}"
+    sigma_fit = (f"{f(slope, '.4g')} * G {'-' if icpt < 0 else '+'} "
+                 f"{f(abs(icpt), '.4g', 1e6, 'uS')}"
                  if f(slope, "g") != "n/a" and f(icpt, "g") != "n/a" else
                  "n/a (needs two or more levels of two or more cells)")
+    missed = int(s["not_converged"])
+    n_conv = int(s["cells_programmed"]) - missed
+    among = "" if not missed else f" (the {n_conv} converged cells)"
+    all_cells = ("" if not missed or s.get("pulses_mean_all") is None else
+                 f"\n                  all {s['cells_programmed']} cells mean "
+                 f"{s['pulses_mean_all']:.2f} ({missed} stopped at the pulse cap)")
+    judged = "" if not missed else f", judged on the {n_conv} converged cells"
     return (f"program: {s['cells_programmed']} cells, {len(s['levels'])} levels, tolerance "
             f"{100 * s['tolerance']:.3g} %\n"
             f"  converged       {100 * s['converged_fraction']:.2f} % "
             f"({s['not_converged']} not converged)\n"
             f"  pulses          mean {f(s['pulses_mean'], '.2f')}, median "
-            f"{f(s['pulses_median'], '.1f')}, max {s['pulses_max']}\n"
+            f"{f(s['pulses_median'], '.1f')}, max {s['pulses_max']}{among}{all_cells}\n"
             f"  sigma fit       {sigma_fit}\n"
             f"  max overlap     {f(max(ov) if ov else None, '.3g', 100, '%')} (levels "
-            f"separated: {'yes' if s['levels_separated'] else 'no'})\n"
+            f"separated: {'yes' if s['levels_separated'] else 'no'}{judged})\n"
             f"  run file        {s['run_file']}")
 
 

@@ -196,6 +196,7 @@ def analyse_program(data: RunData, group: str = GROUP) -> dict[str, Any]:
         "pulses_mean": float(ok_p.mean()) if ok_p.size else None,
         "pulses_median": float(np.median(ok_p)) if ok_p.size else None,
         "pulses_max": int(ok_p.max()) if ok_p.size else None,
+        "pulses_mean_all": float(pulses.mean()) if pulses.size else None,
         "levels": stats.levels_S.tolist(),
         "cells_per_level": stats.count.tolist(),
         "mean_S": stats.mean_S.tolist(),

@@ -122,6 +122,26 @@ def test_pulse_cap_reports_cells_that_did_not_converge(cmo_chip, drain):
     assert summary["not_converged"] == int((~conv).sum()) > 0
     assert summary["converged_fraction"] == pytest.approx(conv.mean())
     assert sink.data("program/pulses")[~conv].tolist() == [3] * int((~conv).sum())
+    assert summary["pulses_mean_all"] == pytest.approx(sink.data("program/pulses").mean())
+    assert summary["pulses_max"] is None or summary["pulses_max"] <= 3
+
+
+def test_text_says_pulse_statistics_and_separation_are_of_the_converged_cells(tmp_path,
+                                                                             capsys):
+    """An audit read "pulses mean 2.00" beside 31 of 35 cells at the 5-pulse cap, and
+    "levels separated: yes" judged on 4 cells, with no word that the rest were left out."""
+    out = tmp_path / "p.h5"
+    assert main(["run", "program", "--max-pulses", "5", "--out", str(out), "--quiet"]) == 0
+    text = capsys.readouterr().out
+    with RunReader(out) as r:
+        conv = r.data("program/converged").astype(bool)
+        pulses = r.data("program/pulses")
+    n = int(conv.sum())
+    assert 0 < n < conv.size
+    assert f"(the {n} converged cells)" in text
+    assert (f"all {conv.size} cells mean {pulses.mean():.2f} ({conv.size - n} stopped at the "
+            "pulse cap)") in text
+    assert f"judged on the {n} converged cells" in text
 
 
 def test_batches_reuse_the_cells_of_a_small_chip(cmo_chip, drain):
