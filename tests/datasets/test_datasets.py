@@ -184,3 +184,25 @@ def test_idx_files_that_disagree_with_themselves_are_refused(tmp_path: Path) -> 
     empty.mkdir()
     with pytest.raises(DatasetNotInstalled, match="--data-dir: .* lacks train-images-idx3-ubyte"):
         load_dataset("fashion-mnist", data_dir=str(empty))
+
+
+def test_truncated_or_non_gzip_idx_files_are_one_clear_error(tmp_path: Path) -> None:
+    """A half-downloaded .gz was an internal error (EOFError, exit 1); a plain file named
+    .gz one too (BadGzipFile)."""
+    from labctl.errors import DataFormatError
+
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (30, 28, 28), dtype=np.uint8)
+    y = np.arange(30) % 10
+    for case in ("truncated", "not-gzip"):
+        d = tmp_path / case
+        d.mkdir()
+        for stem, arr in (("train-images-idx3-ubyte", x), ("train-labels-idx1-ubyte", y),
+                          ("t10k-images-idx3-ubyte", x[:20]), ("t10k-labels-idx1-ubyte", y[:20])):
+            _write_idx(d / f"{stem}.gz", arr)
+        bad = d / "t10k-images-idx3-ubyte.gz"
+        raw = bad.read_bytes()
+        bad.write_bytes(raw[:len(raw) // 2] if case == "truncated" else b"\0\0\x08\x03" * 9)
+        with pytest.raises(DataFormatError, match="t10k-images-idx3-ubyte.gz: cannot be read "
+                                                  "as gzip"):
+            load_dataset("fashion-mnist", data_dir=str(d))
