@@ -32,24 +32,24 @@ def test_transcript_replays_offline_identically(run_file, tmp_path, capsys):
             assert np.array_equal(rec.data(name), rep.data(name), equal_nan=True), name
     # ... so the statistics differ at most by the round-off of the fits computed from them
     # (the recording's numpy/LAPACK build may differ from this one: 2e-15 seen)
-    assert all(m["statistic"] <= 1e-12 for m in res["metrics"].values()), res["metrics"]
-
-
-# Statistics that a different noise realisation legitimately moves by more than 25 % on a
-# 128-cell run: sample extremes and the near-zero intercept of the sigma-vs-G line.
-FRAGILE = ("pulses_max", "sigma_fit_S.intercept_S")
+    # (metrics this labctl computes and the recording's did not are shown, not compared)
+    assert all(m["statistic"] <= 1e-12 for m in res["metrics"].values()
+               if m["kind"] != "new"), res["metrics"]
 
 
 @pytest.mark.parametrize("run_file", RECORDED, ids=[p.stem for p in RECORDED])
 def test_bench_run_is_consistent_with_the_simulator(run_file, tmp_path, capsys):
     """The emulated bench and the simulator draw their noise in a different order, so
     they agree statistically, not bit for bit: every distribution passes the KS test and
-    every scalar but the fragile ones is within 25 %."""
+    every judged scalar is within 25 % (extremes and the near-zero intercept of the
+    sigma-vs-G line are shown only: another realisation moves them more)."""
     main(["replay", str(run_file), "--json", "--tolerance", "0.25",
           "--out", str(tmp_path / "rep.h5")])
     res = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    failed = {k: v for k, v in res["metrics"].items() if not v["pass"] and k not in FRAGILE}
-    assert not failed
+    failed = {k: v for k, v in res["metrics"].items() if not v["pass"]}
+    assert not failed and res["consistent"] is True
+    if "pulses_max" in res["metrics"]:   # program-verify
+        assert res["metrics"]["pulses_max"]["kind"] == "realisation"
     assert sum(v["kind"] == "distribution" for v in res["metrics"].values()) >= 2
 
 
