@@ -40,6 +40,8 @@ order of the pulses inside one batch matters only at second order in the step si
 
 from __future__ import annotations
 
+import warnings
+
 from dataclasses import dataclass
 
 import numpy as np
@@ -199,8 +201,8 @@ def _one_run(batches: list[tuple[np.ndarray, np.ndarray]], mask: np.ndarray, lr_
     err = (vau - target) ** 2
     active_ms = float(np.mean(target[mask] ** 2)) if mask.any() else np.nan
     return np.array([err.mean(), np.mean(cell_var * mask),
-                     err[~mask].mean() if (~mask).any() else 0.0,
-                     err[mask].mean() if mask.any() else 0.0,
+                     err[~mask].mean() if (~mask).any() else np.nan,   # no such cells:
+                     err[mask].mean() if mask.any() else np.nan,       # undefined, not 0
                      err.mean() / active_ms if active_ms > 0 else np.nan,
                      np.mean((dense - target) ** 2)])
 
@@ -224,7 +226,9 @@ def update_error_curve(x_pool: np.ndarray, d_pool: np.ndarray, sparsities: np.nd
             picks = [rng.choice(len(x_pool), size=size, replace=False) for _ in range(window)]
             out[i, k] = _one_run([(x_pool[j], d_pool[j]) for j in picks], mask, lr_over_dw,
                                  rng, slots)
-    mean = np.nanmean(out, axis=1)
+    with warnings.catch_warnings():   # a sparsity with no masked (or active) cells: NaN
+        warnings.simplefilter("ignore", RuntimeWarning)
+        mean = np.nanmean(out, axis=1)
     return ErrorCurve(sparsity=np.asarray(sparsities, float), vau_mse=mean[:, 0],
                       vau_mse_std=out[:, :, 0].std(axis=1), cell_mse=mean[:, 1],
                       vau_mse_masked=mean[:, 2], vau_mse_active=mean[:, 3],
