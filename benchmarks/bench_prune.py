@@ -4,9 +4,10 @@ Prints samples per second for edge-popup score training and for the software bas
 weight training (one pass over N training images, batch 128), with 1 and 2 BLAS threads,
 and the analog inference rate on the simulated rram-40nm-random chip.  Run by hand:
 
-    python benchmarks/bench_prune.py [--samples 6000]
+    python benchmarks/bench_prune.py [--samples 6000] [--data-dir DIR]
 
-Uses Fashion-MNIST when the Debian package is installed, else random 28x28 images of the
+Uses Fashion-MNIST from ``--data-dir`` (IDX files, as ``labctl pipeline prune``) or the
+Debian package when it is installed, else random 28x28 images of the
 same shape (throughput does not depend on the pixel values; the output says which).
 """
 
@@ -20,7 +21,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from labctl.datasets import load_dataset
-from labctl.errors import DatasetNotInstalled
+from labctl.errors import DatasetNotInstalled, LabctlError
 from labctl.pipelines import edge_popup as ep
 from labctl.pipelines.chip_layers import ChipMatMul
 from labctl.pipelines.nn.models import build_network
@@ -35,7 +36,10 @@ from labctl.pipelines.train_loop import (
 )
 
 
-def data(n: int) -> tuple[np.ndarray, np.ndarray, str]:
+def data(n: int, data_dir: str | None = None) -> tuple[np.ndarray, np.ndarray, str]:
+    if data_dir:   # the user's own copy: no stand-in if it is unusable
+        d = load_dataset("fashion-mnist", limit=n, data_dir=data_dir)
+        return d.x_train, d.y_train, f"Fashion-MNIST from {data_dir}"
     try:
         d = load_dataset("fashion-mnist", limit=n)
         return d.x_train, d.y_train, "Fashion-MNIST"
@@ -96,8 +100,12 @@ def chip_rate(x: np.ndarray, y: np.ndarray) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--samples", type=int, default=6000)
+    ap.add_argument("--data-dir", default=None, help="Fashion-MNIST IDX files of your own")
     args = ap.parse_args()
-    x, y, label = data(args.samples)
+    try:
+        x, y, label = data(args.samples, args.data_dir)
+    except LabctlError as e:
+        raise SystemExit(f"bench_prune: {e}") from None
     print(f"data: {label}, {len(y)} training samples, batch 128, {os.cpu_count()} CPUs")
     for threads in (1, 2):
         with threadpool_limits(limits=threads):
