@@ -46,8 +46,8 @@ def register(sub: Any) -> None:
                    help="relative difference allowed on scalar metrics (default 0.1)")
     p.add_argument("--alpha", type=finite_float, default=0.01,
                    help="significance of the two-sample KS test on distributions (default 0.01)")
-    p.add_argument("--out", default=None, help="replayed run file (default RUN-replay.h5, numbered -2, -3 ... "
-                   "when taken)")
+    p.add_argument("--out", default=None,
+                   help="replayed run file (default RUN-replay.h5, numbered -2, -3 ... when taken)")
     p.add_argument("--json", action="store_true", help="print a JSON summary line")
     p.set_defaults(handler=handle)
 

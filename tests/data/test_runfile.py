@@ -79,7 +79,8 @@ def test_a_slot_left_unreadable_by_a_kill_does_not_block_reading_or_resuming(tmp
     w.append("g/d", np.arange(3), "")  # after the last checkpoint: cut on resume
     w.h5.flush()
     with h5py.File(p, "r", locking=False) as f:  # the stale slot, as a killed writer leaves it
-        stale = [k for k in f if k.startswith("checkpoint_") and k != f.attrs["checkpoint"].decode()]
+        current = f.attrs["checkpoint"].decode()
+        stale = [k for k in f if k.startswith("checkpoint_") and k != current]
         addr = h5py.h5o.get_info(f[stale[0]].id).addr
     w.h5.close()
     w._unlock()                            # as the kernel does for a killed writer

@@ -41,7 +41,6 @@ order of the pulses inside one batch matters only at second order in the step si
 from __future__ import annotations
 
 import warnings
-
 from dataclasses import dataclass
 
 import numpy as np
