@@ -139,8 +139,9 @@ def human(s: dict[str, Any]) -> str:
         return quantity(x, fmt, scale=scale, unit=unit)
 
     slope, icpt = fit.get("slope"), fit.get("intercept_S")
-    sigma_fit = (f"{f(slope, '.4g')} * G {'-' if icpt < 0 else '+'} "
-                 f"{f(abs(icpt), '.4g', 1e6, 'uS')}"
+    icpt_f = float(icpt) if icpt is not None else float("nan")
+    sigma_fit = (f"{f(slope, '.4g')} * G {'-' if icpt_f < 0 else '+'} "
+                 f"{f(abs(icpt_f), '.4g', 1e6, 'uS')}"
                  if f(slope, "g") != "n/a" and f(icpt, "g") != "n/a" else
                  "n/a (needs two or more levels of two or more cells)")
     missed = int(s["not_converged"])
