@@ -66,16 +66,22 @@ def test_checkpoint_slots_alternate_and_truncate(tmp_path):
         assert r.status == "aborted" and r.attrs()["error"] == "test"
 
 
-def test_a_slot_left_unreadable_by_a_kill_does_not_block_reading_or_resuming(tmp_path):
-    """HDF5 is not crash-safe: a SIGKILL while a checkpoint slot is written can leave that
-    slot's object header garbage (seen in the kill-and-resume tests).  The last complete
-    slot, the data and the resume must not depend on it."""
-    p = tmp_path / "r.h5"
+def _two_checkpoints(p):
+    """A live writer with records of 4 and 2 values, each followed by a checkpoint."""
     w = RunWriter(p, command="c", config={}, backend={})
     w.append("g/d", np.arange(4), "")
     w.checkpoint({"protocol": {"i": 1}, "lengths": [["g/d", 4]], "step": 1})
     w.append("g/d", np.arange(2), "")
     w.checkpoint({"protocol": {"i": 2}, "lengths": [["g/d", 6]], "step": 2})
+    return w
+
+
+def test_a_slot_left_unreadable_by_a_kill_does_not_block_reading_or_resuming(tmp_path):
+    """HDF5 is not crash-safe: a SIGKILL while a checkpoint slot is written can leave that
+    slot's object header garbage (seen in the kill-and-resume tests).  The last complete
+    slot, the data and the resume must not depend on it."""
+    p = tmp_path / "r.h5"
+    w = _two_checkpoints(p)
     w.append("g/d", np.arange(3), "")  # after the last checkpoint: cut on resume
     w.h5.flush()
     with h5py.File(p, "r", locking=False) as f:  # the stale slot, as a killed writer leaves it
@@ -283,11 +289,7 @@ def test_checkpoint_values_stay_out_of_the_shared_heap_and_an_unreadable_pointer
     pointer and slot values are fixed-length now; an unreadable pointer falls back to the
     newest slot marked complete, never to one a kill left half-written."""
     p = tmp_path / "r.h5"
-    w = RunWriter(p, command="c", config={}, backend={})
-    w.append("g/d", np.arange(4), "")
-    w.checkpoint({"protocol": {"i": 1}, "lengths": [["g/d", 4]], "step": 1})
-    w.append("g/d", np.arange(2), "")
-    w.checkpoint({"protocol": {"i": 2}, "lengths": [["g/d", 6]], "step": 2})
+    w = _two_checkpoints(p)
     half = w.h5.create_group("checkpoint_2")       # a slot the kill interrupted: no mark
     half.attrs["step"] = np.bytes_(b"3")
     w.h5.flush()
