@@ -18,6 +18,7 @@ from typing import Any
 
 from labctl.commands.argtypes import finite_float, name, seed
 from labctl.commands.common import jsonable
+from labctl.commands.run_symmetry_point import preset_beside
 from labctl.errors import ConfigError, DataFormatError
 
 #: options that replay replaces (option -> takes a value)
@@ -159,7 +160,7 @@ def handle(args: argparse.Namespace) -> int:
     out = check_writable(args.out or _free_replay_name(src))
     if out.resolve() == src.resolve():
         raise ConfigError("--out must differ from the recorded run file", key="out")
-    preset = out.with_name(out.stem + "-preset.toml")
+    preset = preset_beside(out)
     if "symmetry-point" in argv and preset.exists():
         raise ConfigError(f"--out {out}: the preset a symmetry-point replay writes beside it, "
                           f"{preset}, already exists; choose another --out", key="out")
@@ -185,7 +186,7 @@ def _free_replay_name(src: Path) -> Path:
     left the preset a symmetry-point replay writes beside its file)."""
     for k in range(1, 10_000):
         out = src.with_name(f"{src.stem}-replay{'' if k == 1 else f'-{k}'}.h5")
-        if not out.exists() and not out.with_name(out.stem + "-preset.toml").exists():
+        if not out.exists() and not preset_beside(out).exists():
             return out
     raise ConfigError(f"no free replay name beside {src}; give --out", key="out")
 

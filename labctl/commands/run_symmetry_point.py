@@ -63,6 +63,11 @@ def recorded_preset_out(run_file: str) -> str:
             if rr.command == "run symmetry-point" else ""
 
 
+def preset_beside(run: Path) -> Path:
+    """The default preset file of a run file: ``RUN-preset.toml`` in the same directory."""
+    return run.with_name(run.stem + "-preset.toml")
+
+
 def preset_out_path(args: argparse.Namespace) -> Path:
     if args.preset_out:
         path = Path(args.preset_out)
@@ -73,7 +78,7 @@ def preset_out_path(args: argparse.Namespace) -> Path:
     else:
         run = Path(args.resume or args.out or default_out("run symmetry-point"))
         args.out = args.out or (None if args.resume else str(run))
-        path = run.with_name(run.stem + "-preset.toml")
+        path = preset_beside(run)
     if path.suffix != ".toml":
         raise ConfigError(f"--preset-out {path}: the simulator loads presets from .toml files",
                           key="preset_out")

@@ -132,10 +132,9 @@ def compare_summaries(rec: dict[str, Any], rep: dict[str, Any], tolerance: float
                 continue
             d = (scalar_difference(name, fa, fb, atol) if np.isfinite(fa) and np.isfinite(fb)
                  else 0.0 if fa == fb else float("inf"))
-            if realisation_sensitive(name):
-                out.append(MetricComparison(name, "realisation", a, b, d, None, True))
-            else:
-                out.append(MetricComparison(name, "scalar", a, b, d, None, d <= tolerance))
+            sensitive = realisation_sensitive(name)
+            out.append(MetricComparison(name, "realisation" if sensitive else "scalar", a, b,
+                                        d, None, sensitive or d <= tolerance))
     return out
 
 
@@ -147,19 +146,19 @@ def _compare_list(name: str, a: np.ndarray, b: np.ndarray, tolerance: float,
     if a.size >= 8:
         return [_ks_comparison(name, a, b, alpha, tolerance)]
     res = []
+    sensitive = realisation_sensitive(name)
     for i, (x, y) in enumerate(zip(a, b, strict=True)):
         if np.isnan(x) and np.isnan(y):
             continue
         d = scalar_difference(name, float(x), float(y), atol) \
             if np.isfinite(x) and np.isfinite(y) else float("inf")
-        sensitive = realisation_sensitive(name)
         res.append(MetricComparison(f"{name}[{i}]", "realisation" if sensitive else "scalar",
                                     float(x), float(y), d, None, sensitive or d <= tolerance))
     return res
 
 
 def _ks_comparison(name: str, a: np.ndarray, b: np.ndarray, alpha: float,
-                   tolerance: float = 0.1) -> MetricComparison:
+                   tolerance: float) -> MetricComparison:
     a, b = a[np.isfinite(a)], b[np.isfinite(b)]
     if a.size == 0 or b.size == 0:
         ok = a.size == b.size

@@ -42,11 +42,13 @@ def missing_idx_files(directory: Path) -> str:
 
 def read_idx(path: Path) -> np.ndarray:
     """Read an IDX uint8 file; the header gives the shape and is checked against the size."""
-    try:
-        raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
-    except (OSError, EOFError, zlib.error) as e:   # truncated or not gzip at all
-        raise DataFormatError(f"{path}: cannot be read as gzip ({e}); download it again"
-                              ) from None
+    raw = path.read_bytes()
+    if path.suffix == ".gz":
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError, zlib.error) as e:   # truncated, or not gzip at all
+            raise DataFormatError(f"{path}: cannot be read as gzip ({e}); download it again"
+                                  ) from None
     if len(raw) < 8 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
         raise DataFormatError(f"{path}: not an unsigned-byte IDX file")
     ndim = raw[3]
