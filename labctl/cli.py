@@ -13,10 +13,12 @@ import importlib
 import importlib.util
 import logging
 import os
+import re
 import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from labctl import __version__
 from labctl.errors import InstrumentError, LabctlError
@@ -36,6 +38,13 @@ class _Parser(argparse.ArgumentParser):
 
     #: the last usage error, for the --json status line (main prints it)
     last_error: str | None = None
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # a value that starts with a minus and a digit ("--times -5s", "--set-V -1.2") is a
+        # value, not an unknown option: the option's own check then says what is wrong with
+        # it (argparse takes only plain numbers such as -5 or -1.2 as values)
+        self._negative_number_matcher = re.compile(r"^-\.?\d")
 
     def error(self, message: str) -> None:  # type: ignore[override]
         sys.stderr.write(f"labctl: {message}\n")

@@ -109,6 +109,16 @@ def test_cli_bad_input(extra, tmp_path, capsys):
     assert len(capsys.readouterr().err.strip().splitlines()) == 1 and not out.exists()
 
 
+@pytest.mark.parametrize("times", ["-5s", "-5s,1h", "-.5"])
+def test_negative_times_reach_the_options_own_check(times, tmp_path, capsys):
+    """A value starting with a minus is the option's value (argparse would call it a missing
+    argument): the message says what is wrong with it."""
+    out = tmp_path / "r.h5"
+    assert main(["run", "retention", "--out", str(out), "--times", times]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["labctl: --times must be positive seconds"] and not out.exists()
+
+
 def test_one_cell_per_level_gives_no_sigma(tmp_path, capsys):
     """With one cell per level no level has a spread: sigma and overlap are n/a (the spread
     of the shifts across levels is another quantity), the mean shift is still given."""
