@@ -15,6 +15,7 @@ out of the safe shutdown, which would only send it more commands it cannot take.
 from __future__ import annotations
 
 import logging
+import re
 from collections import Counter
 from collections.abc import Mapping
 
@@ -52,7 +53,10 @@ def link_fault(spec: InstrumentSpec, exc: InstrumentError, command: str,
         return InstrumentTimeout(f"{who(spec)}: no answer{within} to {command}",
                                  instrument=spec.role, text=exc.text)
     detail = str(exc)
-    if detail.startswith(f"{spec.resource}: "):
+    named = re.match(rf"[^()]*\([^()]* at {re.escape(spec.resource)}\): ", detail)
+    if named:      # the link's label (instrument_names) already names a role: say it once
+        detail = detail[named.end():]
+    elif detail.startswith(f"{spec.resource}: "):
         detail = detail[len(spec.resource) + 2:]
     elif detail.startswith(f"cannot open {spec.resource}: "):
         detail = "cannot open: " + detail[len(spec.resource) + 13:]

@@ -13,7 +13,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from labctl.drivers.bench_open import link_fault
+from labctl.drivers.bench_open import instrument_names, link_fault
 from labctl.drivers.roles import Instrument
 from labctl.drivers.station import Station, load_station, parse_station
 from labctl.errors import ConfigError, InstrumentError
@@ -70,6 +70,8 @@ class Links:
         except BaseException:
             cls(transports, recorded).close()
             raise
+        for res, label in instrument_names(station).items():   # errors name the role too
+            transports[res].label = label
         return cls(transports, recorded)
 
     @staticmethod

@@ -50,7 +50,7 @@ class SerialRelayMatrix(SwitchMatrix):
     def __init__(self, transport: Transport, *, rows: int = 8, columns: int = 8,
                  label: str | None = None) -> None:
         self.transport = transport
-        self.label = label or transport.name
+        self.label = label or transport.label
         self.rows = v.integer(rows, 1, 99, quantity="rows")
         self.columns = v.integer(columns, 1, 99, quantity="columns")
 

@@ -47,7 +47,7 @@ class TranscriptTransport(Transport):
             expected = "the end of the transcript" if entry is None else (
                 f"a read of {entry[2]!r}" if entry[1] == "r" else repr(entry[2]))
             raise TranscriptMismatch(
-                f"{self.name}: command {text!r} (transcript entry #{self._pos}) differs from "
+                f"{self.label}: command {text!r} (transcript entry #{self._pos}) differs from "
                 f"the transcript, which has {expected}", instrument=self.name, text=text)
         self._pos += 1
 
@@ -56,7 +56,7 @@ class TranscriptTransport(Transport):
         if entry is None or entry[1] != "r":
             expected = "the end of the transcript" if entry is None else f"command {entry[2]!r}"
             raise TranscriptMismatch(
-                f"{self.name}: the driver reads at entry #{self._pos} where the transcript has "
+                f"{self.label}: the driver reads at entry #{self._pos} where the transcript has "
                 f"{expected}", instrument=self.name, text="read")
         self._pos += 1
         return entry[2]
@@ -70,7 +70,7 @@ class TranscriptTransport(Transport):
         """Raise :class:`TranscriptMismatch` unless every entry was consumed."""
         if self._pos != len(self._entries):
             raise TranscriptMismatch(
-                f"{self.name}: {len(self._entries) - self._pos} transcript entries were not "
+                f"{self.label}: {len(self._entries) - self._pos} transcript entries were not "
                 f"replayed; next is {self._entries[self._pos][2]!r}", instrument=self.name)
 
     def close(self) -> None:

@@ -45,7 +45,10 @@ class Transport(ABC):
     """
 
     def __init__(self, name: str, *, transcript: list[TranscriptEntry] | None = None) -> None:
-        self.name = name
+        self.name = name     # the resource (address): opens the link, keys its transcript
+        #: how errors name the instrument; a station's links say its role and driver too
+        #: (``smu (keithley-2636b at TCPIP0::...)``, set by ``Links.open``)
+        self.label = name
         self._timeout_s = 2.0
         self.round_trips = 0
         self.transcript = transcript
@@ -141,7 +144,7 @@ class VisaTransport(Transport):
                 self.name, read_termination=self._terms[0], write_termination=self._terms[1],
                 timeout=self._timeout_s * 1000.0)
         except (pyvisa.Error, OSError, ValueError) as exc:
-            raise InstrumentError(f"cannot open {self.name}: {exc}", instrument=self.name,
+            raise InstrumentError(f"cannot open {self.label}: {exc}", instrument=self.name,
                                   text=str(exc)) from exc
 
     @property
@@ -165,21 +168,21 @@ class VisaTransport(Transport):
         import pyvisa
 
         if self._resource is None:
-            raise InstrumentError(f"{self.name}: connection is closed", instrument=self.name)
+            raise InstrumentError(f"{self.label}: connection is closed", instrument=self.name)
         try:
             return call()
         except pyvisa.errors.VisaIOError as exc:
             if exc.error_code == pyvisa.constants.StatusCode.error_timeout:
                 raise InstrumentTimeout(
-                    f"{self.name}: no answer within {self._timeout_s:g} s ({what})",
+                    f"{self.label}: no answer within {self._timeout_s:g} s ({what})",
                     instrument=self.name, text="timeout") from exc
-            raise InstrumentError(f"{self.name}: {what} failed: {exc.description}",
+            raise InstrumentError(f"{self.label}: {what} failed: {exc.description}",
                                   instrument=self.name, text=str(exc)) from exc
         except UnicodeDecodeError as exc:
-            raise InstrumentError(f"{self.name}: undecodable reply ({exc.reason})",
+            raise InstrumentError(f"{self.label}: undecodable reply ({exc.reason})",
                                   instrument=self.name, text="garbage") from exc
         except (OSError, pyvisa.Error) as exc:
-            raise InstrumentError(f"{self.name}: {what} failed: {exc}", instrument=self.name,
+            raise InstrumentError(f"{self.label}: {what} failed: {exc}", instrument=self.name,
                                   text=str(exc)) from exc
 
     def close(self) -> None:
@@ -187,7 +190,7 @@ class VisaTransport(Transport):
             try:
                 self._resource.close()
             except Exception:  # noqa: BLE001 -- closing a dead link must not raise
-                log.debug("%s: close failed", self.name, exc_info=True)
+                log.debug("%s: close failed", self.label, exc_info=True)
             self._resource = None
 
     def reconnect(self) -> None:
@@ -213,7 +216,7 @@ class SerialTransport(Transport):
             self._port = serial.serial_for_url(self.name, baudrate=self._baudrate,
                                                timeout=self._timeout_s)
         except (serial.SerialException, OSError, ValueError) as exc:
-            raise InstrumentError(f"cannot open {self.name}: {exc}", instrument=self.name,
+            raise InstrumentError(f"cannot open {self.label}: {exc}", instrument=self.name,
                                   text=str(exc)) from exc
 
     @Transport.timeout_s.setter  # type: ignore[attr-defined,misc]
@@ -226,31 +229,31 @@ class SerialTransport(Transport):
         import serial
 
         if self._port is None:
-            raise InstrumentError(f"{self.name}: connection is closed", instrument=self.name)
+            raise InstrumentError(f"{self.label}: connection is closed", instrument=self.name)
         try:
             self._port.write((text + "\n").encode("ascii"))
             self._port.flush()
         except (serial.SerialException, OSError) as exc:
-            raise InstrumentError(f"{self.name}: write failed: {exc}", instrument=self.name,
+            raise InstrumentError(f"{self.label}: write failed: {exc}", instrument=self.name,
                                   text=str(exc)) from exc
 
     def _receive(self) -> str:
         import serial
 
         if self._port is None:
-            raise InstrumentError(f"{self.name}: connection is closed", instrument=self.name)
+            raise InstrumentError(f"{self.label}: connection is closed", instrument=self.name)
         try:
             raw = self._port.read_until(b"\n")
         except (serial.SerialException, OSError) as exc:
-            raise InstrumentError(f"{self.name}: read failed: {exc}", instrument=self.name,
+            raise InstrumentError(f"{self.label}: read failed: {exc}", instrument=self.name,
                                   text=str(exc)) from exc
         if not raw.endswith(b"\n"):
-            raise InstrumentTimeout(f"{self.name}: no answer within {self._timeout_s:g} s",
+            raise InstrumentTimeout(f"{self.label}: no answer within {self._timeout_s:g} s",
                                     instrument=self.name, text="timeout")
         try:
             return raw.decode("ascii").rstrip("\r\n")
         except UnicodeDecodeError as exc:
-            raise InstrumentError(f"{self.name}: undecodable reply ({exc.reason})",
+            raise InstrumentError(f"{self.label}: undecodable reply ({exc.reason})",
                                   instrument=self.name, text="garbage") from exc
 
     def close(self) -> None:
@@ -258,7 +261,7 @@ class SerialTransport(Transport):
             try:
                 self._port.close()
             except Exception:  # noqa: BLE001 -- closing a dead link must not raise
-                log.debug("%s: close failed", self.name, exc_info=True)
+                log.debug("%s: close failed", self.label, exc_info=True)
             self._port = None
 
     def reconnect(self) -> None:

@@ -23,7 +23,7 @@ class TspInstrument(Instrument):
 
     def __init__(self, transport: Transport, *, label: str | None = None) -> None:
         self.transport = transport
-        self.label = label or transport.name
+        self.label = label or transport.label
 
     @property
     def round_trips(self) -> int:  # type: ignore[override]  # read-only: the transport counts
