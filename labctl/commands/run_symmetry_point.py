@@ -99,7 +99,7 @@ def preset_out_path(args: argparse.Namespace) -> Path:
 
 
 def write_preset(summary: dict[str, Any], base_text: str, path: Path) -> None:
-    from labctl.protocols.analysis.preset_toml import fitted_preset_text, pulse_table
+    from labctl.protocols.analysis.preset_toml import fitted_preset_text, pulse_notes, pulse_table
 
     fit = summary["fit"]
     if not fit.get("population"):
@@ -117,7 +117,8 @@ def write_preset(summary: dict[str, Any], base_text: str, path: Path) -> None:
     text = fitted_preset_text(
         base_text, name=path.stem,
         source=f"fitted by labctl run symmetry-point from {Path(summary['run_file']).name}",
-        table_values={"pulse": pulse_table(fit["population"], fit["scheme"])}, note=note)
+        table_values={"pulse": pulse_table(fit["population"], fit["scheme"])}, note=note,
+        key_notes=pulse_notes(Path(summary["run_file"]).name))
     # only a preset the simulator can load is written (a fit of a few noisy pulses can give
     # an upside-down window)
     import tomllib

@@ -107,6 +107,14 @@ def test_cli_writes_run_file_and_preset_the_simulator_loads(tmp_path, capsys):
                 "preset_file"):
         assert key in s
     assert s["preset_file"] == str(preset.resolve()) and preset.is_file()
+    # fitted values say so; the scheme the fit was measured with and the spread the fit
+    # fixes by design say what they are instead
+    lines = {ln.split("=")[0].strip(): ln for ln in preset.read_text().splitlines()
+             if "=" in ln and not ln.lstrip().startswith("#")}
+    assert "# fitted: labctl run symmetry-point" in lines["dw_min"]
+    for key in ("set_ref_V", "reset_ref_V", "width_ref_s"):
+        assert "# the pulse scheme of sp.h5" in lines[key], lines[key]
+    assert "# not fitted: " in lines["gamma_d2d"] and "# fitted" not in lines["gamma_d2d"]
     with RunReader(out) as r:
         assert r.status == "complete" and r.data("symmetry/trace_S").shape == (301, 32)
     assert len(render_report(out, tmp_path / "rep")) == 3

@@ -3,8 +3,9 @@
 Protocols never import the simulator, so the preset is produced as text: the base preset
 (the file the simulator was built from, or the default ``cmo-hfox-1t1r`` one for a bench)
 is copied line by line, its ``name``/``source`` and the fitted keys of its ``[pulse]``
-table are replaced and marked ``# fitted: ...``; every other line, comment and citation
-stays as it was.  Keys the base lacks are added at the end of the table.
+table are replaced and marked ``# fitted: ...`` (or with their own comment: the pulse scheme
+the fit was measured with, a spread the fit fixes by design); every other line, comment and
+citation stays as it was.  Keys the base lacks are added at the end of the table.
 """
 
 from __future__ import annotations
@@ -19,6 +20,9 @@ FITTED_PULSE_KEYS = ("g_min_S", "g_max_S", "dw_min", "asymmetry", "gamma_up", "g
                      "asymmetry_d2d", "gamma_d2d", "sigma_c2c_d2d")
 #: [pulse] keys that state the scheme the fit was measured with (drive 1 there)
 SCHEME_KEYS = ("set_ref_V", "reset_ref_V", "width_ref_s")
+#: [pulse] keys the fit sets by its design rather than from the data (soft_bounds.py)
+FIXED_PULSE_KEYS = {"gamma_d2d": "not fitted: one trace per device does not pin its own "
+                                 "exponent, so every device gets the array median"}
 
 _KEY = re.compile(r"^(\s*)([A-Za-z0-9_]+)(\s*=\s*)([^#]*?)(\s*)(#.*)?$")
 _TABLE = re.compile(r"^\s*\[([^\]]+)\]")
@@ -39,12 +43,15 @@ def toml_value(v: Any) -> str:
 
 
 def fitted_preset_text(base_text: str, *, name: str, source: str,
-                       table_values: dict[str, dict[str, Any]], note: str) -> str:
+                       table_values: dict[str, dict[str, Any]], note: str,
+                       key_notes: dict[str, str] | None = None) -> str:
     """``base_text`` with top-level name/source replaced and ``table_values`` substituted.
 
     ``table_values`` maps a table name (``"pulse"``) to ``{key: value}``; each replaced
-    line keeps its key and gets the comment ``# fitted: <note>``.
+    line keeps its key and gets the comment ``# fitted: <note>``, or ``# <key_notes[key]>``.
     """
+    comments = {k: f"  # {v}" for k, v in (key_notes or {}).items()}
+    default = f"  # fitted: {note}"
     top = {"name": name, "source": source}
     pending = {t: dict(v) for t, v in table_values.items()}
     out: list[str] = []
@@ -52,7 +59,7 @@ def fitted_preset_text(base_text: str, *, name: str, source: str,
     for line in base_text.splitlines():
         m_table = _TABLE.match(line)
         if m_table:
-            _flush(out, pending, table, note)
+            _flush(out, pending, table, comments, default)
             table = m_table.group(1).strip()
             out.append(line)
             continue
@@ -61,31 +68,41 @@ def fitted_preset_text(base_text: str, *, name: str, source: str,
         if m and m.group(2) in values:
             key = m.group(2)
             v = values.pop(key)
-            comment = "" if table is None else f"  # fitted: {note}"
+            comment = "" if table is None else comments.get(key, default)
             out.append(f"{m.group(1)}{key}{m.group(3)}{toml_value(v)}{comment}")
             continue
         out.append(line)
-    _flush(out, pending, table, note)
+    _flush(out, pending, table, comments, default)
     for key, v in top.items():
         out.insert(0, f"{key} = {toml_value(v)}")
     for t, values in pending.items():
         if values:
             out.append("")
             out.append(f"[{t}]")
-            out.extend(f"{k} = {toml_value(v)}  # fitted: {note}" for k, v in values.items())
+            out.extend(f"{k} = {toml_value(v)}{comments.get(k, default)}"
+                       for k, v in values.items())
     return "\n".join(out).rstrip("\n") + "\n"
 
 
 def _flush(out: list[str], pending: dict[str, dict[str, Any]], table: str | None,
-           note: str) -> None:
+           comments: dict[str, str], default: str) -> None:
     """Add the keys of ``table`` the base lacked, before the next table starts."""
     if table is None or not pending.get(table):
         return
     while out and not out[-1].strip():
         out.pop()
-    out.extend(f"{k} = {toml_value(v)}  # fitted: {note}" for k, v in pending[table].items())
+    out.extend(f"{k} = {toml_value(v)}{comments.get(k, default)}"
+               for k, v in pending[table].items())
     out.append("")
     pending[table] = {}
+
+
+def pulse_notes(run_name: str) -> dict[str, str]:
+    """The comments of the [pulse] keys that are not fitted values (see :func:`pulse_table`)."""
+    notes = {k: f"the pulse scheme of {run_name} (drive 1 at this setting)"
+             for k in SCHEME_KEYS}
+    notes.update(FIXED_PULSE_KEYS)
+    return notes
 
 
 def pulse_table(population: dict[str, Any], scheme: dict[str, Any]) -> dict[str, Any]:
