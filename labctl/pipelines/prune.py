@@ -64,6 +64,11 @@ STAGES = ("form", "read", "random", "train", "apply", "pruned", "software", "pro
           "programmed", "done")
 
 
+#: units of the per-epoch records: mask flips count edges (one edge is a differential pair
+#: of cells, so the cells flipped on the chip are twice as many; ``prune/ops`` counts cells)
+_TRAIN_UNITS = {"resets": "edges", "sets": "edges"}
+
+
 @dataclass(frozen=True)
 class PruneConfig:
     """Pipeline settings; defaults follow training.md section 4 (C = placeholder)."""
@@ -250,7 +255,8 @@ class PrunePipeline(BaseProtocol):
                    "test_accuracy": acc, "resets": stats["resets"], "sets": stats["sets"],
                    "threshold": thr, "kept_fraction": kept}
             yield self._step(array, state, f"prune epoch {epoch + 1}/{cfg.epochs}: test {acc:.3f}",
-                             append={f"prune/train/{k}": (np.array([v]), "")
+                             append={f"prune/train/{k}": (np.array([v]),
+                                                                  _TRAIN_UNITS.get(k, ""))
                                      for k, v in rec.items()})
         state["stage"] = "apply"
 

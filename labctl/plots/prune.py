@@ -27,7 +27,7 @@ def curves(reader, out_dir: Path) -> Path:  # type: ignore[no-untyped-def]
         a.plot(ep, 100 * reader.data("prune/train/train_accuracy"), "--", label="pruned, train")
         b.plot(ep, reader.data("prune/train/resets") + reader.data("prune/train/sets"), "o-",
                ms=3, label="mask flips")
-        b.set(xlabel="epoch", ylabel="flips per epoch", yscale="symlog",
+        b.set(xlabel="epoch", ylabel="edges flipped per epoch (2 cells each)", yscale="symlog",
               title="Mask flips (set + reset)")
     if "software/train/epoch" in reader:
         a.plot(reader.data("software/train/epoch"),

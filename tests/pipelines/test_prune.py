@@ -167,6 +167,8 @@ def test_resume_equals_uninterrupted_run(tmp_path: Path) -> None:
         assert resumed[k] == whole[k]
     with RunReader(path) as r:
         assert len(r.data("prune/train/epoch")) == 3
+        # mask flips are edges (pairs of cells), and the file says so
+        assert r.units("prune/train/resets") == r.units("prune/train/sets") == "edges"
 
 
 def test_a_chip_that_does_not_electroform_is_refused_before_a_file(
