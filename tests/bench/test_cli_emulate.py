@@ -67,3 +67,27 @@ def test_emulate_refuses_options_that_would_mislead(tmp_path: Path,
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and words in err[0], err
     assert station.read_text() == before
+
+
+def test_a_port_in_use_names_the_way_out(tmp_path: Path,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    """Two users (or two emulators) on one machine: the fixed port is taken; the one-line
+    error says how to bind free ports instead."""
+    import socket
+    import tomllib
+
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", 0))
+    holder.listen()
+    port = holder.getsockname()[1]
+    try:
+        text = EXAMPLE.read_text()
+        first = tomllib.loads(text)["instruments"]["smu"]["resource"]
+        station = tmp_path / "s.toml"
+        station.write_text(text.replace(first, f"TCPIP0::127.0.0.1::{port}::SOCKET"))
+        assert main(["emulate", str(station), "--duration-s", "1"]) == 2
+    finally:
+        holder.close()
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"cannot listen on 127.0.0.1:{port}" in err[0], err
+    assert "--ephemeral --station-out" in err[0], err

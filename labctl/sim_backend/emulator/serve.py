@@ -5,6 +5,7 @@ Used by ``labctl emulate`` and the bench tests; see :func:`start_bench`.
 
 from __future__ import annotations
 
+import errno
 import functools
 import re
 from dataclasses import dataclass
@@ -92,7 +93,10 @@ def start_bench(station: Station, *, ephemeral: bool = False,
             try:
                 server.start()
             except OSError as e:
-                raise ConfigError(f"cannot listen on {host}:{port} for {spec.role}: {e}",
+                hint = ("" if ephemeral or e.errno != errno.EADDRINUSE else
+                        " (another emulator or program has it: --ephemeral --station-out "
+                        "FILE.toml binds free ports and writes them to FILE.toml)")
+                raise ConfigError(f"cannot listen on {host}:{port} for {spec.role}: {e}{hint}",
                                   key=f"instruments.{spec.role}.resource") from None
             servers[spec.resource], emulators[spec.resource] = server, emu
         _wire_triggers(station, running)

@@ -61,9 +61,13 @@ class EmulatorServer:
     def start(self) -> int:
         """Listen and serve in background threads; returns the port."""
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((self.host, self._requested_port))
-        sock.listen(8)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((self.host, self._requested_port))
+            sock.listen(8)
+        except OSError:
+            sock.close()        # a port in use must not leave the socket open
+            raise
         sock.settimeout(0.1)
         self._sock, self.port = sock, sock.getsockname()[1]
         self._spawn(self._accept_loop, "accept")
