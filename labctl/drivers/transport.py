@@ -10,6 +10,7 @@ for what was written, ``"r"`` for what was read -- that a run file can store and
 from __future__ import annotations
 
 import logging
+import socket
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
@@ -173,6 +174,10 @@ class VisaTransport(Transport):
             return call()
         except pyvisa.errors.VisaIOError as exc:
             if exc.error_code == pyvisa.constants.StatusCode.error_timeout:
+                if self._peer_closed():
+                    raise InstrumentError(
+                        f"{self.label}: the instrument closed the connection ({what})",
+                        instrument=self.name, text="closed") from exc
                 raise InstrumentTimeout(
                     f"{self.label}: no answer within {self._timeout_s:g} s ({what})",
                     instrument=self.name, text="timeout") from exc
@@ -184,6 +189,26 @@ class VisaTransport(Transport):
         except (OSError, pyvisa.Error) as exc:
             raise InstrumentError(f"{self.label}: {what} failed: {exc}", instrument=self.name,
                                   text=str(exc)) from exc
+
+    def _peer_closed(self) -> bool:
+        """Whether the far end of a raw TCP socket session has closed the connection.
+
+        pyvisa-py reports a read on such a socket as a timeout (its select sees no data);
+        a peek that returns end-of-file tells a dropped link from a slow instrument.  Other
+        sessions (VXI-11, GPIB, pyvisa-sim) are never called closed here.
+        """
+        try:
+            session = self._resource.visalib.sessions[self._resource.session]
+            sock = getattr(session, "interface", None)
+            if not isinstance(sock, socket.socket):
+                return False
+            return sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+        except (BlockingIOError, InterruptedError):
+            return False        # open, nothing to read yet: a real timeout
+        except (ConnectionResetError, BrokenPipeError):
+            return True
+        except Exception:  # noqa: BLE001 -- a diagnostic only: keep the timeout
+            return False
 
     def close(self) -> None:
         if self._resource is not None:

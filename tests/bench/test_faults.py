@@ -26,7 +26,8 @@ def small_doc(rows: int = 3, cols: int = 2, timeout_s: float = 0.5) -> dict[str,
 
 
 FAULTS = [
-    ("drop", "matrix", {}, "Instrument"),  # pyvisa-py sees a closed socket as a timeout
+    # pyvisa-py sees a closed socket as a timeout; the transport's peek tells them apart
+    ("drop", "matrix", {}, "closed the connection"),
     ("stall", "smu", {"seconds": 1.5}, "InstrumentTimeout"),
     ("garbage", "smu", {}, "InstrumentError"),
     ("error", "smu", {"code": -222, "text": "Data out of range"}, "Data out of range"),
