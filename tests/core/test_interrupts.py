@@ -18,11 +18,15 @@ def _raise_sigterm(signum: int, frame: object) -> None:
 
 @pytest.fixture
 def cli_sigterm() -> Iterator[None]:
+    """The CLI's handlers: SIGTERM raises, SIGINT is Python's (set here too: a test run
+    started as a background job inherits SIGINT ignored)."""
     old = signal.signal(signal.SIGTERM, _raise_sigterm)
+    old_int = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         yield
     finally:
         signal.signal(signal.SIGTERM, old)
+        signal.signal(signal.SIGINT, old_int)
 
 
 def _pause() -> None:
