@@ -36,7 +36,8 @@ CASES = [
      None, 3, "pipeline_prune"),
     ("train", ["pipeline", "train", "--algorithm", "agad", "--dataset", "digits", "--network",
                "64-32-10", "--epochs", "8", "--fp-epochs", "2"], None, 2, "pipeline_train"),
-    ("sparse-train", ["pipeline", "sparse-train", "--dataset", "digits", "--epochs", "4"], None,
+    ("sparse-train", ["pipeline", "sparse-train", "--dataset", "digits", "--epochs", "4",
+                      "--limit", "500"], None,
      2, "pipeline_sparse_train"),
 ]
 

@@ -191,7 +191,8 @@ def test_forming_compliance_beyond_the_limit_is_refused_before_a_run_file_exists
 
 
 @pytest.mark.parametrize("command", [["run", "program", "--levels", "3"],
-                                     ["run", "retention", "--levels", "3"],
+                                     ["run", "retention", "--levels", "3", "--repeats", "2",
+                                      "--times", "1,10"],
                                      ["run", "symmetry-point"]])
 def test_the_forming_ramp_of_unformed_cells_is_checked_in_preflight(tmp_path, capsys,
                                                                      command):
