@@ -254,10 +254,10 @@ class PrunePipeline(BaseProtocol):
             rec = {"epoch": epoch + 1, "loss": stats["loss"], "train_accuracy": stats["accuracy"],
                    "test_accuracy": acc, "resets": stats["resets"], "sets": stats["sets"],
                    "threshold": thr, "kept_fraction": kept}
+            append = {f"prune/train/{k}": (np.array([v]), _TRAIN_UNITS.get(k, ""))
+                      for k, v in rec.items()}
             yield self._step(array, state, f"prune epoch {epoch + 1}/{cfg.epochs}: test {acc:.3f}",
-                             append={f"prune/train/{k}": (np.array([v]),
-                                                                  _TRAIN_UNITS.get(k, ""))
-                                     for k, v in rec.items()})
+                             append=append)
         state["stage"] = "apply"
 
     def _apply(self, array: Array, state: dict[str, Any]) -> Iterator[Step]:
