@@ -50,8 +50,7 @@ def test_fault_mid_run_aborts_safely(kind: str, role: str, kw: dict[str, Any], n
     assert err.startswith("labctl: instrument fault:")
     spec = running.bench.station.instruments[role]
     named = err.split("instrument fault: ", 1)[1].split(f" ({spec.driver} at ", 1)[0]
-    assert role in named.split("/"), err     # the role (and any sharing the box), not only
-    # the address
+    assert role in named.split("/"), err     # the role (and roles sharing its box)
     assert running.all_safe(), {r: e.snapshot() for r, e in running.emulators.items()}
     with RunReader(out) as rr:
         assert rr.status == "aborted"
