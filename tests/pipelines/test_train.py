@@ -74,6 +74,29 @@ def test_pulse_trains_are_unbiased() -> None:
     assert capped.idx.size == np.count_nonzero(capped.dense(capped.up + capped.down))
 
 
+@pytest.mark.parametrize("signs", ["nonnegative", "chopped lines", "mixed in a line"])
+def test_one_product_counts_equal_the_two_product_counts(signs: str,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """The packed single product (inputs whose lines keep one sign) gives the two-product
+    counts bit for bit; a line with both signs in the batch takes the general path."""
+    from labctl.pipelines.train import pulses
+
+    rng = np.random.default_rng(5)
+    x = np.abs(rng.normal(size=(32, 60))) * (rng.random((32, 60)) < 0.4)
+    if signs == "chopped lines":
+        x *= np.where(rng.random(60) < 0.5, -1.0, 1.0)
+    elif signs == "mixed in a line":
+        x[0, 3], x[1, 3] = 0.5, -0.5
+    d = rng.normal(size=(32, 20)) * (rng.random((32, 20)) < 0.7)
+    packed = coincidence_counts(x, d, 0.5, 0.05, 5, np.random.default_rng(9))
+    monkeypatch.setattr(pulses, "_PACK", 0)          # no batch fits: always two products
+    general = coincidence_counts(x, d, 0.5, 0.05, 5, np.random.default_rng(9))
+    assert packed.total > 500
+    for a, b in ((packed.idx, general.idx), (packed.up, general.up),
+                 (packed.down, general.down)):
+        assert np.array_equal(a, b)
+    assert packed.up.any() and packed.down.any()
+
 def test_one_hot_updates_draw_the_pulse_trains_distribution() -> None:
     """line_counts (binomials) has the moments of coincidence_counts with one-hot x: mean,
     second moment per cell, and the within-line correlation of a shared row train."""

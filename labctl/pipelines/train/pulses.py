@@ -10,9 +10,10 @@ update_bl_management=True, update_management=True)``):
 * the expected number of coincidences at (j, i) is lr |x_bj d_bi| / dw_min;
 * a coincidence is one device pulse in direction -sign(x_bj d_bi).
 
-All slots of a mini-batch are drawn at once, and the coincidences are counted with two matrix
-products of the binary trains (signed and unsigned), split into up (set) and down (reset)
-counts per cell.  Within one sample a cell only gets pulses of one sign, so summing over the
+All slots of a mini-batch are drawn at once, and the coincidences are counted with matrix
+products of the binary trains, split into up (set) and down (reset) counts per cell: one
+product when every input line keeps one sign over the batch (the usual case), two (signed and
+unsigned) otherwise.  Within one sample a cell only gets pulses of one sign, so summing over the
 batch and applying ups and downs as two parallel steps changes the result only at second
 order in the step size.
 """
@@ -87,6 +88,11 @@ def coincidence_counts(x: np.ndarray, d: np.ndarray, lr: float | np.ndarray, dw_
     rep = np.repeat(np.arange(x.shape[0]), bl)
     xb = rng.random((rep.size, jx.size), dtype=np.float32) < px[rep]
     db = rng.random((rep.size, jd.size), dtype=np.float32) < pd[rep]
+    if rep.size < _PACK:
+        # one product if every line keeps one sign over the batch (always when x >= 0)
+        xneg = None if x.min() >= 0 else np.any(x < 0, axis=0)
+        if xneg is None or not np.any(xneg & np.any(x > 0, axis=0)):
+            return _split_packed(xb, db, d[rep] < 0, xneg, jx, jd, shape)
     return _split(xb, db, np.sign(x)[rep], np.sign(d)[rep], jx, jd, shape)
 
 
@@ -132,6 +138,40 @@ def line_counts(shape: tuple[int, int], rows: np.ndarray, d: np.ndarray,
 def _empty(shape: tuple[int, int]) -> PulseCounts:
     z = np.zeros(0, dtype=np.int64)
     return PulseCounts(shape, z, z.copy(), z.copy())
+
+
+#: slots per batch below which both directions' counts fit one float32 product (see
+#: :func:`_split_packed`): counts < _PACK, and _PACK * _PACK <= 2**24
+_PACK_BITS = 12
+_PACK = 1 << _PACK_BITS
+
+
+def _split_packed(xb: np.ndarray, db: np.ndarray, dneg: np.ndarray, xneg: np.ndarray | None,
+                  jx: np.ndarray, jd: np.ndarray, shape: tuple[int, int]) -> PulseCounts:
+    """:func:`_split` for inputs whose every line keeps one sign over the batch (pixels,
+    activations, chopped lines), with one matrix product instead of two.
+
+    On a line with x >= 0 a coincidence with d > 0 is a reset, with d < 0 a set, so
+    ``xb^T (db [d > 0] + K db [d < 0])`` is ``down + K up`` per cell; with fewer than
+    K = :data:`_PACK` slots both counts are below K and the sum is an exact float32
+    integer (< 2**24), split again with integer arithmetic.  Lines with x <= 0
+    (``xneg``; None: there are none) swap the two.  The same counts as :func:`_split`, bit
+    for bit.
+    """
+    xf = xb.astype(np.float32)
+    df = db.astype(np.float32)
+    df[dneg & db] = np.float32(_PACK)
+    packed = xf.T @ df
+    nz = np.flatnonzero(packed != 0)        # (a mask scans ~6x faster than floats)
+    v = packed.ravel()[nz].astype(np.int64)
+    r = nz // jd.size
+    hi = v >> _PACK_BITS                    # coincidences with d < 0 (x >= 0: set pulses)
+    lo = v & (_PACK - 1)
+    if xneg is not None and xneg.any():
+        flip = xneg[r]
+        hi, lo = np.where(flip, lo, hi), np.where(flip, hi, lo)
+    idx = jx[r] * shape[1] + jd[nz - r * jd.size]   # row-major, as jx and jd are sorted
+    return PulseCounts(shape, idx, hi, lo)
 
 
 def _split(xb: np.ndarray, db: np.ndarray, sx: np.ndarray, sd: np.ndarray, jx: np.ndarray,
