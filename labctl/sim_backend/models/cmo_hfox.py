@@ -148,6 +148,12 @@ def _flat_selector(shape: tuple[int, int], flat: IntArray) -> slice | IntArray:
     return flat
 
 
+def _unit(x: float) -> np.float64:
+    """``x`` clipped to [0, 1], as a float64 scalar (so float32 state arrays scaled by it
+    are computed in float64); ``np.clip`` on a Python float costs ~5 us a call."""
+    return np.float64(min(max(x, 0.0), 1.0))
+
+
 #: cells per vectorised block: temporaries stay in cache on large arrays
 CHUNK = 1 << 16
 
@@ -342,7 +348,12 @@ class CmoHfoxModel:
         r_on = self.tr.triode_ohm(gate_V, vth)
         i_lim = np.minimum(self.tr.saturation_A(gate_V, vth), compliance_A)
         set_cap = np.minimum(g_lrs, i_lim / max(self.sw.v_set_full_V, 1e-3))
-        out = np.empty((n, voltages_V.size))
+        steps = voltages_V.size
+        out = np.empty((n, steps))
+        # the state step by step, the currents of a block of steps at once (the solve is the
+        # costly part, and on a row of cells its per-step overhead dominated)
+        width = max(1, min(steps, CHUNK // max(n, 1)))
+        g_k, formed_k = np.empty((n, width)), np.empty((n, width), bool)
         # last full-switch event per cell in this sweep: 0 none, 1 full reset, 2 set
         mark = np.zeros(n, np.int8)
         f = self.forming
@@ -359,7 +370,14 @@ class CmoHfoxModel:
                 mark[was_formed] = 2
             elif event == "full reset":
                 mark[was_formed] = 1
-            out[:, k] = np.sign(v) * self._current(formed, g, g_leak, vth, v_abs, r_on, i_lim)
+            j = k % width
+            g_k[:, j], formed_k[:, j] = g, formed
+            if j == width - 1 or k == steps - 1:
+                k0 = k - j
+                v_blk = voltages_V[k0:k + 1]
+                out[:, k0:k + 1] = np.sign(v_blk) * self._step_currents(
+                    formed_k[:, :j + 1], g_k[:, :j + 1], g_leak, vth, np.abs(v_blk), r_on,
+                    i_lim)
         self._finish_sweep(state, sel, formed, was_formed, g, g_start, t_s, rng)
         if np.any(mark):  # a full reset arms the coarse phase, a set disarms it
             flat = np.arange(state["g_S"].size)[sel][mark > 0]
@@ -373,12 +391,12 @@ class CmoHfoxModel:
         """One quasi-static step of gradual set (towards the capped LRS) or reset (to HRS)."""
         sw, v_abs = self.sw, abs(v)
         if self.set_polarity * v > 0:
-            frac = np.clip((v_abs - sw.v_set_on_V) / (sw.v_set_full_V - sw.v_set_on_V), 0, 1)
+            frac = _unit((v_abs - sw.v_set_on_V) / (sw.v_set_full_V - sw.v_set_on_V))
             if frac <= 0:
                 return g, None
             target = g_hrs + (set_cap - g_hrs) * frac
             return np.where(was_formed, np.maximum(g, target), g), "set"
-        frac = np.clip((v_abs - sw.v_reset_on_V) / (sw.v_reset_full_V - sw.v_reset_on_V), 0, 1)
+        frac = _unit((v_abs - sw.v_reset_on_V) / (sw.v_reset_full_V - sw.v_reset_on_V))
         if v == 0 or frac <= 0:
             return g, None
         target = g_lrs - (g_lrs - g_hrs) * frac
@@ -395,6 +413,24 @@ class CmoHfoxModel:
         g0 = self._reram_g0(np.maximum(g, 1e-12), vth)
         i_on = self._series_current(g0, self.sw.v0_V, v, r_on, i_lim)
         return np.where(formed, i_on, i_leak)
+
+    def _step_currents(self, formed: np.ndarray, g: np.ndarray, g_leak: np.ndarray,
+                       vth: np.ndarray, v_abs: np.ndarray, r_on: np.ndarray,
+                       i_lim: np.ndarray) -> np.ndarray:
+        """:meth:`_current` of n cells at w steps of a sweep at once: ``formed`` and ``g``
+        (n, w), ``v_abs`` (w,), the other arrays per cell (n,)."""
+        lv0 = self.forming.leak_v0_V
+        out = np.minimum(g_leak[:, None] * lv0 * np.sinh(v_abs / lv0)[None, :], i_lim[:, None])
+        if not formed.any():
+            return out
+
+        def at(a: np.ndarray) -> np.ndarray:  # a per-cell array, at the formed (cell, step)s
+            return np.broadcast_to(a[:, None], formed.shape)[formed]
+
+        g0 = self._reram_g0(np.maximum(g[formed], 1e-12), at(vth))
+        v = np.broadcast_to(v_abs[None, :], formed.shape)[formed]
+        out[formed] = self._series_current(g0, self.sw.v0_V, v, at(r_on), at(i_lim))
+        return out
 
     def _finish_sweep(self, state: State, sel: slice | IntArray, formed: np.ndarray,
                       was_formed: np.ndarray, g: np.ndarray, g_start: np.ndarray, t_s: float,
