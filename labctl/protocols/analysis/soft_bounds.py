@@ -48,12 +48,31 @@ class ModelForm:
 
 def mean_step(g: np.ndarray, up: np.ndarray, theta: np.ndarray, form: ModelForm) -> np.ndarray:
     """Signed expected step of one pulse from ``g``; theta = (gmin, gmax, ln dw, a, gu, gd)."""
-    gmin, gmax, ln_dw, a, gu, gd = theta
-    w = gmax - gmin
-    x = np.clip((g - gmin) / w, 0.0, 1.0)
-    m = np.exp(ln_dw) * w * np.where(up, (1 + a) * (1 - x) ** gu, (1 - a) * x ** gd)
-    m = m * _beta_factor(g, form)
-    return np.where(up, m, -m)
+    return StepModel(g, up, form)(theta)
+
+
+class StepModel:
+    """:func:`mean_step` at fixed ``g`` and directions for many theta (a least-squares fit
+    evaluates it ~100 times a device): what does not depend on theta is computed once, and
+    each direction's power only on its own pulses."""
+
+    def __init__(self, g: np.ndarray, up: np.ndarray, form: ModelForm) -> None:
+        self.g = np.asarray(g, dtype=float)
+        flat_up = np.broadcast_to(np.asarray(up, dtype=bool), self.g.shape).ravel()
+        self.i_up, self.i_down = np.flatnonzero(flat_up), np.flatnonzero(~flat_up)
+        self.beta = _beta_factor(self.g, form)
+
+    def __call__(self, theta: np.ndarray) -> np.ndarray:
+        gmin, gmax, ln_dw, a, gu, gd = theta
+        w = gmax - gmin
+        x = np.clip((self.g - gmin) / w, 0.0, 1.0).ravel()
+        shape = np.empty_like(x)
+        shape[self.i_up] = (1 + a) * (1 - x[self.i_up]) ** gu
+        shape[self.i_down] = (1 - a) * x[self.i_down] ** gd
+        m = np.exp(ln_dw) * w * shape.reshape(self.g.shape)
+        m = m * self.beta
+        m.ravel()[self.i_down] *= -1.0
+        return m
 
 
 def _beta_factor(g: np.ndarray | float, form: ModelForm) -> np.ndarray | float:
@@ -105,8 +124,10 @@ def fit_shape(g_before: np.ndarray, step: np.ndarray, up: np.ndarray, anchor: An
         gu, gd = (z[2], z[3]) if gammas is None else gammas
         return anchored(gmin, gmax, gu, gd, anchor, form)
 
+    model = StepModel(g_before, up, form)
+
     def resid(z: np.ndarray) -> np.ndarray:
-        return (step - mean_step(g_before, up, theta_of(z), form)) / w0
+        return (step - model(theta_of(z))) / w0
 
     lo_a, hi_a = np.array(lo) / scale, np.array(hi) / scale
     z_start = np.clip(np.array(z0) / scale, lo_a + 1e-9, hi_a - 1e-9)
