@@ -403,22 +403,12 @@ class CmoHfoxModel:
         return (np.where(was_formed, np.minimum(g, target), g),
                 "full reset" if frac >= 1 else "reset")
 
-    def _current(self, formed: np.ndarray, g: np.ndarray, g_leak: np.ndarray, vth: np.ndarray,
-                 v_abs: float, r_on: np.ndarray, i_lim: np.ndarray) -> np.ndarray:
-        v = np.full(g.shape, v_abs)
-        i_leak = np.minimum(g_leak * self.forming.leak_v0_V
-                            * np.sinh(v_abs / self.forming.leak_v0_V), i_lim)
-        if not np.any(formed):
-            return i_leak
-        g0 = self._reram_g0(np.maximum(g, 1e-12), vth)
-        i_on = self._series_current(g0, self.sw.v0_V, v, r_on, i_lim)
-        return np.where(formed, i_on, i_leak)
-
     def _step_currents(self, formed: np.ndarray, g: np.ndarray, g_leak: np.ndarray,
                        vth: np.ndarray, v_abs: np.ndarray, r_on: np.ndarray,
                        i_lim: np.ndarray) -> np.ndarray:
-        """:meth:`_current` of n cells at w steps of a sweep at once: ``formed`` and ``g``
-        (n, w), ``v_abs`` (w,), the other arrays per cell (n,)."""
+        """|I| of n cells at w steps of a sweep (leakage until formed, then the ReRAM in series
+        with the transistor): ``formed`` and ``g`` (n, w), ``v_abs`` (w,), the other arrays
+        per cell (n,)."""
         lv0 = self.forming.leak_v0_V
         out = np.minimum(g_leak[:, None] * lv0 * np.sinh(v_abs / lv0)[None, :], i_lim[:, None])
         if not formed.any():
@@ -630,8 +620,9 @@ class CmoHfoxModel:
         vth = self._get(state, "vth_V", sel)
         r_on = self.tr.triode_ohm(gate_V, vth)
         i_lim = self.tr.saturation_A(gate_V, vth)
-        i = self._current(formed, g, self._get(state, "g_leak_S", sel), vth, v_abs, r_on, i_lim)
-        return i / v_abs
+        i = self._step_currents(formed[:, None], g[:, None], self._get(state, "g_leak_S", sel),
+                                vth, np.array([v_abs]), r_on, i_lim)
+        return i[:, 0] / v_abs
 
     def mask(self, state: State, r: IntArray, c: IntArray, enabled: np.ndarray,
              rng: np.random.Generator, t_s: float) -> None:
