@@ -271,15 +271,17 @@ class CmoHfoxModel:
 
     def _relaxed(self, state: State, sel: slice | IntArray, t_s: float,
                  t_prog: np.ndarray | None = None) -> np.ndarray:
-        """Programmed conductance relaxed to ``t_s`` (no read noise)."""
+        """Programmed conductance relaxed to ``t_s`` (no read noise), a new array."""
         g = self._get(state, "g_S", sel)
+        # a gather (index selection) is a copy already; a slice is a view of the state
+        own = np.asarray if not isinstance(sel, slice) else np.array
         if t_s <= 0:  # the clock never ran: nothing has relaxed (t_prog_s >= 0)
-            return np.array(g, dtype=np.float64)
+            return own(g, dtype=np.float64)
         if t_prog is None:
             t_prog = self._get(state, "t_prog_s", sel)
         dt = t_s - t_prog
         if not np.any(dt > 0):
-            return np.array(g, dtype=np.float64)
+            return own(g, dtype=np.float64)
         return self.relax.relaxed(g, self._get(state, "relax_z", sel), dt)
 
     def _program(self, state: State, sel: slice | IntArray, g: np.ndarray, t_s: float,
