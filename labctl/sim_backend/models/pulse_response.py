@@ -196,13 +196,16 @@ class PulseTerms:
         # np.isscalar's TypeGuard forgets that a scalar Drive is a float
         s = (np.float32(cast(float, drive)) if np.isscalar(drive)
              else np.asarray(drive, np.float32))
-        gate = np.minimum(s, np.float32(1.0)) * np.float32(spec.sigma_g_rel)
+        gate2: np.ndarray | np.float32 = np.float32(0.0)
+        if spec.sigma_g_rel:   # (else unused: skip the per-cell arrays and their gathers)
+            gate = np.minimum(s, np.float32(1.0)) * np.float32(spec.sigma_g_rel)
+            gate2 = gate * gate
         if spec.g_exponent:
             s = s * np.float32(spec.g_ref_S ** -spec.g_exponent)
         width = gamma = None
         if not spec.unit_gamma:
             width, gamma = block[WIDTH], block[GAMMA]
-        return cls(block[BOUND], block[DWA] * s, block[SIGMA], gate * gate, width, gamma)
+        return cls(block[BOUND], block[DWA] * s, block[SIGMA], gate2, width, gamma)
 
     def take(self, idx: np.ndarray) -> PulseTerms:
         """The terms of the cells ``idx``."""
