@@ -164,14 +164,21 @@ def _split_packed(xb: np.ndarray, db: np.ndarray, dneg: np.ndarray, xneg: np.nda
     packed = xf.T @ df
     nz = np.flatnonzero(packed != 0)        # (a mask scans ~6x faster than floats)
     v = packed.ravel()[nz].astype(np.int64)
-    r = nz // jd.size
+    r, idx = _cells(nz, jx, jd, shape)
     hi = v >> _PACK_BITS                    # coincidences with d < 0 (x >= 0: set pulses)
     lo = v & (_PACK - 1)
     if xneg is not None and xneg.any():
         flip = xneg[r]
         hi, lo = np.where(flip, lo, hi), np.where(flip, hi, lo)
-    idx = jx[r] * shape[1] + jd[nz - r * jd.size]   # row-major, as jx and jd are sorted
     return PulseCounts(shape, idx, hi, lo)
+
+
+def _cells(nz: np.ndarray, jx: np.ndarray, jd: np.ndarray,
+           shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Flat positions ``nz`` in a (jx lines, jd lines) product -> (its row, the flat cell of
+    the ``shape`` array), row-major, as jx and jd are sorted."""
+    r = nz // jd.size
+    return r, jx[r] * shape[1] + jd[nz - r * jd.size]
 
 
 def _split(xb: np.ndarray, db: np.ndarray, sx: np.ndarray, sd: np.ndarray, jx: np.ndarray,
@@ -190,9 +197,7 @@ def _split(xb: np.ndarray, db: np.ndarray, sx: np.ndarray, sd: np.ndarray, jx: n
     half = np.float32(0.5)
     down = ((t + n) * half).astype(np.int64)
     up = ((t - n) * half).astype(np.int64)
-    r = nz // jd.size
-    idx = jx[r] * shape[1] + jd[nz - r * jd.size]   # row-major, as jx and jd are sorted
-    return PulseCounts(shape, idx, up, down)
+    return PulseCounts(shape, _cells(nz, jx, jd, shape)[1], up, down)
 
 
 def exact_counts(n_signed: np.ndarray) -> PulseCounts:
