@@ -22,6 +22,7 @@ from typing import Any
 
 from labctl import __version__
 from labctl.errors import InstrumentError, LabctlError
+from labctl.resume_line import resume_command_line
 
 # Each module in labctl/commands registers one sub-command (or a group) with register().
 COMMAND_MODULES = (
@@ -115,6 +116,8 @@ READ_ONLY_COMMANDS = frozenset({"report", "watch"})
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     argv_list = list(sys.argv[1:] if argv is None else argv)
+    # `--resume RUN.h5`: what is not typed again comes from the run's recorded command line
+    argv_list = resume_command_line(parser, argv_list)
     _Parser.last_error = None
     try:
         args = parser.parse_args(argv_list)

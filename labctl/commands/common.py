@@ -34,8 +34,8 @@ def add_common(p: argparse.ArgumentParser, *, preset_default: str = "cmo-hfox-1t
     g.add_argument("--seed", type=seed, default=0, help="seed of the simulator's RNG (default 0)")
     g.add_argument("--out", default=out_default, help="run file to write (RUN.h5)")
     g.add_argument("--resume", default=None, metavar="RUN.h5",
-                   help="carry on an interrupted run file (same command and options, "
-                        "including --backend)")
+                   help="carry on an interrupted run file; options not given are the "
+                        "run's own (a station run needs its --backend STATION.toml again)")
     g.add_argument("--json", action="store_true",
                    help="print a one-line JSON summary as the last line of stdout")
     g.add_argument("--quiet", action="store_true", help="no progress bar")
