@@ -148,6 +148,32 @@ def test_resume_of_a_simulated_run_checks_preset_size_and_seed(
         assert rr.config["preset_out"] == str((tmp_path / "sp-preset.toml").resolve())
 
 
+def test_an_interrupted_run_resumes_from_its_file_alone_to_the_uninterrupted_result(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    args = [*SP, "--rows", "4", "--cols", "2", "--seed", "3"]
+    full, cut = tmp_path / "full.h5", tmp_path / "cut.h5"
+    assert main([*args, "--out", str(full)]) == 0
+    _interrupt_after(monkeypatch, 2)
+    assert main([*args, "--out", str(cut)]) == 130
+    capsys.readouterr()
+    assert main(["run", "symmetry-point", "--resume", str(cut)]) == 0, capsys.readouterr().err
+    with RunReader(full) as a, RunReader(cut) as b:
+        assert b.status == "complete"
+        for name in a.datasets():
+            assert (a.data(name) == b.data(name)).all(), name
+        # the session records the completed command line (--quiet was the first session's)
+        session = json.loads(b.attrs()["sessions"])[-1]["argv"]
+        assert session == [*(t for t in args if t != "--quiet"), "--resume", str(cut)]
+    # a changed option is still refused, with what differs
+    cut2 = tmp_path / "cut2.h5"
+    _interrupt_after(monkeypatch, 2)
+    assert main([*args, "--out", str(cut2)]) == 130
+    capsys.readouterr()
+    assert main(["run", "symmetry-point", "--resume", str(cut2), "--seed", "4"]) == 2
+    assert "seed" in capsys.readouterr().err
+
+
 def test_resumed_station_run_keeps_every_session(
         serve_station: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:

@@ -3,14 +3,12 @@ session's own and ``--backend`` (a station is driven only when the command names
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from labctl.cli import build_parser, main
-from labctl.data.runfile import RunReader, RunWriter
+from labctl.cli import build_parser
+from labctl.data.runfile import RunWriter
 from labctl.resume_line import resume_command_line
 
 
@@ -70,45 +68,3 @@ def test_a_recorded_option_this_labctl_does_not_know_is_not_guessed(tmp_path):
     f = str(_run_file(tmp_path, ["run", "forming", "--rows", "64", "--no-such-option", "1"]))
     argv = ["run", "forming", "--resume", f]
     assert _line(argv) == argv
-
-
-def _interrupt_after(monkeypatch: pytest.MonkeyPatch, n: int) -> None:
-    from labctl.commands.progress import ProgressBar
-
-    calls = [0]
-
-    def call(self: Any, done: int, total: int, label: str = "") -> None:
-        calls[0] += 1
-        if calls[0] >= n:
-            monkeypatch.undo()
-            raise KeyboardInterrupt("SIGTERM")
-
-    monkeypatch.setattr(ProgressBar, "__call__", call)
-
-
-def test_an_interrupted_run_resumes_from_its_file_alone_to_the_uninterrupted_result(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-        capsys: pytest.CaptureFixture[str]) -> None:
-    args = ["run", "symmetry-point", "--rows", "4", "--cols", "2", "--seed", "3",
-            "--batch-pulses", "20", "--cycles", "1", "--alternating-pulses", "20",
-            "--read-repeats", "4", "--quiet"]
-    full, cut = tmp_path / "full.h5", tmp_path / "cut.h5"
-    assert main([*args, "--out", str(full)]) == 0
-    _interrupt_after(monkeypatch, 2)
-    assert main([*args, "--out", str(cut)]) == 130
-    capsys.readouterr()
-    assert main(["run", "symmetry-point", "--resume", str(cut)]) == 0, capsys.readouterr().err
-    with RunReader(full) as a, RunReader(cut) as b:
-        assert b.status == "complete"
-        for name in a.datasets():
-            assert (a.data(name) == b.data(name)).all(), name
-        # the session records the completed command line (--quiet was the first session's)
-        session = json.loads(b.attrs()["sessions"])[-1]["argv"]
-        assert session == [*args[:-1], "--resume", str(cut)]
-    # a changed option is still refused, with what differs
-    cut2 = tmp_path / "cut2.h5"
-    _interrupt_after(monkeypatch, 2)
-    assert main([*args, "--out", str(cut2)]) == 130
-    capsys.readouterr()
-    assert main(["run", "symmetry-point", "--resume", str(cut2), "--seed", "4"]) == 2
-    assert "seed" in capsys.readouterr().err
