@@ -22,7 +22,7 @@ from typing import Any
 
 from labctl import __version__
 from labctl.errors import InstrumentError, LabctlError
-from labctl.resume_line import resume_command_line
+from labctl.resume_line import resume_command, resume_command_line
 
 # Each module in labctl/commands registers one sub-command (or a group) with register().
 COMMAND_MODULES = (
@@ -100,13 +100,15 @@ def _finished_run_files() -> list[tuple[Path, str]]:
     return list(getattr(runfile, "FINISHED", []))
 
 
-def _interrupted_line(before: int) -> str:
+def _interrupted_line(before: int, parser: argparse.ArgumentParser, argv: list[str]) -> str:
     """The closing line of an interrupted command (``before``: run files finished before
-    it began): the run file it marked aborted, if any."""
+    it began): the run file it marked aborted, if any, and how to carry it on."""
     aborted = [p for p, status in _finished_run_files()[before:] if status == "aborted"]
     if not aborted:
         return "interrupted before a run file was written; outputs off"
-    return f"interrupted; outputs off, run file {aborted[-1]} marked aborted"
+    line = f"interrupted; outputs off, run file {aborted[-1]} marked aborted"
+    again = resume_command(parser, argv, aborted[-1])
+    return f"{line}; `{again}` carries it on" if again else line
 
 
 #: commands that neither drive instruments nor write a run file
@@ -149,7 +151,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         if args.command in READ_ONLY_COMMANDS:
             return _fail(args, EXIT_INTERRUPTED, "interrupted")
-        return _fail(args, EXIT_INTERRUPTED, _interrupted_line(before))
+        return _fail(args, EXIT_INTERRUPTED, _interrupted_line(before, parser, argv_list))
     except BrokenPipeError:
         return 0
     except OSError as e:

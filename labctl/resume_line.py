@@ -55,6 +55,15 @@ def resume_command_line(parser: argparse.ArgumentParser, argv: list[str]) -> lis
     return [*glob_now, *path, *kept, *typed]
 
 
+def resume_command(parser: argparse.ArgumentParser, argv: list[str], run_file: object) -> str:
+    """``labctl COMMAND --resume RUN.h5``, the command that carries on ``run_file`` that
+    ``argv`` was writing; '' when that command cannot resume."""
+    sub, path = _command(parser, _globals(argv)[1])
+    if "--resume" not in sub._option_string_actions:
+        return ""
+    return " ".join(["labctl", *path, "--resume", str(run_file)])
+
+
 def _globals(argv: list[str]) -> tuple[list[str], list[str]]:
     """Leading options of ``labctl`` itself (``-v``) and the rest."""
     k = 0

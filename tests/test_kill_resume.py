@@ -157,7 +157,8 @@ def test_a_second_sigterm_while_stopping_still_exits_130(tmp_path):
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
     assert err.strip().splitlines() == [
-        f"labctl: interrupted; outputs off, run file {out} marked aborted"]
+        f"labctl: interrupted; outputs off, run file {out} marked aborted; "
+        f"`labctl run retention --resume {out}` carries it on"]
     with RunReader(out) as r:
         assert r.status == "aborted"
 

@@ -212,6 +212,7 @@ def test_report_tells_a_killed_run_from_a_running_one(tmp_path, capsys):
     assert main(["report", str(killed), "--out", str(tmp_path / "rep"), "--json"]) == 0
     out, err = capsys.readouterr()
     assert "no process is writing it" in err
+    assert f"`labctl run program --resume {killed}` carries it on" in err   # how to go on
     res = json.loads(out.strip().splitlines()[-1])
     assert res["status"] == "killed" and "stale" not in res   # the word watch --json uses
     from labctl.plots.style import run_is, title_note
@@ -240,7 +241,8 @@ def test_watch_stops_on_a_run_nobody_writes(tmp_path, capsys):
     assert main(["watch", str(killed), "--interval-s", "0.05", "--timeout-s", "30",
                  "--json"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
-    assert any("no process is writing" in ln for ln in lines)
+    assert any("no process is writing" in ln and f"labctl run program --resume {killed}" in ln
+               for ln in lines)
     assert json.loads(lines[-1])["status"] == "killed"
 
 

@@ -26,10 +26,10 @@ def render_report(run_file: Path, out_dir: Path) -> list[Path]:
     return _render(run_file, out_dir)[0]
 
 
-def _render(run_file: Path, out_dir: Path) -> tuple[list[Path], str, bool]:
+def _render(run_file: Path, out_dir: Path) -> tuple[list[Path], str, str]:
     """(the written figures, the run's status: ``killed`` for a file left ``running`` that
-    nobody writes, whether a resume could read its checkpoint), from one opening of the
-    file."""
+    nobody writes, the command that resumes it: '' if a resume could not read its
+    checkpoint), from one opening of the file."""
     from labctl.data.runfile import RunReader, run_status
     from labctl.plots import RENDERERS
 
@@ -51,7 +51,8 @@ def _render(run_file: Path, out_dir: Path) -> tuple[list[Path], str, bool]:
                 raise DataFormatError(
                     f"{run_file}: the run has recorded nothing the '{reader.command}' report "
                     f"draws yet" + (" and no process is writing it (its run was killed; "
-                                    "--resume carries it on)" if status == "killed" else "")
+                                    f"`labctl {reader.command} --resume {run_file}` carries "
+                                    "it on)" if status == "killed" else "")
                 ) from None
             if status != "complete":
                 raise DataFormatError(
@@ -59,7 +60,8 @@ def _render(run_file: Path, out_dir: Path) -> tuple[list[Path], str, bool]:
                     f"anything the '{reader.command}' report draws") from None
             raise DataFormatError(f"{run_file} lacks data the '{reader.command}' report needs "
                                   f"({_missing(e)})") from None
-        return paths, run_status(run_file, reader.status), reader.resumable()
+        resume = f"labctl {reader.command} --resume {run_file}" if reader.resumable() else ""
+        return paths, run_status(run_file, reader.status), resume
 
 
 def _missing(e: KeyError) -> str:
@@ -75,11 +77,11 @@ def handle(args: argparse.Namespace) -> int:
 
     run_file = Path(args.run_file)
     out = Path(args.out) if args.out else run_file.with_name(run_file.stem + "-report")
-    paths, status, resumable = _render(run_file, out)
+    paths, status, resume = _render(run_file, out)
     for p in paths:
         print(p)
     if status == "killed":
-        then = (f"`--resume {run_file}` carries it on" if resumable else
+        then = (f"`{resume}` carries it on" if resume else
                 "the kill left its checkpoint unreadable, so it cannot be resumed")
         print(f"note: the run file says 'running' but no process is writing it (its run was "
               f"killed); the figures show what it recorded: {then}", file=sys.stderr)
@@ -87,8 +89,8 @@ def handle(args: argparse.Namespace) -> int:
         print("note: the run is still running; the figures show what it has recorded so far",
               file=sys.stderr)
     elif status != "complete":
-        print(f"note: the run is {status}; the figures show what it recorded before it stopped",
-              file=sys.stderr)
+        print(f"note: the run is {status}; the figures show what it recorded before it stopped"
+              + (f"; `{resume}` carries it on" if resume else ""), file=sys.stderr)
     if args.json:
         print(json.dumps({"run_file": str(run_file), "status": status,
                           "figures": [str(p) for p in paths]}))

@@ -70,6 +70,14 @@ def snapshot_once(run_file: Path, out: Path, last_size: int) -> tuple[str, int, 
     return status, size, len(figs)
 
 
+def _resume(run_file: Path) -> str:
+    """The command that carries ``run_file`` on."""
+    from labctl.data.runfile import RunReader
+
+    with RunReader(run_file) as r:
+        return f"labctl {r.command} --resume {run_file}"
+
+
 def handle(args: argparse.Namespace) -> int:
     from labctl.data.runfile import run_status
     from labctl.errors import ConfigError, DataFormatError
@@ -142,8 +150,8 @@ def handle(args: argparse.Namespace) -> int:
         # after creating it): the run was killed, and the file will not change again
         orphan = orphan + 1 if run_status(run_file, status) == "killed" else 0
         if orphan >= 2:
-            print(f"no process is writing {run_file} (its run was killed); `--resume` it to "
-                  f"carry on", flush=True)
+            print(f"no process is writing {run_file} (its run was killed); "
+                  f"`{_resume(run_file)}` carries it on", flush=True)
             status = "killed"
             break
         if args.timeout_s is not None and time.monotonic() - t0 > args.timeout_s:
