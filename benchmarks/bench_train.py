@@ -6,9 +6,11 @@ the initial weights through the Array interface exactly as ``labctl pipeline tra
 then MNIST mini-batches go through ``AnalogNetwork.train_batch`` (forward and transposed
 MVMs, pulsed updates, column reads for transfers).  Prints wall-clock and process-CPU
 samples/s: on a shared machine the CPU figure is the one that compares with an idle one.
-Each measurement is repeated (``--repeat``) with the same seed, data and so the same work:
-the best run is the code's speed, the median what a run met; this VM's speed drifts by
-~15-25 % over minutes, so one run alone says little.
+Each measurement is repeated (``--repeat``) with the same seed, data and so the same work
+(each algorithm's network is built once and every run trains a copy of it): the best run is
+the code's speed, the median what a run met.  This VM's speed drifts by ~15-25 % over
+minutes, so one run alone says little, and the repeats go round the algorithms in turn, so
+that a slow phase falls on all of them rather than on one algorithm's runs.
 Target (issue 7): >= 3,000 samples/s for ttv1/ttv2/cttv2/agad.  aihwkit's own figures on this
 machine: ``benchmarks/aihwkit_reference.py speed`` (its presets ~300 for the Tiki-Taka
 family; AGAD with the settings run here ~5,300, idle machine).
@@ -19,7 +21,9 @@ family; AGAD with the settings run here ~5,300, idle machine).
 from __future__ import annotations
 
 import argparse
+import copy
 import os
+import sys
 import time
 
 # the machine is shared: one BLAS thread unless told otherwise (threaded BLAS on busy cores
@@ -64,10 +68,9 @@ def build(alg: str, rng: np.random.Generator) -> AnalogNetwork:
     return AnalogNetwork(rules, bs, scales, "relu", rules[0].lr)
 
 
-def measure(alg: str, x: np.ndarray, y: np.ndarray, warmup: int, batches: int) -> tuple[float,
-                                                                                        float]:
-    rng = np.random.default_rng(0)
-    net = build(alg, rng)
+def measure(net: AnalogNetwork, x: np.ndarray, y: np.ndarray, warmup: int,
+            batches: int) -> tuple[float, float]:
+    """Samples/s (wall, process CPU) of ``batches`` training batches after ``warmup``."""
     for b in range(warmup):
         net.train_batch(x[b * BATCH:(b + 1) * BATCH], y[b * BATCH:(b + 1) * BATCH])
     t0, c0 = time.perf_counter(), time.process_time()
@@ -87,19 +90,33 @@ def main() -> None:
     a = ap.parse_args()
     if a.repeat < 1 or a.batches < 1 or a.warmup < 0:
         raise SystemExit("--repeat and --batches must be >= 1, --warmup >= 0")
+    unknown = sorted(set(a.algorithms) - set(ALGORITHMS))
+    if unknown:
+        raise SystemExit(f"unknown algorithm(s) {', '.join(unknown)}; "
+                         f"choose from {', '.join(ALGORITHMS)}")
     ds = load_dataset("mnist", limit=(a.batches + a.warmup) * BATCH)
     x = ds.x_train.reshape(len(ds.x_train), -1).astype(np.float64)
     print(f"784-256-128-10, batch {BATCH}, cmo-hfox-1t1r; {os.cpu_count()} cores, "
           f"load average {os.getloadavg()[0]:.1f}, "
           f"OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'default')}")
-    print(f"{a.repeat} run(s) of {a.batches} batches each, after {a.warmup} to warm up")
+    print(f"{a.repeat} run(s) of {a.batches} batches each, after {a.warmup} to warm up",
+          flush=True)
+    built = {}
+    for alg in a.algorithms:   # forming, settling and programming: once per algorithm
+        print(f"building {alg} ...", file=sys.stderr, flush=True)
+        built[alg] = build(alg, np.random.default_rng(0))
+    runs: dict[str, list[tuple[float, float]]] = {alg: [] for alg in a.algorithms}
+    for k in range(a.repeat):
+        for alg in a.algorithms:
+            runs[alg].append(measure(copy.deepcopy(built[alg]), x, ds.y_train, a.warmup,
+                                     a.batches))
+            print(f"run {k + 1}/{a.repeat} {alg}: {runs[alg][-1][0]:.0f} samples/s",
+                  file=sys.stderr, flush=True)
     print(f"{'algorithm':>10} {'wall best':>10} {'median':>7} {'cpu best':>9} {'median':>7}")
     for alg in a.algorithms:
-        runs = np.array([measure(alg, x, ds.y_train, a.warmup, a.batches)
-                         for _ in range(a.repeat)])
-        best, med = runs.max(axis=0), np.median(runs, axis=0)
-        print(f"{alg:>10} {best[0]:10.0f} {med[0]:7.0f} {best[1]:9.0f} {med[1]:7.0f}",
-              flush=True)
+        r = np.array(runs[alg])
+        best, med = r.max(axis=0), np.median(r, axis=0)
+        print(f"{alg:>10} {best[0]:10.0f} {med[0]:7.0f} {best[1]:9.0f} {med[1]:7.0f}")
 
 
 if __name__ == "__main__":
