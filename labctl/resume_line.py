@@ -34,16 +34,17 @@ def resume_command_line(parser: argparse.ArgumentParser, argv: list[str]) -> lis
     if "--resume" not in acts:
         return argv
     now = _items(rest_now[len(path):], sub)
-    resume = acts["--resume"]
-    run_file = next((_value(toks) for a, toks in (now or []) if a is resume), None)
-    recorded = _recorded_argv(run_file) if now is not None and run_file else None
+    if now is None:
+        return argv
+    run_file = next((_value(toks) for a, toks in now if a is acts["--resume"]), None)
+    recorded = _recorded_argv(run_file) if run_file else None
     if not recorded:
         return argv
     _, rest_rec = _globals(recorded)
     if rest_rec[:len(path)] != path:
         return argv          # another command's run: the command says so
     rec = _items(rest_rec[len(path):], sub)
-    if rec is None or now is None:
+    if rec is None:
         return argv
     positional_now = [t for a, toks in now if a is None for t in toks]
     if positional_now and positional_now != [t for a, toks in rec if a is None for t in toks]:
