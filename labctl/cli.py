@@ -119,7 +119,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     argv_list = list(sys.argv[1:] if argv is None else argv)
     # `--resume RUN.h5`: what is not typed again comes from the run's recorded command line
-    argv_list = resume_command_line(parser, argv_list)
+    try:
+        argv_list = resume_command_line(parser, argv_list)
+    except LabctlError as e:
+        return _fail(argparse.Namespace(json="--json" in argv_list), EXIT_BAD_INPUT, str(e))
     _Parser.last_error = None
     try:
         args = parser.parse_args(argv_list)

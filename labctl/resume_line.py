@@ -24,8 +24,9 @@ Item = tuple[argparse.Action | None, list[str]]   # (option, its tokens) or (Non
 
 def resume_command_line(parser: argparse.ArgumentParser, argv: list[str]) -> list[str]:
     """``argv`` completed from the run file it resumes; ``argv`` itself when it resumes
-    nothing, or when the file or its recorded command line cannot be used (the command then
-    reports what is wrong, as without this completion)."""
+    nothing, or when its recorded command line cannot be used (the command then reports what
+    is wrong, as without this completion).  Raises DataFormatError for a file to resume that
+    does not exist or is no labctl run file."""
     if not any(t == "--resume" or t.startswith("--resume=") for t in argv):
         return argv
     glob_now, rest_now = _globals(argv)
@@ -132,13 +133,20 @@ def _value(tokens: list[str]) -> str:
 
 
 def _recorded_argv(run_file: str) -> list[str] | None:
-    """The command line that started ``run_file``; None if it has none or cannot be read."""
+    """The command line that started ``run_file``; None if it has none or cannot be read.
+
+    A missing file, or one that is no labctl run file, is refused here (DataFormatError), in
+    the words the resume itself would use, before the rest of the command line is judged.
+    """
     from labctl.data.runfile import RunReader
+    from labctl.errors import DataFormatError
 
     try:
         with RunReader(run_file) as rr:
             raw: Any = rr.attrs().get("argv")
-    except Exception:  # noqa: BLE001 - the resume itself reports an unreadable file
+    except DataFormatError:
+        raise
+    except Exception:  # noqa: BLE001 - the resume itself reports what else is wrong
         return None
     try:
         argv = json.loads(raw) if isinstance(raw, str) else None

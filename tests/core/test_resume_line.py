@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from labctl.cli import build_parser
+from labctl.cli import build_parser, main
 from labctl.data.runfile import RunWriter
 from labctl.resume_line import resume_command_line
 
@@ -54,13 +54,12 @@ def test_positional_inputs_come_from_the_run_or_must_match_it(tmp_path):
 
 @pytest.mark.parametrize("argv", [
     ["run", "retention", "--resume", "{f}"],           # another command's run
-    ["run", "forming", "--resume", "{missing}"],        # no such file
     ["run", "forming", "--rows", "4"],                  # nothing resumed
     ["report", "{f}"],                                  # a command without --resume
 ])
 def test_anything_else_is_left_as_typed(tmp_path, argv):
     f = _run_file(tmp_path, ["run", "forming", "--rows", "64"])
-    argv = [a.format(f=f, missing=tmp_path / "none.h5") for a in argv]
+    argv = [a.format(f=f) for a in argv]
     assert _line(argv) == argv
 
 
@@ -68,3 +67,17 @@ def test_a_recorded_option_this_labctl_does_not_know_is_not_guessed(tmp_path):
     f = str(_run_file(tmp_path, ["run", "forming", "--rows", "64", "--no-such-option", "1"]))
     argv = ["run", "forming", "--resume", f]
     assert _line(argv) == argv
+
+
+def test_a_missing_run_file_is_the_one_error_even_when_the_command_lacks_its_inputs(
+        tmp_path, capsys):
+    missing = tmp_path / "none.h5"
+    # (without the completion, argparse would first ask for the inference's TRANSFER.h5)
+    assert main(["pipeline", "inference", "--resume", str(missing), "--json"]) == 2
+    out, err = capsys.readouterr()
+    assert err.strip().splitlines() == [f"labctl: {missing}: no such run file"]
+    assert '"status": "failed"' in out.strip().splitlines()[-1]
+    not_h5 = tmp_path / "notes.h5"
+    not_h5.write_text("not a run")
+    assert main(["program", "--resume", str(not_h5)]) == 2
+    assert "is not an HDF5 run file" in capsys.readouterr().err
