@@ -97,15 +97,21 @@ def test_one_product_counts_equal_the_two_product_counts(signs: str,
         assert np.array_equal(a, b)
     assert packed.up.any() and packed.down.any()
 
-def test_one_hot_updates_draw_the_pulse_trains_distribution() -> None:
-    """line_counts (binomials) has the moments of coincidence_counts with one-hot x: mean,
-    second moment per cell, and the within-line correlation of a shared row train."""
+@pytest.mark.parametrize("lr, atol, n", [
+    (0.3, 0.1, 6000),        # k = 6 and 3.6 -> BL 6 and 4
+    (0.02, 0.03, 20000),     # k = 0.4 and 0.24 -> BL 1, as in transfers (rarer: more draws)
+])
+def test_one_hot_updates_draw_the_pulse_trains_distribution(lr: float, atol: float,
+                                                             n: int) -> None:
+    """line_counts (column draws in the fired slots only) has the moments of
+    coincidence_counts with one-hot x: mean, second moment per cell, and the within-line
+    correlation of a shared row train."""
     rng = np.random.default_rng(3)
     shape, rows = (5, 4), np.array([3, 1])
     d = np.array([[0.5, -1.0, 0.25, 0.0], [-0.2, 0.1, 0.6, -0.6]])
     x = np.zeros((2, 5))
     x[[0, 1], rows] = 1.0
-    lr, dw, n = 0.3, 0.05, 6000                 # k = 6 and 3.6 -> BL 6 and 4
+    dw = 0.05
 
     def moments(draw):  # type: ignore[no-untyped-def]
         m1, m2, line = np.zeros(shape), np.zeros(shape), np.zeros(2)
@@ -120,9 +126,9 @@ def test_one_hot_updates_draw_the_pulse_trains_distribution() -> None:
     a = moments(lambda: coincidence_counts(x, d, lr, dw, 31, rng))
     b = moments(lambda: line_counts(shape, rows, d, lr, dw, 31, rng))
     expected = -lr * x.T @ d / dw
-    assert np.allclose(b[0], expected, atol=0.1)
-    assert np.allclose(a[0], b[0], atol=0.1)
-    assert np.allclose(a[1], b[1], rtol=0.06, atol=0.1)
+    assert np.allclose(b[0], expected, atol=atol)
+    assert np.allclose(a[0], b[0], atol=atol)
+    assert np.allclose(a[1], b[1], rtol=0.06, atol=atol)
     assert np.allclose(a[2], b[2], rtol=0.06)   # the shared row train correlates a line
     assert b[0][0].sum() == 0 and b[0][2].sum() == 0    # only the named lines move
     with pytest.raises(ValueError, match="distinct"):
