@@ -159,7 +159,8 @@ class AnalogTile:
         rows = np.asarray(rows, dtype=np.int64)
         onehot = np.zeros((rows.size, self.rows))
         onehot[np.arange(rows.size), rows] = 1.0
-        return self.mvm(onehot, manage=False)
+        # = self.mvm(onehot, manage=False): the DAC passes 0 and 1 unchanged, no scaling
+        return self._adc(self._analog(onehot, False))
 
     def read_weights(self) -> np.ndarray:
         """All weights from a conductance read of every cell (for maps, not for training)."""
