@@ -509,8 +509,9 @@ class CmoHfoxModel:
             n_prev = self._get(state, "pulses_since_reset", sel)
             if np.any(n_prev < 30 * d.reset_boost_pulses):
                 boost0 = d.reset_boost * np.exp(-n_prev / d.reset_boost_pulses)
+        # (g is a fresh gather; unformed cells keep it, so it is pulsed in place only if none)
         g_new = apply_pulses(g, p, drive, count, self.response, rng, boost0=boost0,
-                             boost_pulses=d.reset_boost_pulses)
+                             boost_pulses=d.reset_boost_pulses, in_place=all_formed)
         self._program(state, sel, g_new if all_formed else np.where(formed, g_new, g), t_s, rng,
                       t_prog)
         if boost0 is not None:

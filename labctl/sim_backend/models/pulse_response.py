@@ -273,7 +273,8 @@ def _pulse_in_place(g: np.ndarray, t: PulseTerms, spec: PulseResponseSpec, z: np
 
 def apply_pulses(g: np.ndarray, block: np.ndarray, drive: Drive, count: np.ndarray,
                  spec: PulseResponseSpec, rng: np.random.Generator, *,
-                 boost0: np.ndarray | None = None, boost_pulses: float = 1.0) -> np.ndarray:
+                 boost0: np.ndarray | None = None, boost_pulses: float = 1.0,
+                 in_place: bool = False) -> np.ndarray:
     """``count[k]`` identical pulses on cell k; returns the new conductances.
 
     ``block`` is a block of :meth:`ParamTable.take` (it fixes each cell's
@@ -281,9 +282,11 @@ def apply_pulses(g: np.ndarray, block: np.ndarray, drive: Drive, count: np.ndarr
     with a shrinking active set (gathered only when it shrinks), so a mix of counts costs
     ``sum(count)`` cell-updates, never a Python loop over cells; the noise of all of them
     is drawn at once.  With ``boost0`` the j-th pulse of this call acts
-    ``1 + boost0 * exp(-j / boost_pulses)`` times coarser.
+    ``1 + boost0 * exp(-j / boost_pulses)`` times coarser.  ``in_place``: ``g`` (float64)
+    is the caller's scratch copy and becomes the result.
     """
-    g = np.array(g, dtype=np.float64)
+    if not (in_place and g.dtype == np.float64):
+        g = np.array(g, dtype=np.float64)
     count = np.asarray(count)
     terms = PulseTerms.of(block, drive, spec)
     z = standard_normal_f32(rng, int(count.sum()))
