@@ -31,6 +31,7 @@ class _Moments:
     mean32_S: np.ndarray | None = None   # float32 copy of mean_S for MVMs, made on first use
 
     def mean32(self) -> np.ndarray:
+        """``mean_S`` as float32 (the MVM's operand), made once and then kept in step."""
         if self.mean32_S is None:
             self.mean32_S = self.mean_S.astype(np.float32)
         return self.mean32_S
