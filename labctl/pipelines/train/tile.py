@@ -112,12 +112,20 @@ class AnalogTile:
             y = np.rint(y / self._adc_step) * self._adc_step
         return np.clip(y, -b, b)
 
-    def _analog(self, xq: np.ndarray, transpose: bool) -> np.ndarray:
-        """Normalised inputs in [-1, 1] -> weight-unit outputs with output noise, before the ADC."""
+    def _analog(self, xq: np.ndarray, transpose: bool,
+                rows: np.ndarray | None = None) -> np.ndarray:
+        """Normalised inputs in [-1, 1] -> weight-unit outputs with output noise, before the ADC.
+
+        ``rows``: ``xq`` is one-hot, 1 on line ``rows[i]`` of sample i (a column read), so
+        the reference current is the read voltage times those lines' references (exactly
+        what the product gives).
+        """
         v = xq * self.v_read_V
         i_A = self.array.mvm(v, transpose=transpose)
         ref = self.g_ref_S
-        if isinstance(ref, np.ndarray):
+        if rows is not None and not transpose:
+            i_ref = (ref[rows] if isinstance(ref, np.ndarray) else ref) * self.v_read_V
+        elif isinstance(ref, np.ndarray):
             r = ref.T if transpose else ref
             lines = np.flatnonzero(np.any(v != 0, axis=0))
             # few driven lines (one-hot column reads): only their reference rows contribute
@@ -160,7 +168,7 @@ class AnalogTile:
         onehot = np.zeros((rows.size, self.rows))
         onehot[np.arange(rows.size), rows] = 1.0
         # = self.mvm(onehot, manage=False): the DAC passes 0 and 1 unchanged, no scaling
-        return self._adc(self._analog(onehot, False))
+        return self._adc(self._analog(onehot, False, rows))
 
     def read_weights(self) -> np.ndarray:
         """All weights from a conductance read of every cell (for maps, not for training)."""
