@@ -128,7 +128,7 @@ class AnalogTile:
         elif isinstance(ref, np.ndarray):
             r = ref.T if transpose else ref
             lines = np.flatnonzero(np.any(v != 0, axis=0))
-            # few driven lines (one-hot column reads): only their reference rows contribute
+            # few driven lines (sparse inputs): only their reference rows contribute
             i_ref = v[:, lines] @ r[lines] if lines.size * 4 <= v.shape[1] else v @ r
         else:
             i_ref = ref * v.sum(axis=1, keepdims=True)
