@@ -252,6 +252,27 @@ def test_agad_digits_end_to_end(tmp_path: Path) -> None:
                                         "train_weights_L0.png"}
 
 
+def test_a_preset_fitted_to_a_symmetry_point_run_trains(tmp_path: Path) -> None:
+    """The device model straight from a measurement (issue 7): the default 8x4 chip measured
+    with seed 004's open-loop scheme, its fitted preset handed to `pipeline train`.  AGAD on
+    digits still reaches the band (fitted: 95.6 / 94.7 / 94.7 % at seeds 0-2, the measured
+    preset itself 95.8 / 95.6 / 94.4 %), and every array runs the fitted model."""
+    preset = tmp_path / "fitted.toml"
+    sp = last_json(labctl("run", "symmetry-point", "--out", str(tmp_path / "sp.h5"),
+                          "--preset-out", str(preset), "--json", "--quiet"))
+    assert sp["devices_fitted"] == 32 and preset.is_file()
+    out = tmp_path / "agad.h5"
+    s = last_json(labctl("pipeline", "train", "--algorithm", "agad", "--dataset", "digits",
+                         "--preset", str(preset), "--out", str(out), "--json", "--quiet"))
+    assert s["accuracy"] >= 0.90, s
+    from labctl.data.runfile import RunReader
+
+    with RunReader(out) as r:
+        arrays = r.backend["arrays"]
+    assert len(arrays) == 6
+    assert {a["preset_source"] for a in arrays.values()} == {str(preset.resolve())}
+
+
 def test_small_training_sets_get_a_shorter_transfer_interval(tmp_path: Path) -> None:
     """Seed 004's interval (3 samples) sweeps MNIST's 784 lines ~25 times an epoch; 8x8
     digits (64 lines) would be swept ~7 times, so the Tiki-Taka family reads every sample."""
