@@ -143,6 +143,7 @@ def run(protocol: BaseProtocol, array: Array, sink: RunSink, *,
         checkpoint_every_s = 0.0 if (not snap or cells <= 65536) else 2.0
     last_ckpt = time.monotonic()
     pending = False
+    last: tuple[int, int] | None = None
     for step in protocol.steps(array, state):
         with interrupts_deferred():
             for name, (values, units) in step.append.items():
@@ -159,8 +160,11 @@ def run(protocol: BaseProtocol, array: Array, sink: RunSink, *,
                 last_ckpt, pending = time.monotonic(), False
         if progress is not None:
             progress(step.done, step.total, step.label)
+            last = (step.done, step.total)
     if pending:
         _checkpoint(sink, array, state, names, step_index, snap)
+    if progress is not None and last is not None:
+        progress(*last, "analysing")        # fits of large arrays take seconds
     summary = protocol.analyse(sink)
     sink.set_summary(summary)
     return summary

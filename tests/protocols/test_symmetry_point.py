@@ -169,9 +169,10 @@ def test_symmetric_variant_moves_only_the_symmetry_point(tmp_path, capsys):
 
 
 def test_a_fit_the_simulator_cannot_use_writes_no_preset(tmp_path, capsys):
-    """A handful of noisy pulses can fit an upside-down window: no preset file (it used to be
-    written, and then refused by every command that loaded it), one warning line; the
-    measurement itself is complete and kept (it used to exit 2 with a 'complete' file)."""
+    """A handful of noisy pulses can fit an upside-down window or a step larger than the
+    window: no preset file (it used to be written, and then refused by every command that
+    loaded it), one warning line; the measurement itself is complete and kept (it used to
+    exit 2 with a 'complete' file)."""
     preset = tmp_path / "few.toml"
     code = main(["run", "symmetry-point", "--rows", "2", "--cols", "2", "--batch-pulses", "20",
                  "--cycles", "1", "--alternating-pulses", "10", "--read-repeats", "3",

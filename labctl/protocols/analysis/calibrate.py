@@ -112,10 +112,8 @@ def calibrate(start: DeviceParams, measured: FiguresOfMerit, schedule: Schedule,
 def _params(gmin: np.ndarray, gmax: np.ndarray, gu: np.ndarray, gd: np.ndarray,
             sigma: np.ndarray, a_sp: np.ndarray, a_dg: np.ndarray, form: ModelForm
             ) -> DeviceParams:
-    th = np.array([anchored(gmin[i], gmax[i], gu[i], gd[i], Anchor(a_sp[i], a_dg[i]), form)
-                   for i in range(gmin.size)])
-    return DeviceParams(th[:, 0], th[:, 1], th[:, 2], th[:, 3], th[:, 4], th[:, 5],
-                        np.clip(sigma, 0.0, 5.0))
+    th = anchored(gmin, gmax, gu, gd, Anchor(a_sp, a_dg), form)
+    return DeviceParams(th[0], th[1], th[2], th[3], th[4], th[5], np.clip(sigma, 0.0, 5.0))
 
 
 def _mean_fom(fom: FiguresOfMerit, k: int) -> FiguresOfMerit:
@@ -132,11 +130,11 @@ def _noise(fom: FiguresOfMerit, k: int, p: DeviceParams, form: ModelForm,
     w = p.g_max_S - p.g_min_S
     # a as a function of the SP position: numerical derivative of the anchoring
     eps = 1e-3 * w
-    da = np.array([(anchored(p.g_min_S[i], p.g_max_S[i], p.gamma_up[i], p.gamma_down[i],
-                             Anchor(a_sp[i] + eps[i], 1.0), form)[3]
-                    - anchored(p.g_min_S[i], p.g_max_S[i], p.gamma_up[i], p.gamma_down[i],
-                               Anchor(a_sp[i] - eps[i], 1.0), form)[3]) / (2 * eps[i])
-                   for i in range(w.size)])
+    ones = np.ones_like(w)
+    da = (anchored(p.g_min_S, p.g_max_S, p.gamma_up, p.gamma_down, Anchor(a_sp + eps, ones),
+                   form)[3]
+          - anchored(p.g_min_S, p.g_max_S, p.gamma_up, p.gamma_down, Anchor(a_sp - eps, ones),
+                     form)[3]) / (2 * eps)
     return {
         "g_max_S": var(fom.g_max_S),
         "g_min_S": var(fom.g_min_S),

@@ -84,8 +84,10 @@ class PulseResponseSpec:
     def validate(self, where: str = "pulse") -> None:
         if not 0 <= self.g_min_S < self.g_max_S:
             raise ConfigError(f"[{where}] needs 0 <= g_min_S < g_max_S", key=f"{where}.g_min_S")
-        if self.dw_min <= 0 or not -1 < self.asymmetry < 1:
-            raise ConfigError(f"[{where}] needs dw_min > 0 and -1 < asymmetry < 1",
+        # dw_min is the step from the open bound as a fraction of the window: above 1 a
+        # single pulse would cross the whole window (a fit of a few noisy pulses can give it)
+        if not 0 < self.dw_min <= 1 or not -1 < self.asymmetry < 1:
+            raise ConfigError(f"[{where}] needs 0 < dw_min <= 1 and -1 < asymmetry < 1",
                               key=f"{where}.dw_min")
         if min(self.gamma_up, self.gamma_down, self.g_ref_S) <= 0:
             raise ConfigError(f"[{where}] gammas and g_ref_S must be > 0", key=f"{where}.gamma_up")
