@@ -116,3 +116,30 @@ def test_fit_reaches_the_scipy_optimum_on_noisy_devices(form):
                      * np.sum(ref.fun**2) / (ref.fun.size - 4))
         z = np.array([theta[0, d] / w0, theta[1, d] / w0, theta[4, d], theta[5, d]])
         assert np.all(np.abs(z - ref.x) < 0.5 * se)
+
+
+def test_calibration_in_blocks_matches_the_measured_figures():
+    """Large arrays are calibrated a block of devices at a time: the first block is what
+    it would be alone, and every block's model reproduces its devices' figures of merit."""
+    from labctl.protocols.analysis.calibrate import DeviceParams, calibrate, simulate
+    from labctl.protocols.analysis.open_loop import figures_of_merit, open_loop_schedule
+
+    rng = np.random.default_rng(4)
+    n = 24
+    gmin, gmax, gu, gd, anchor = _devices(rng, n, gamma_lo=0.8)
+    form = ModelForm(ceiling_S=1.0)
+    th = anchored(gmin, gmax, gu, gd, anchor, form)
+    truth = DeviceParams(*th, np.full(n, 0.8))
+    sch = open_loop_schedule(200, 2, 400)
+    g0, read = np.full(n, 50e-6), np.full(n, 0.2e-6)
+    measured = figures_of_merit(simulate(truth, sch, g0, read, form, rng), sch)
+    start = DeviceParams(gmin * 1.1, gmax * 0.97, th[2], th[3], gu, gd, np.full(n, 0.5))
+    whole = calibrate(start, measured, sch, g0, read, form, block=10)
+    alone = calibrate(DeviceParams(*(v[:10] for v in start.__dict__.values())),
+                      type(measured)(*(v[:10] for v in measured.__dict__.values())), sch,
+                      g0[:10], read[:10], form)
+    np.testing.assert_array_equal(whole.params.g_max_S[:10], alone.params.g_max_S)
+    for key in ("g_max_S", "g_min_S", "g_sp_S"):
+        got, want = getattr(whole.fom_mean, key), getattr(measured, key)
+        assert np.all(np.abs(got - want) < 0.02 * (measured.g_max_S - measured.g_min_S)), key
+    assert all(v.shape == (n,) for v in whole.noise_var.values())

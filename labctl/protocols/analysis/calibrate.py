@@ -81,8 +81,36 @@ class Calibration:
 def calibrate(start: DeviceParams, measured: FiguresOfMerit, schedule: Schedule,
               g0_S: np.ndarray, read_sigma_S: np.ndarray, form: ModelForm, *,
               settle: float = 0.5, replicas: int = 6, iterations: int = 6,
-              seed: int = 0) -> Calibration:
-    """Adjust ``start`` until the simulated figures of merit match ``measured``."""
+              seed: int = 0, block: int = 1024) -> Calibration:
+    """Adjust ``start`` until the simulated figures of merit match ``measured``.
+
+    Devices are calibrated ``block`` at a time, so the simulated traces (``replicas`` x
+    devices x pulses) stay ~100 MB whatever the array size; the first block draws from
+    ``seed``, block k from ``(seed, k)``.
+    """
+    n = start.g_min_S.size
+    if n <= block:
+        return _calibrate(start, measured, schedule, g0_S, read_sigma_S, form, settle,
+                          replicas, iterations, np.random.SeedSequence(seed))
+    parts = []
+    for k, lo in enumerate(range(0, n, block)):
+        sel = slice(lo, lo + block)
+        parts.append(_calibrate(
+            DeviceParams(*(v[sel] for v in start.__dict__.values())),
+            FiguresOfMerit(*(v[sel] for v in measured.__dict__.values())), schedule,
+            g0_S[sel], read_sigma_S[sel], form, settle, replicas, iterations,
+            np.random.SeedSequence(seed if k == 0 else (seed, k))))
+    return Calibration(
+        DeviceParams(*(np.concatenate([getattr(c.params, f) for c in parts])
+                       for f in start.__dict__)),
+        FiguresOfMerit(*(np.concatenate([getattr(c.fom_mean, f) for c in parts])
+                         for f in measured.__dict__)),
+        {key: np.concatenate([c.noise_var[key] for c in parts]) for key in parts[0].noise_var})
+
+
+def _calibrate(start: DeviceParams, measured: FiguresOfMerit, schedule: Schedule,
+               g0_S: np.ndarray, read_sigma_S: np.ndarray, form: ModelForm, settle: float,
+               replicas: int, iterations: int, seed: np.random.SeedSequence) -> Calibration:
     gmin, gmax = start.g_min_S.copy(), start.g_max_S.copy()
     gu, gd, sigma = start.gamma_up.copy(), start.gamma_down.copy(), start.sigma.copy()
     a_sp = measured.g_sp_S.copy()
@@ -91,7 +119,7 @@ def calibrate(start: DeviceParams, measured: FiguresOfMerit, schedule: Schedule,
     fom = None
     for _ in range(iterations + 1):
         params = _params(gmin, gmax, gu, gd, sigma, a_sp, a_dg, form)
-        rng = np.random.default_rng(seed)
+        rng = np.random.default_rng(seed)      # common random numbers across iterations
         tr = simulate(params.tile(replicas), schedule, np.tile(g0_S, replicas),
                       np.tile(read_sigma_S, replicas), form, rng)
         fom = figures_of_merit(tr, schedule, settle=settle)
