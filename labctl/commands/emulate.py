@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import threading
 from pathlib import Path
@@ -35,6 +36,40 @@ def register(sub: Any) -> None:
     p.set_defaults(handler=handle)
 
 
+def check_station_out(path: Path) -> None:
+    """Refuse a ``--station-out`` that would replace anything but an earlier station file
+    (a run file, a preset, weights: the bound ports are rewritten on every start)."""
+    from labctl.drivers.station import load_station
+
+    if path.suffix != ".toml":
+        raise ConfigError(f"--station-out {path}: a station file ends in .toml",
+                          key="station_out")
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise ConfigError(f"--station-out {path}: directory {parent} does not exist",
+                          key="station_out")
+    if path.is_dir():
+        raise ConfigError(f"--station-out {path} is a directory", key="station_out")
+    if path.exists():
+        try:
+            load_station(path)
+        except ConfigError:
+            raise ConfigError(f"--station-out {path} already exists and is not a station "
+                              "file; labctl replaces only a station file there",
+                              key="station_out") from None
+
+
+def write_station_out(path: Path, text: str) -> None:
+    """Write the station file whole or not at all (a reader never sees half of it)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise ConfigError(f"--station-out {path}: {e.strerror}", key="station_out") from None
+
+
 def handle(args: argparse.Namespace) -> int:
     from labctl.drivers.station import load_station
     from labctl.sim_backend.emulator.serve import start_bench
@@ -46,10 +81,12 @@ def handle(args: argparse.Namespace) -> int:
         raise ConfigError(f"--station-out {args.station_out} is the station file being "
                           f"emulated; write the bound ports to another file", key="station_out")
     station = load_station(args.station)
+    if args.station_out:
+        check_station_out(Path(args.station_out))
     running = start_bench(station, ephemeral=args.ephemeral)
     try:
         if args.station_out:
-            Path(args.station_out).write_text(running.station_text(), encoding="utf-8")
+            write_station_out(Path(args.station_out), running.station_text())
         em = station.emulation
         print(f"emulated bench '{station.name}': simulated {em.preset if em else '?'} "
               f"{station.chip.rows}x{station.chip.cols} die, seed {em.seed if em else '?'}")

@@ -81,9 +81,7 @@ def read_transfer(path: str) -> tuple[Any, dict[str, Any], dict[str, Any] | None
             raise ConfigError(f"{path} is a '{rr.command}' run, not a `labctl program` transfer",
                               key="transfer")
         if rr.status != "complete":
-            from labctl.data.runfile import run_status
-
-            state = run_status(path, rr.status)   # 'killed' for a file nobody writes
+            state = rr.shown_status   # 'killed' for a file nobody writes
             raise ConfigError(f"{path}: the transfer is {state}, not complete" + (
                 " (wait for it to finish)" if state == "running" else
                 " (resume it with `labctl program ... --resume`)"), key="transfer")

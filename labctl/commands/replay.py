@@ -130,7 +130,7 @@ def check_replayable(src: Path, rec: Any, backend: str, other_preset: bool = Fal
 def handle(args: argparse.Namespace) -> int:
     from labctl.cli import main
     from labctl.data.compare import compare_runs
-    from labctl.data.runfile import RunReader, check_writable, run_status
+    from labctl.data.runfile import RunReader, check_writable
 
     if not 0 < args.alpha < 1:
         raise ConfigError(f"--alpha is a significance level in (0, 1), got {args.alpha}",
@@ -140,7 +140,7 @@ def handle(args: argparse.Namespace) -> int:
     src = Path(args.run_file)
     with RunReader(src) as rec:
         argv = json.loads(rec.attrs().get("argv", "[]"))
-        status = run_status(src, rec.status)
+        status = rec.shown_status
         recorded_backend = rec.backend
         if status != "complete":   # before the transcript check: resuming is the way on
             how = ("it was killed" if status == "killed" else f"it is {status}")

@@ -30,7 +30,7 @@ def _render(run_file: Path, out_dir: Path) -> tuple[list[Path], str, str]:
     """(the written figures, the run's status: ``killed`` for a file left ``running`` that
     nobody writes, the command that resumes it: '' if a resume could not read its
     checkpoint), from one opening of the file."""
-    from labctl.data.runfile import RunReader, run_status
+    from labctl.data.runfile import RunReader
     from labctl.plots import RENDERERS
 
     with RunReader(run_file, whole_records=True) as reader:   # not a kill's partial step
@@ -46,7 +46,7 @@ def _render(run_file: Path, out_dir: Path) -> tuple[list[Path], str, str]:
                 warnings.filterwarnings("ignore", message="No artists with labels found")
                 paths = importlib.import_module(f"labctl.plots.{module}").render(reader, out_dir)
         except KeyError as e:
-            status = run_status(run_file, reader.status)
+            status = reader.shown_status
             if status in ("running", "killed"):
                 raise DataFormatError(
                     f"{run_file}: the run has recorded nothing the '{reader.command}' report "
@@ -61,7 +61,7 @@ def _render(run_file: Path, out_dir: Path) -> tuple[list[Path], str, str]:
             raise DataFormatError(f"{run_file} lacks data the '{reader.command}' report needs "
                                   f"({_missing(e)})") from None
         resume = f"labctl {reader.command} --resume {run_file}" if reader.resumable() else ""
-        return paths, run_status(run_file, reader.status), resume
+        return paths, reader.shown_status, resume
 
 
 def _missing(e: KeyError) -> str:

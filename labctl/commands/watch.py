@@ -48,7 +48,8 @@ def _size(reader: Any) -> int:
 
 
 def snapshot_once(run_file: Path, out: Path, last_size: int) -> tuple[str, int, int]:
-    """One poll: (status, data size now, figures drawn now).  Figures are drawn when the
+    """One poll: (status, ``killed`` for a file nobody writes; data size now; figures drawn
+    now).  Figures are drawn when the
     data grew past ``last_size``; partial or torn reads, or too little data for the run's
     figures, draw nothing (0)."""
     import importlib
@@ -57,7 +58,7 @@ def snapshot_once(run_file: Path, out: Path, last_size: int) -> tuple[str, int, 
     from labctl.plots import RENDERERS
 
     with RunReader(run_file, whole_records=True) as r:   # not a step being appended
-        status, size = r.status, _size(r)
+        status, size = r.shown_status, _size(r)
         if size == last_size:
             return status, size, 0
         module = RENDERERS.get(r.command)
@@ -79,7 +80,6 @@ def _resume(run_file: Path) -> str:
 
 
 def handle(args: argparse.Namespace) -> int:
-    from labctl.data.runfile import run_status
     from labctl.errors import ConfigError, DataFormatError
 
     run_file = Path(args.run_file)
@@ -144,11 +144,11 @@ def handle(args: argparse.Namespace) -> int:
         elif new_size != size:   # progress, though the figures need more data (or none exist)
             say(f"{stamp}, no figures yet")
         size = new_size
-        if status != "running":
+        if status not in ("running", "killed"):
             break
         # 'running' with nobody writing, twice in a row (a writer locks its file right
         # after creating it): the run was killed, and the file will not change again
-        orphan = orphan + 1 if run_status(run_file, status) == "killed" else 0
+        orphan = orphan + 1 if status == "killed" else 0
         if orphan >= 2:
             print(f"no process is writing {run_file} (its run was killed); "
                   f"`{_resume(run_file)}` carries it on", flush=True)

@@ -233,13 +233,6 @@ def being_written(path: str | os.PathLike[str]) -> bool | None:
     return False
 
 
-def run_status(path: str | os.PathLike[str], status: str) -> str:
-    """The status word report, watch and the figures show for a run file whose ``status``
-    attribute is ``status``: that word, but ``killed`` for a file that says ``running`` and
-    that no process writes (:func:`being_written`): its run was killed."""
-    return "killed" if status == "running" and being_written(path) is False else status
-
-
 def _chunks(first: np.ndarray) -> tuple[int, ...]:
     """Chunk shape of a growable dataset created with the records ``first``: whole records,
     as many as fit in :data:`CHUNK_TARGET_BYTES` (1 to 1024), or as many as the first append
@@ -537,6 +530,9 @@ class RunReader:
         self.path = Path(path)
         if not self.path.is_file():
             raise DataFormatError(f"{self.path}: no such run file")
+        # probed before opening: a run that ends while this reader is open was still
+        # writing then, and the status read after this is no older than the probe
+        self._written_at_open = being_written(self.path)
         try:
             self.h5 = h5py.File(self.path, "r", locking=False)
         except OSError as e:
@@ -586,6 +582,13 @@ class RunReader:
     @property
     def summary(self) -> dict[str, Any]:
         return self._attr_json("summary")
+
+    @property
+    def shown_status(self) -> str:
+        """The status word report, replay and the figures show: :attr:`status`, but
+        ``killed`` for a file left ``running`` that no process wrote when it was opened."""
+        status = self.status
+        return "killed" if status == "running" and self._written_at_open is False else status
 
     def attrs(self, name: str = "/") -> dict[str, Any]:
         """The object's attributes; one a kill left unreadable (only ever the checkpoint

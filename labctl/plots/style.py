@@ -74,13 +74,9 @@ def title_note(reader: Any) -> str:
 
 
 def shown_status(reader: Any) -> str:
-    """The run's status word (:func:`labctl.data.runfile.run_status`): ``killed`` for a
-    file left ``running`` that no process writes."""
-    from labctl.data.runfile import run_status
-
-    status = str(getattr(reader, "status", "complete"))
-    path = getattr(reader, "path", None)
-    return status if path is None else run_status(path, status)
+    """The run's status word (:attr:`labctl.data.runfile.RunReader.shown_status`):
+    ``killed`` for a file left ``running`` that no process writes."""
+    return str(getattr(reader, "shown_status", getattr(reader, "status", "complete")))
 
 
 def status_note(reader: Any) -> str:

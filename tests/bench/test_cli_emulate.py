@@ -55,6 +55,10 @@ def test_emulate_refuses_a_station_without_emulation(tmp_path: Path,
 @pytest.mark.parametrize("extra, words", [
     (["--duration-s", "-1"], "--duration-s must be > 0 s"),
     (["--station-out", "SELF"], "is the station file being emulated"),
+    (["--station-out", "RUN"], "already exists and is not a station file"),
+    (["--station-out", "PRESET"], "already exists and is not a station file"),
+    (["--station-out", "out.h5"], "a station file ends in .toml"),
+    (["--station-out", "nodir/out.toml"], "directory"),
 ])
 def test_emulate_refuses_options_that_would_mislead(tmp_path: Path,
                                                     capsys: pytest.CaptureFixture[str],
@@ -62,11 +66,17 @@ def test_emulate_refuses_options_that_would_mislead(tmp_path: Path,
     station = tmp_path / "s.toml"
     station.write_text(EXAMPLE.read_text())
     before = station.read_text()
-    argv = [str(station) if x == "SELF" else x for x in extra]
+    others = {"RUN": tmp_path / "run.toml", "PRESET": tmp_path / "preset.toml"}
+    others["RUN"].write_bytes(b"\x89HDF\r\n\x1a\n data")   # a run file with a bad name
+    others["PRESET"].write_text('[device]\nmodel = "cmo-hfox"\n')
+    kept = {k: p.read_bytes() for k, p in others.items()}
+    argv = [str(station) if x == "SELF" else str(others[x]) if x in others
+            else str(tmp_path / x) if x.endswith((".toml", ".h5")) else x for x in extra]
     assert main(["emulate", str(station), "--ephemeral", *argv]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and words in err[0], err
     assert station.read_text() == before
+    assert {k: p.read_bytes() for k, p in others.items()} == kept
 
 
 def test_a_port_in_use_names_the_way_out(tmp_path: Path,
@@ -91,3 +101,15 @@ def test_a_port_in_use_names_the_way_out(tmp_path: Path,
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and f"cannot listen on 127.0.0.1:{port}" in err[0], err
     assert "--ephemeral --station-out" in err[0], err
+
+
+def test_station_out_replaces_an_earlier_station_file(tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    """Every start binds new ports: the station file an earlier start wrote is replaced."""
+    out = tmp_path / "bound.toml"
+    out.write_text(EXAMPLE.read_text())
+    assert main(["emulate", str(EXAMPLE), "--ephemeral", "--station-out", str(out),
+                 "--duration-s", "0.2"]) == 0
+    assert out.read_text() != EXAMPLE.read_text()
+    assert "TCPIP0::127.0.0.1::" in out.read_text()
+    assert not list(tmp_path.glob(".*.tmp"))

@@ -322,3 +322,18 @@ def test_checkpoint_values_stay_out_of_the_shared_heap_and_an_unreadable_pointer
     monkeypatch.setattr(h5py.AttributeManager, "__getitem__", unreadable_pointer)
     with RunReader(p) as r, pytest.raises(DataFormatError, match="cannot be resumed"):
         r.checkpoint()
+
+
+def test_a_run_that_ends_while_its_file_is_read_is_not_called_killed(tmp_path, monkeypatch):
+    """The reader probes the write lock before it opens the file: a run that finishes while
+    report draws its figures was running then, not killed."""
+    path = tmp_path / "r.h5"
+    RunWriter(path, command="run program", config={}, backend={}).finish("complete")
+    with h5py.File(path, "a") as h5:
+        h5.attrs["status"] = "running"            # what a reader opened mid-run reads
+    monkeypatch.setattr("labctl.data.runfile.being_written", lambda p: True)
+    with RunReader(path) as r:
+        monkeypatch.setattr("labctl.data.runfile.being_written", lambda p: False)  # it ends
+        assert r.shown_status == "running"
+    with RunReader(path) as r:                    # opened after: nobody writes a 'running' file
+        assert r.shown_status == "killed"
