@@ -174,7 +174,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _fail(args: argparse.Namespace, code: int, message: str, *, stderr: bool = True) -> int:
     """The one stderr line of a failed command; with --json also a summary line on stdout,
-    so a script reading the last JSON line learns that the command failed and why."""
+    so a script reading the last JSON line learns that the command failed and why.  A
+    message that spans lines (a library's text passed on) is folded into that one line."""
+    message = " ".join(message.split())
     if stderr:
         sys.stderr.write(f"labctl: {message}\n")
     if getattr(args, "json", False):

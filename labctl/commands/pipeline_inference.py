@@ -232,6 +232,8 @@ def handle(args: argparse.Namespace) -> int:
     from labctl.commands.common import execute_protocol
     from labctl.pipelines.inference import Inference, InferenceConfig, parse_times
 
+    if Path(args.transfer).is_dir():
+        raise ConfigError(f"transfer file {args.transfer} is a directory", key="transfer")
     if not Path(args.transfer).is_file():
         raise ConfigError(f"transfer file {args.transfer} does not exist", key="transfer")
     given = [f"--{k}" for k in ("preset", "rows", "cols") if getattr(args, k) is not None]

@@ -76,6 +76,8 @@ def handle(args: argparse.Namespace) -> int:
     import json
 
     run_file = Path(args.run_file)
+    if run_file.is_dir():
+        raise DataFormatError(f"{run_file} is a directory, not a run file")
     out = Path(args.out) if args.out else run_file.with_name(run_file.stem + "-report")
     paths, status, resume = _render(run_file, out)
     for p in paths:

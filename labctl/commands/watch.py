@@ -83,6 +83,8 @@ def handle(args: argparse.Namespace) -> int:
     from labctl.errors import ConfigError, DataFormatError
 
     run_file = Path(args.run_file)
+    if run_file.is_dir():
+        raise DataFormatError(f"{run_file} is a directory, not a run file")
     if args.interval_s <= 0:
         raise ConfigError("--interval-s must be > 0", key="interval_s")
     if args.wait_s < 0:

@@ -528,6 +528,8 @@ class RunReader:
 
     def __init__(self, path: str | os.PathLike[str], *, whole_records: bool = False) -> None:
         self.path = Path(path)
+        if self.path.is_dir():
+            raise DataFormatError(f"{self.path} is a directory, not a run file")
         if not self.path.is_file():
             raise DataFormatError(f"{self.path}: no such run file")
         # probed before opening: a run that ends while this reader is open was still

@@ -144,7 +144,8 @@ class VisaTransport(Transport):
             self._resource = rm.open_resource(
                 self.name, read_termination=self._terms[0], write_termination=self._terms[1],
                 timeout=self._timeout_s * 1000.0)
-        except (pyvisa.Error, OSError, ValueError) as exc:
+        except Exception as exc:  # noqa: BLE001 - pyvisa-py raises bare Exception ("could
+            # not connect: ... Name or service not known"): any failure to open is the link's
             raise InstrumentError(f"cannot open {self.label}: {exc}", instrument=self.name,
                                   text=str(exc)) from exc
 

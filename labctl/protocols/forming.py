@@ -43,6 +43,11 @@ from labctl.protocols.base import BaseProtocol, RunData, Step
 UNFORMED_FRACTION = 0.1
 
 
+#: longest forming ramp (steps): 40x finer than the default 0.01 V step up to 4 V; a finer
+#: step resolves nothing the read noise does not blur, and only multiplies the time on the cell
+MAX_RAMP_STEPS = 16_000
+
+
 @dataclass(frozen=True)
 class FormingConfig:
     """Ramp and conditioning settings; defaults follow devices.md section 1 (C = placeholder)."""
@@ -60,6 +65,11 @@ class FormingConfig:
     def validate(self) -> None:
         if not (0 < self.v_step_V < self.v_stop_V):
             raise ConfigError("forming needs 0 < --v-step-V < --v-stop-V", key="v_step_V")
+        if self.v_stop_V / self.v_step_V > MAX_RAMP_STEPS:
+            raise ConfigError(f"--v-step-V {self.v_step_V:g} V makes a ramp of "
+                              f"{self.v_stop_V / self.v_step_V:,.0f} steps to {self.v_stop_V:g} V;"
+                              f" at most {MAX_RAMP_STEPS:,} (a step of at least "
+                              f"{self.v_stop_V / MAX_RAMP_STEPS:.2g} V)", key="v_step_V")
         if self.compliance_A <= 0:
             raise ConfigError("compliance must be > 0 A", key="compliance_A")
         if self.conditioning_cycles < 0:

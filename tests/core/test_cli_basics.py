@@ -28,6 +28,9 @@ def test_help_and_version():
     ["run", "forming", "--backend", "nothing.txt"],
     ["run", "no-such-protocol"],
     ["report", "/nonexistent/run.h5"],
+    ["report", "."],                  # a directory: was "internal error: ... empty name"
+    ["watch", ".", "--wait-s", "1"],
+    ["replay", "."],
 ])
 def test_bad_input_is_one_line_and_exit_2(argv, tmp_path):
     r = labctl(*argv)
@@ -164,6 +167,8 @@ def test_a_run_file_is_never_overwritten(tmp_path, capsys, monkeypatch):
     (["pipeline", "train", "--dataset", "digits", "--omega", "-1"], "--omega must be >= 0"),
     (["pipeline", "prune", "--dataset", "digits", "--software-epochs", "0"],
      "--software-epochs must be >= 1"),
+    (["run", "forming", "--rows", "1", "--cols", "1", "--v-step-V", "1e-9"],
+     "at most 16,000"),      # was a 30 GiB allocation, an internal error and an aborted file
 ])
 def test_messages_name_the_option_and_leave_no_file(tmp_path, capsys, argv, words):
     out = tmp_path / "r.h5"

@@ -102,3 +102,36 @@ def test_instrument_run_sweeps_get_the_time_they_need(smu) -> None:
     server.inject_fault("stall", seconds=0.4)
     assert driver.sweep([0.1] * 200).shape == (200,)
     assert driver.transport.timeout_s == 0.15
+
+
+def test_a_visa_library_failing_to_open_is_an_instrument_fault(monkeypatch) -> None:
+    """pyvisa-py raises a bare Exception for a host name that does not resolve, and a
+    multi-line text for a GPIB resource without linux-gpib: both are the link's fault, and
+    the CLI folds the text into its one line."""
+    import pyvisa
+
+    from labctl.cli import _fail
+    from labctl.drivers.transport import VisaTransport
+
+    class NoLink:
+        def __init__(self, *a, **k) -> None:
+            pass
+
+        def open_resource(self, *a, **k):
+            raise Exception("could not connect: [Errno -2] Name or service not known\n"
+                            "No module named 'gpib'")
+
+    monkeypatch.setattr(pyvisa, "ResourceManager", NoLink)
+    with pytest.raises(InstrumentError, match="cannot open .*could not connect") as exc:
+        VisaTransport("TCPIP0::nowhere.invalid::5025::SOCKET")
+
+    class Args:
+        json = False
+
+    import contextlib
+    import io
+
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        assert _fail(Args(), 3, f"instrument fault: {exc.value}") == 3
+    assert err.getvalue().count("\n") == 1 and "gpib" in err.getvalue()
