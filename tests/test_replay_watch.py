@@ -353,3 +353,28 @@ def test_default_replay_names_are_numbered_instead_of_refused(forming_run, tmp_p
     for name in ("f-replay.h5", "f-replay-2.h5"):
         assert main(["replay", str(src)]) == 0
         assert (tmp_path / name).is_file()
+
+
+@pytest.mark.parametrize("command", [["program", "{f}"], ["run", "program", "--targets", "{f}"]])
+def test_replay_programs_the_inputs_the_run_file_recorded(tmp_path, capsys, command):
+    """The weights (targets) file a run read is gone or changed: the replay programs the copy
+    the run file holds, not whatever the path names now."""
+    import numpy as np
+
+    f = tmp_path / "in.npy"
+    values = (np.random.default_rng(0).uniform(-1, 1, (4, 3)) if command[0] == "program"
+              else np.full((4, 4), 40e-6))
+    np.save(f, values)
+    run = tmp_path / "r.h5"
+    argv = [a.format(f=f) for a in command]
+    assert main([*argv, "--rows", "4", "--cols", "4", "--out", str(run), "--quiet"]) == 0
+    np.save(f, values * 1.5)                 # the file changed since
+    capsys.readouterr()
+    assert main(["replay", str(run), "--out", str(tmp_path / "rep.h5")]) == 0, \
+        capsys.readouterr()
+    assert "replay CONSISTENT" in capsys.readouterr().out
+    with RunReader(run) as a, RunReader(tmp_path / "rep.h5") as b:
+        name = "transfer/targets_S" if command[0] == "program" else "program/target_S"
+        np.testing.assert_array_equal(a.data(name), b.data(name))
+    f.unlink()                               # and gone
+    assert main(["replay", str(run), "--out", str(tmp_path / "rep2.h5")]) == 0

@@ -138,8 +138,10 @@ def execute_protocol(args: argparse.Namespace, command: str, protocol: Any, *,
             if jsonable(rr.config) != jsonable(json.loads(json.dumps(jsonable(config)))):
                 diff = sorted(k for k in set(rr.config) | set(config)
                               if jsonable(rr.config.get(k)) != jsonable(config.get(k)))
+                changed = (f" (the matrix in {config.get('weights_source')} is not the one "
+                           f"the run programmed)" if "weights_sha256" in diff else "")
                 raise ConfigError(f"--resume {args.resume}: its config differs from this command "
-                                  f"in {', '.join(diff)}", key="resume")
+                                  f"in {', '.join(diff)}{changed}", key="resume")
             check_resume_backend(args, rr.backend, args.resume)
             resume_ckpt = rr.checkpoint()
             recorded = rr.backend

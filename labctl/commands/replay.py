@@ -13,6 +13,7 @@ import argparse
 import contextlib
 import io
 import json
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -100,6 +101,32 @@ def _station_die(recorded_argv: list[str], backend: str, recorded: dict[str, Any
     return ["--rows", str(chip.rows), "--cols", str(chip.cols)]
 
 
+def recorded_inputs(rec: Any, argv: list[str]) -> tuple[list[str], dict[str, Any]]:
+    """``argv`` with each input file the run file holds a copy of replaced by a placeholder
+    name, and the arrays to write there: a replay programs what the run programmed, even
+    when the file it was read from is gone or was changed since."""
+    import numpy as np
+
+    cfg = rec.config
+    if rec.command == "program" and "transfer/weights" in rec and \
+            cfg.get("weights_source") in argv:
+        k = argv.index(cfg["weights_source"])
+        return [*argv[:k], "{weights.npy}", *argv[k + 1:]], {
+            "weights.npy": rec.data("transfer/weights")}
+    if rec.command == "run program" and cfg.get("targets_file") and "program/target_S" in rec:
+        rows, cols = int(rec.backend.get("rows", 0)), int(rec.backend.get("cols", 0))
+        r, c = rec.data("program/row"), rec.data("program/col")
+        grid = np.full((rows, cols), np.nan)
+        if rows and cols and r.size and r.max() < rows and c.max() < cols:
+            grid[r, c] = rec.data("program/target_S")
+        for k, tok in enumerate(argv):
+            if not np.isnan(grid).any() and tok.split("=", 1)[0] == "--targets":
+                new = ["--targets", "{targets.npy}"]
+                return [*argv[:k], *new, *argv[k + (1 if "=" in tok else 2):]], {
+                    "targets.npy": grid}
+    return argv, {}
+
+
 def check_replayable(src: Path, rec: Any, backend: str, other_preset: bool = False) -> None:
     """Refuse (one line) a replay that would drive hardware the user did not point at, or
     that cannot reproduce the recording."""
@@ -135,8 +162,8 @@ def handle(args: argparse.Namespace) -> int:
     if not 0 < args.alpha < 1:
         raise ConfigError(f"--alpha is a significance level in (0, 1), got {args.alpha}",
                           key="alpha")
-    if args.tolerance < 0:
-        raise ConfigError(f"--tolerance must be >= 0, got {args.tolerance}", key="tolerance")
+    if args.tolerance <= 0:
+        raise ConfigError(f"--tolerance must be > 0, got {args.tolerance:g}", key="tolerance")
     src = Path(args.run_file)
     with RunReader(src) as rec:
         argv = json.loads(rec.attrs().get("argv", "[]"))
@@ -153,10 +180,9 @@ def handle(args: argparse.Namespace) -> int:
                 f"it" + (" on --backend sim or a station (a resumed run has no single-session "
                          "transcript)" if args.backend == "transcript" else ""))
         check_replayable(src, rec, args.backend, other_preset=args.preset is not None)
+        argv, inputs = recorded_inputs(rec, argv)
     if not argv:
         raise DataFormatError(f"{src} does not record the command line it was made with")
-    if args.tolerance <= 0:
-        raise ConfigError("--tolerance must be > 0", key="tolerance")
     out = check_writable(args.out or _free_replay_name(src))
     if out.resolve() == src.resolve():
         raise ConfigError("--out must differ from the recorded run file", key="out")
@@ -166,8 +192,15 @@ def handle(args: argparse.Namespace) -> int:
                           f"{preset}, already exists; choose another --out", key="out")
     new_argv = replay_argv(argv, args, out, recorded_backend)
     buf = io.StringIO()
-    with contextlib.redirect_stdout(buf):
-        code = main(new_argv)
+    with tempfile.TemporaryDirectory(prefix="labctl-replay-") as tmp, \
+            contextlib.redirect_stdout(buf):
+        import numpy as np
+
+        paths = {}
+        for fname, values in inputs.items():
+            np.save(Path(tmp) / fname, values)
+            paths["{" + fname + "}"] = str(Path(tmp) / fname)
+        code = main([paths.get(a, a) for a in new_argv])
     if code != 0:
         return code
     with RunReader(src) as rec, RunReader(out) as rep:
