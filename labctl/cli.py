@@ -136,6 +136,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return EXIT_BAD_INPUT
+    resume, out = getattr(args, "resume", None), getattr(args, "out", None)
+    if resume and out and os.path.realpath(out) != os.path.realpath(resume):
+        return _fail(args, EXIT_BAD_INPUT, f"--out {out} with --resume {resume}: a resumed run "
+                     f"carries on in its own file; drop --out")
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(_OneLineFormatter("%(levelname)s %(name)s: %(message)s",
                                            tracebacks=args.verbose >= 2))

@@ -44,6 +44,10 @@ def register(sub: Any) -> None:
                    help="once, at the first time: 'rows' (default) fits a gain and offset per "
                    "column and a reference per row, 'columns' the per-column part only, "
                    "'none' nothing")
+    p.add_argument("--calibration-inputs", type=int, default=0, metavar="N",
+                   help="random input vectors the calibration is fitted to (default: 4 per "
+                   "row of the largest tile, at least 256; on a station each is one more "
+                   "point in every cell's sweep)")
     p.add_argument("--adc-sigmas", type=finite_float, default=3.5,
                    help="ADC full scale in standard deviations of the expected output "
                    "(default 3.5)")
@@ -247,7 +251,8 @@ def handle(args: argparse.Namespace) -> int:
                           adc_bits=args.adc_bits, inputs=args.inputs, input_seed=args.seed,
                           times_s=parse_times(args.times),
                           wire_resistance_ohm=_wire_resistance(args, backend),
-                          adc_sigmas=args.adc_sigmas, calibration=args.calibration)
+                          adc_sigmas=args.adc_sigmas, calibration=args.calibration,
+                          calibration_inputs=args.calibration_inputs)
     cfg.validate()
     if backend.get("backend") != "sim" and max(cfg.times_s) > MAX_STATION_WAIT_S:
         raise ConfigError(f"--times: the transfer ran on a station, where the chip ages in real "

@@ -169,9 +169,15 @@ def array_factory(args: argparse.Namespace, plan: list[tuple[str, int, int]]) ->
                                  args.seed * 1000 + _array_index(name), default_preset=
                                  DEFAULT_PRESET) for name, rows, cols in plan}
         return make_bank(arrays)
+    from labctl.pipelines.sparse.train import require_two_fefet
+
     die = open_backend(args, default_preset=DEFAULT_PRESET)
     try:
+        require_two_fefet(die.info.technology)   # before the sizes: no size would do
         places = tile(plan, die.info.shape)
+    except ConfigError:
+        die.close()
+        raise
     except ValueError as e:
         die.close()
         raise ConfigError(f"{e}; use --no-baselines, a smaller --hidden or a larger die",

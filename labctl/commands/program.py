@@ -198,8 +198,8 @@ def _notes(s: dict[str, Any]) -> str:
                 f"within the pulse limit: the chip holds a poor copy of the matrix\n")
     if s.get("loads", 1) > 1:
         out += (f"  note            {s['loads']} loads of the array: only the last stays on the "
-                f"chip, so `labctl pipeline inference` needs --rows/--cols that hold the whole "
-                f"matrix\n")
+                f"chip, so `labctl pipeline inference` needs a die that holds the whole "
+                f"matrix (on the simulator: --rows/--cols)\n")
     return out
 
 

@@ -43,7 +43,10 @@ quadrature, not linearly):
 * ``ir_drop`` -- the calibrated, unquantised MVM output against ``W_t DAC(x)`` (the same
   chip state through ideal wires), with the read noise of the MVM and of the averaged
   reads removed in quadrature.  On a station, whose MVM adds currents measured cell by cell
-  (no IR drop), the same term is named ``mvm_vs_reads``.
+  (no IR drop), and on a simulated chip without wire resistance, the same term is named
+  ``mvm_vs_reads``: what is left there is the calibration's own error (fitted to noisy,
+  quantised outputs) and the estimator's spread, about 0.001-0.002 at the default
+  calibration inputs (:func:`auto_calibration_inputs`).
 """
 
 from __future__ import annotations
@@ -125,7 +128,7 @@ class InferenceConfig:
     wire_resistance_ohm: float | None = 0.35
     adc_sigmas: float = 3.5                    # [C] ADC full scale in expected output sigmas
     calibration: str = "rows"                  # [C] per-row reference + per-column gain, once
-    calibration_inputs: int = 0                # 0: twice the largest tile's rows, >= 64 [C]
+    calibration_inputs: int = 0                # 0: auto_calibration_inputs() [C]
     read_repeats: int = 4                      # [C] reads averaged for the ablations
 
     def validate(self) -> None:
@@ -147,9 +150,11 @@ class InferenceConfig:
         if not self.adc_sigmas > 0:
             raise ConfigError(f"--adc-sigmas must be > 0, got {self.adc_sigmas:g}",
                               key="adc_sigmas")
-        if self.read_repeats < 2 or self.calibration_inputs < 0:
-            raise ConfigError("read_repeats must be >= 2 and calibration_inputs >= 0",
-                              key="read_repeats")
+        if self.read_repeats < 2:
+            raise ConfigError("read_repeats must be >= 2", key="read_repeats")
+        if self.calibration_inputs < 0:
+            raise ConfigError(f"--calibration-inputs must be >= 1 (0: automatic), got "
+                              f"{self.calibration_inputs}", key="calibration_inputs")
 
 
 @dataclass(frozen=True)
@@ -233,8 +238,8 @@ class Inference(BaseProtocol):
         if plan.placement.loads != 1:
             raise ConfigError(f"the transfer used {plan.placement.loads} array loads; only the "
                               "last is still on the chip -- inference needs the whole matrix on "
-                              "one array: run `labctl program` again with --rows/--cols large "
-                              "enough", key="transfer")
+                              "one array: run `labctl program` again on a die that holds it "
+                              "(on the simulator: --rows/--cols large enough)", key="transfer")
         super().__init__(config)
         self.plan = plan
         self.tiles = list(plan.placement.tiles)
@@ -347,7 +352,8 @@ class Inference(BaseProtocol):
         ablation compares against, so that both absorb the same non-IR errors).
         """
         cfg = self.config
-        n_cal = cfg.calibration_inputs or max(64, 2 * max(t.shape[0] for t in self.tiles))
+        n_cal = cfg.calibration_inputs or auto_calibration_inputs(
+            max(t.shape[0] for t in self.tiles))
         rng = np.random.default_rng([cfg.input_seed, 1])
         fits: dict[str, dict[str, np.ndarray]] = {k + suffix: {} for suffix in ("", "_ideal")
                                                   for k in CALIBRATION_KEYS}
@@ -410,10 +416,23 @@ class Inference(BaseProtocol):
         return analyse_inference(data)
 
 
+def auto_calibration_inputs(rows: int) -> int:
+    """Calibration inputs when none are given: 4 per row of the largest tile, at least 256.
+
+    Each column's gain and offset come from these inputs alone, fitted to ADC outputs with
+    read noise; with too few, the fit's own error is a readout error of its own, and the
+    wire term of the breakdown (its two fits see different noise) shows it as a floor:
+    16x8 weights, no wire resistance, 64 inputs 0.0025-0.0031, 256 inputs 0.0009-0.0019,
+    1,024 inputs 0.0006-0.0016 (three input seeds; the rest is the estimator's spread).
+    On a station each calibration input is one more point in every cell's sweep."""
+    return max(256, 4 * rows)
+
+
 def cause_names(config: dict[str, Any]) -> tuple[str, ...]:
     """:data:`CAUSES` as a run names them: a station's run (no wire resistance in its
-    config) calls the last one :data:`STATION_LAST_CAUSE`."""
-    if config.get("wire_resistance_ohm") is None:
+    config) and a simulated chip without wire resistance call the last one
+    :data:`STATION_LAST_CAUSE`: with no wire to drop a voltage along, it is no IR drop."""
+    if not config.get("wire_resistance_ohm"):
         return (*CAUSES[:-1], STATION_LAST_CAUSE)
     return CAUSES
 

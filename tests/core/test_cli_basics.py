@@ -220,3 +220,16 @@ def test_the_forming_ramp_of_unformed_cells_is_checked_in_preflight(tmp_path, ca
     assert main([*command, "--preset", str(low), "--rows", "2", "--cols", "2", "--no-form",
                  "--out", str(tmp_path / "nf.h5"), "--quiet"]) != 2 or "4 V" not in \
         capsys.readouterr().err
+
+
+def test_out_with_resume_naming_another_file_is_refused(tmp_path, capsys):
+    """A resumed run writes into the file it resumes: an --out elsewhere would be ignored."""
+    run = tmp_path / "f.h5"
+    assert main(["run", "forming", "--rows", "1", "--cols", "2", "--out", str(run),
+                 "--quiet"]) == 0
+    capsys.readouterr()
+    other = tmp_path / "other.h5"
+    assert main(["run", "forming", "--resume", str(run), "--out", str(other)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "carries on in its own file" in err[0], err
+    assert not other.exists()

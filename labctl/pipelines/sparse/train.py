@@ -157,6 +157,14 @@ def array_plan(cfg: SparseTrainConfig, n_inputs: int,
             for pol in ("pos", "neg")]
 
 
+def require_two_fefet(tech: str) -> None:
+    """Refuse a chip whose cells have no sparsity FeFET to hold the mask."""
+    if tech != "fefet-2t":
+        raise ConfigError(f"pipeline sparse-train trains two-FeFET arrays (the mask lives "
+                          f"in each cell's sparsity FeFET); this chip is {tech} (1T1R ReRAM "
+                          f"arrays train with `labctl pipeline train`)", key="preset")
+
+
 class SparseTraining(BaseProtocol):
     """The sparse-training pipeline over an :class:`~labctl.pipelines.array_bank.ArrayBank`."""
 
@@ -172,11 +180,7 @@ class SparseTraining(BaseProtocol):
             config.pulse.amplitude_V, config.pulse.width_s)
 
     def preflight(self, array: Any) -> None:
-        tech = array.info.technology
-        if tech != "fefet-2t":   # the mask lives in the sparsity FeFET of each cell
-            raise ConfigError(f"pipeline sparse-train trains two-FeFET arrays (the mask lives "
-                              f"in each cell's sparsity FeFET); this chip is {tech} (1T1R ReRAM "
-                              f"arrays train with `labctl pipeline train`)", key="preset")
+        require_two_fefet(array.info.technology)
         # updates pulse the weight FeFETs' write gates (checked against max_voltage_V)
         array.info.limits.check_voltage(self.config.pulse.amplitude_V, terminal="write gate")
         array.info.limits.check_width(self.config.pulse.width_s)
