@@ -73,15 +73,18 @@ def human(s: dict[str, Any]) -> str:
 
 
 def _row_label(key: str, t_actual_s: float | None, latest_s: float | None = None) -> str:
-    """'4 s'; '4 s (read at 25.9 s)' when the reads came noticeably later than planned;
-    '4 s (some read at up to 25.9 s)' when only some did (their fit age hardly moves)."""
+    """'4 s'; '4 s (read at 25.9 s)' when the reads came noticeably later than planned (the
+    group's fit age; ', some at up to 40 s' when its reads spread); '4 s (some read at up to
+    25.9 s)' when only a few did and the group's fit age hardly moves."""
     from labctl.protocols.analysis.relaxation import came_late
 
     def at(t: float) -> str:
         return f"{t:.3g}" if t < 1000 else f"{t:.0f}"
 
     if t_actual_s is not None and came_late(float(key), t_actual_s):
-        return f"{key} s (read at {at(t_actual_s)} s)"
+        some = (f", some at up to {at(latest_s)} s" if latest_s is not None
+                and came_late(t_actual_s, latest_s) else "")
+        return f"{key} s (read at {at(t_actual_s)} s{some})"
     if latest_s is not None and came_late(float(key), latest_s):
         return f"{key} s (some read at up to {at(latest_s)} s)"
     return f"{key} s"

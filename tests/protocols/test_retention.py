@@ -195,6 +195,8 @@ def test_late_reads_set_the_age_of_their_planned_time():
     from labctl.protocols.analysis.relaxation import fit_times
 
     assert fit_times(np.array([1.0, 4.0]), np.array([1.02, 25.0])).tolist() == [1.0, 25.0]
+    # 13 % late at 10 s (a bench run interrupted and resumed): the fit uses the real age
+    assert fit_times(np.array([1.0, 10.0]), np.array([1.0, 11.32])).tolist() == [1.0, 11.32]
     # a transcript replay's clock does not wait: its "reads" come early and mean nothing
     assert fit_times(np.array([1.0, 2.0]), np.array([4e-4, 0.01])).tolist() == [1.0, 2.0]
 
@@ -285,7 +287,8 @@ def test_one_late_batch_among_reads_on_time_is_flagged(tmp_path, capsys):
     assert s["latest_t_actual_s"]["4"] == 12.0 and s["latest_t_actual_s"]["2"] == 2.0
     assert 4.0 < s["t_actual_s"]["4"] < 4.5            # the group's age barely moves
     text = human({**s, "run_file": str(out)})
-    assert "4 s (some read at up to 12 s)" in text and "later than planned" in text
+    # the group's fit age (4.28 s) is what the fit uses; the late read is named too
+    assert "4 s (read at 4.28 s, some at up to 12 s)" in text and "later than planned" in text
     assert "2 s (" not in text
 
 
