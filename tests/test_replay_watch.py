@@ -378,3 +378,15 @@ def test_replay_programs_the_inputs_the_run_file_recorded(tmp_path, capsys, comm
         np.testing.assert_array_equal(a.data(name), b.data(name))
     f.unlink()                               # and gone
     assert main(["replay", str(run), "--out", str(tmp_path / "rep2.h5")]) == 0
+
+
+def test_a_refused_replay_with_json_ends_stdout_with_the_status_line(forming_run, tmp_path,
+                                                                     capsys):
+    """The re-executed command refuses (forming on a FeFET chip): replay --json still ends
+    stdout with the failure line scripts read."""
+    assert main(["replay", str(forming_run), "--preset", "mos2-fefet-2t", "--json",
+                 "--out", str(tmp_path / "rep.h5")]) == 2
+    out, err = capsys.readouterr()
+    assert len(err.strip().splitlines()) == 1
+    res = _json_line(out)
+    assert res["status"] == "failed" and res["exit_code"] == 2 and "fefet-2t" in res["error"]

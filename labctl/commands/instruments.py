@@ -61,6 +61,8 @@ def check_station(path: str) -> dict[str, Any]:
         for role, inst in drivers.items():
             if role not in failed:
                 inst.safe()
+                if inst.shutdown_error:   # outputs off / routes open not confirmed
+                    report["instruments"][role]["problem"] = f"safe: {inst.shutdown_error}"
         report["round_trips"] = sum(t.round_trips for t in links.transports.values())
     finally:
         links.close()

@@ -200,8 +200,13 @@ def handle(args: argparse.Namespace) -> int:
         for fname, values in inputs.items():
             np.save(Path(tmp) / fname, values)
             paths["{" + fname + "}"] = str(Path(tmp) / fname)
-        code = main([paths.get(a, a) for a in new_argv])
+        code = main([paths.get(a, a) for a in new_argv] + (["--json"] if args.json else []))
     if code != 0:
+        # the re-executed command said why on stderr; with --json its status line (the
+        # last line of its stdout, kept in buf) is this command's too
+        lines = buf.getvalue().strip().splitlines()
+        if args.json and lines:
+            print(lines[-1], flush=True)
         return code
     with RunReader(src) as rec, RunReader(out) as rep:
         results = compare_runs(rec, rep, tolerance=args.tolerance, alpha=args.alpha)

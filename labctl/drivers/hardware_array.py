@@ -89,6 +89,8 @@ class HardwareArray:
         #: roles that did not answer at open, or answered as another instrument: the safe
         #: shutdown leaves them alone (it would only send them commands they cannot take)
         self._unreachable: set[str] = set()
+        #: roles whose safe shutdown was not confirmed (warned about once)
+        self._unconfirmed: set[str] = set()
         #: transcript entries per resource already handed out by take_transcript()
         self._transcript_taken: dict[str, int] = {}
         try:
@@ -328,6 +330,7 @@ class HardwareArray:
             self._safe_all()
 
     def _safe_all(self) -> None:
+        failed: dict[str, str] = {}
         for role in ("pulse", "pulse_reset", "smu", "gate", "matrix"):
             inst = self.instruments.get(role)
             if inst is None or role in self._unreachable:
@@ -335,7 +338,16 @@ class HardwareArray:
             try:
                 inst.safe()
             except Exception as e:  # noqa: BLE001 - a dead link must not stop the others
-                log.warning("safe(): %s did not acknowledge: %s", role, e)
+                failed[role] = str(e)
+            else:
+                if inst.shutdown_error:
+                    failed[role] = inst.shutdown_error
+        new = {r: why for r, why in failed.items() if r not in self._unconfirmed}
+        if new:   # once per run and role, however often the shutdown is retried
+            first = next(iter(new.values()))
+            log.warning("safe(): %s did not confirm outputs off / routes open (%s): check "
+                        "them by hand", ", ".join(new), first[:200])
+        self._unconfirmed |= set(failed)
         self._smu_on = self._pulse_on = False
         self._armed = None
         self._gate_level = None

@@ -21,6 +21,9 @@ class Instrument(ABC):
 
     #: VISA (or serial) round trips made so far: writes and queries each count one
     round_trips: int = 0
+    #: why the last safe() could not confirm its commands (after a reconnect and a retry);
+    #: None when it could.  The caller says it once, for every instrument together.
+    shutdown_error: str | None = None
 
     @abstractmethod
     def identify(self) -> str:

@@ -76,9 +76,36 @@ def test_dead_instrument_safe_returns_without_raising(smu) -> None:
     with pytest.raises(InstrumentError):
         driver.measure_current(0.2)
     t0 = time.monotonic()
+    assert driver.shutdown_error is None
     driver.safe()
     assert time.monotonic() - t0 < 2.0
     assert not server.emulator.is_safe()  # nobody could reach it: the bench must report this
+    assert driver.shutdown_error and "not confirmed" in driver.shutdown_error
+
+
+def test_an_unconfirmed_shutdown_is_one_warning_per_run(caplog) -> None:
+    """A bench whose links all died: the shutdown (run on the error and again on close)
+    says once, in one line, which roles could not be confirmed safe."""
+    import logging
+
+    from labctl.drivers.hardware_array import HardwareArray
+
+    class Dead:
+        shutdown_error: str | None = None
+
+        def safe(self) -> None:
+            self.shutdown_error = "':OUTP1 OFF' not confirmed: Connection refused"
+
+    array = HardwareArray.__new__(HardwareArray)
+    array.instruments = {r: Dead() for r in ("smu", "gate", "pulse", "pulse_reset", "matrix")}
+    array._unreachable, array._unconfirmed = set(), set()
+    with caplog.at_level(logging.DEBUG):
+        array._safe_all()
+        array._safe_all()
+    warned = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warned) == 1, warned
+    assert "pulse, pulse_reset, smu, gate, matrix did not confirm" in warned[0]
+    assert "check them by hand" in warned[0]
 
 
 def test_serial_relay_faults(served) -> None:
