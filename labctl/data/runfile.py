@@ -248,6 +248,38 @@ def _chunks(first: np.ndarray) -> tuple[int, ...]:
 FINISHED: list[tuple[Path, str]] = []
 
 
+def _rewrite_without(path: Path, broken: set[str]) -> None:
+    """Copy a completed run file without the checkpoint slots a killed writer left
+    unreadable, and put the copy in its place.
+
+    HDF5 cannot unlink an object whose header is damaged, so without this a complete run
+    kept a link that generic tools (h5dump, h5ls -r, MATLAB's h5info) fail on when they walk
+    the file.  The copy is made beside the file, checked to read whole, and only then
+    replaces it; any failure leaves the original as it was."""
+    import logging
+
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.repack")
+    try:
+        with h5py.File(path, "r", locking=False) as src, \
+                h5py.File(tmp, "w", libver=("v108", "v108"), locking=False) as dst:
+            for key in src.attrs:
+                dst.attrs.create(key, src.attrs[key], dtype=src.attrs.get_id(key).dtype)
+            for name in src:
+                if name not in broken:
+                    src.copy(src[name], dst, name=name)
+        with h5py.File(tmp, "r", locking=False) as check:
+            check.visititems(lambda name, obj: None)     # every object reads
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except (OSError, RuntimeError, KeyError, ValueError) as e:
+        tmp.unlink(missing_ok=True)
+        logging.getLogger(__name__).warning(
+            "%s is complete but keeps a checkpoint slot a killed session left unreadable "
+            "(%s); generic HDF5 tools may fail to walk it: %s", path, ", ".join(sorted(broken)),
+            e)
+
+
 class RunWriter:
     """Writes one run file; use as a context manager or call :meth:`finish`."""
 
@@ -460,6 +492,11 @@ class RunWriter:
         if not self.h5.id.valid:
             return
         end = _now_iso()
+        if status == "complete":   # nothing resumes a complete run: its stale slots go
+            try:
+                self._drop_slots(keep=find_checkpoint(self.h5))
+            except DataFormatError:
+                pass
         self.h5.attrs["status"] = status
         self.h5.attrs["end_time"] = end
         if error:
@@ -473,6 +510,8 @@ class RunWriter:
             self.h5.attrs["sessions"] = _json(sessions)
         self.h5.flush()
         self.h5.close()
+        if status == "complete" and self._broken_slots:
+            _rewrite_without(self.path, self._broken_slots)
         self._unlock()
         FINISHED.append((self.path, status))
 
