@@ -337,11 +337,11 @@ class HardwareArray:
                 continue
             try:
                 inst.safe()
+                why = getattr(inst, "shutdown_error", None)   # not confirmed after a retry
             except Exception as e:  # noqa: BLE001 - a dead link must not stop the others
-                failed[role] = str(e)
-            else:
-                if inst.shutdown_error:
-                    failed[role] = inst.shutdown_error
+                why = str(e)
+            if why:
+                failed[role] = why
         new = {r: why for r, why in failed.items() if r not in self._unconfirmed}
         if new:   # once per run and role, however often the shutdown is retried
             first = next(iter(new.values()))

@@ -94,7 +94,7 @@ def test_safe_off_tells_every_instrument_before_an_interrupt_is_raised(cli_sigte
     bench = HardwareArray.__new__(HardwareArray)   # the instruments only: no station needed
     bench.instruments = {r: Instrument(r) for r in ("pulse", "pulse_reset", "smu", "gate",
                                                     "matrix")}
-    bench._unreachable = set()
+    bench._unreachable, bench._unconfirmed = set(), set()
     with pytest.raises(KeyboardInterrupt, match="SIGTERM"):
         bench.safe()
     assert told == ["pulse", "pulse_reset", "smu", "gate", "matrix"]
