@@ -31,7 +31,9 @@ def add_common(p: argparse.ArgumentParser, *, preset_default: str = "cmo-hfox-1t
                    help="array rows (default: the preset's)")
     g.add_argument("--cols", type=positive_int, default=None,
                    help="array columns (default: the preset's)")
-    g.add_argument("--seed", type=seed, default=0, help="seed of the simulator's RNG (default 0)")
+    g.add_argument("--seed", type=seed, default=0,
+                   help="seed of the simulator's RNG (default 0; on a station the protocols "
+                   "draw nothing from it, the pipelines their data order and initial weights)")
     g.add_argument("--out", default=out_default, help="run file to write (RUN.h5)")
     g.add_argument("--resume", default=None, metavar="RUN.h5",
                    help="carry on an interrupted run file; options not given are the "
