@@ -39,17 +39,11 @@ def register(sub: Any) -> None:
 def check_station_out(path: Path) -> None:
     """Refuse a ``--station-out`` that would replace anything but an earlier station file
     (a run file, a preset, weights: the bound ports are rewritten on every start)."""
+    from labctl.commands.out_file import check_out_file
     from labctl.drivers.station import load_station
 
-    if path.suffix != ".toml":
-        raise ConfigError(f"--station-out {path}: a station file ends in .toml",
-                          key="station_out")
-    parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir():
-        raise ConfigError(f"--station-out {path}: directory {parent} does not exist",
-                          key="station_out")
-    if path.is_dir():
-        raise ConfigError(f"--station-out {path} is a directory", key="station_out")
+    check_out_file(path, "--station-out", suffix=".toml",
+                   why_suffix="a station file ends in .toml")
     if path.exists():
         try:
             load_station(path)

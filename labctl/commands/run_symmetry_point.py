@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 from typing import Any
 
 from labctl.commands.argtypes import finite_float
 from labctl.commands.common import add_common, default_out, emit
+from labctl.commands.out_file import check_out_file
 from labctl.errors import ConfigError
 
 DEFAULT_BASE = "cmo-hfox-1t1r"
@@ -79,18 +79,8 @@ def preset_out_path(args: argparse.Namespace) -> Path:
         run = Path(args.resume or args.out or default_out("run symmetry-point"))
         args.out = args.out or (None if args.resume else str(run))
         path = preset_beside(run)
-    if path.suffix != ".toml":
-        raise ConfigError(f"--preset-out {path}: the simulator loads presets from .toml files",
-                          key="preset_out")
-    parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir():
-        raise ConfigError(f"--preset-out {path}: directory {parent} does not exist",
-                          key="preset_out")
-    if not os.access(parent, os.W_OK):
-        raise ConfigError(f"--preset-out {path}: directory {parent} is not writable",
-                          key="preset_out")
-    if path.is_dir():
-        raise ConfigError(f"--preset-out {path} is a directory", key="preset_out")
+    check_out_file(path, "--preset-out", suffix=".toml",
+                   why_suffix="the simulator loads presets from .toml files")
     if path.exists():   # runs made with it name it by path: replacing it would change them
         raise ConfigError(f"--preset-out {path} already exists (a preset is never "
                           f"overwritten: runs made with it record its path); choose a new name",
