@@ -74,12 +74,17 @@ class Keysight33500B(ScpiInstrument, PulseGenerator):
                   [f":SOUR{ch}:VOLT:LOW {v.fmt(amp)}", f":SOUR{ch}:VOLT:HIGH 0",
                    f":OUTP{ch}:POL INV"])
         # the shortest width first, so no intermediate width/edge/period combination conflicts
-        self._run(f":SOUR{ch}:FUNC PULS", f":OUTP{ch}:LOAD {self.load}",
-                  f":SOUR{ch}:FUNC:PULS:WIDT {v.fmt(self.WIDTH_RANGE_S[0])}",
-                  f":SOUR{ch}:FUNC:PULS:PER {v.fmt(p)}", f":SOUR{ch}:FUNC:PULS:TRAN {v.fmt(e)}",
-                  f":SOUR{ch}:FUNC:PULS:WIDT {v.fmt(w)}", *levels,
-                  f":SOUR{ch}:BURS:MODE TRIG", f":SOUR{ch}:BURS:NCYC {n}",
-                  f":TRIG{ch}:SOUR {source}", f":SOUR{ch}:BURS:STAT ON")
+        cmds = [f":SOUR{ch}:FUNC PULS", f":OUTP{ch}:LOAD {self.load}",
+                f":SOUR{ch}:FUNC:PULS:WIDT {v.fmt(self.WIDTH_RANGE_S[0])}",
+                f":SOUR{ch}:FUNC:PULS:PER {v.fmt(p)}", f":SOUR{ch}:FUNC:PULS:TRAN {v.fmt(e)}",
+                f":SOUR{ch}:FUNC:PULS:WIDT {v.fmt(w)}", *levels,
+                f":SOUR{ch}:BURS:MODE TRIG", f":SOUR{ch}:BURS:NCYC {n}",
+                f":TRIG{ch}:SOUR {source}", f":SOUR{ch}:BURS:STAT ON"]
+        # between the new levels and the new polarity an inverted pulse idles at its high
+        # level: a DC voltage on a routed cell.  Reconfigured with the output off.
+        if self.output_on:
+            cmds = [f":OUTP{ch} OFF", *cmds, f":OUTP{ch} ON"]
+        self._run(*cmds)
         self.configured = {"amplitude_V": amp, "width_s": w, "count": n, "period_s": p}
 
     def output(self, on: bool) -> None:

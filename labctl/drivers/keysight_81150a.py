@@ -90,6 +90,8 @@ class Keysight81150A(ScpiInstrument, PulseGenerator):
                  if amp > 0 else
                  [f":VOLT{ch}:LOW {v.fmt(amp)}", f":VOLT{ch}:HIGH 0", f":OUTP{ch}:POL INV"])
         cmds += [f":ARM:SOUR{ch} {arm}", f":TRIG{ch}:COUN {n}"]
+        if self.output_on:   # new levels and polarity pass through a DC level: output off
+            cmds = [f":OUTP{ch} OFF", *cmds, f":OUTP{ch} ON"]
         self._run(*cmds)
         self.configured = {"amplitude_V": amp, "width_s": w, "count": n, "period_s": p}
 

@@ -142,8 +142,11 @@ def test_keysight_33500b_positive_then_negative_pulse() -> None:
          ":SOUR1:BURS:NCYC 1;:TRIG1:SOUR BUS;:SOUR1:BURS:STAT ON;:SYST:ERR?", OK_PLUS),
         (":OUTP1 ON;:SYST:ERR?", OK_PLUS),
         ("*TRG;*OPC?;:SYST:ERR?", f"1;{OK_PLUS}"),
-        (head + ":SOUR1:VOLT:LOW -1.5;:SOUR1:VOLT:HIGH 0;:OUTP1:POL INV;:SOUR1:BURS:MODE TRIG;"
-         ":SOUR1:BURS:NCYC 2;:TRIG1:SOUR EXT;:SOUR1:BURS:STAT ON;:SYST:ERR?", OK_PLUS),
+        # with the output on, the new levels and polarity are set with it off: between
+        # :VOLT:LOW -1.5 and :POL INV the output would idle at a DC level on the cell
+        (":OUTP1 OFF;" + head + ":SOUR1:VOLT:LOW -1.5;:SOUR1:VOLT:HIGH 0;:OUTP1:POL INV;"
+         ":SOUR1:BURS:MODE TRIG;:SOUR1:BURS:NCYC 2;:TRIG1:SOUR EXT;:SOUR1:BURS:STAT ON;"
+         ":OUTP1 ON;:SYST:ERR?", OK_PLUS),
         (":OUTP1 OFF;*OPC?", "1"))
     with Keysight33500B(t) as gen:
         gen.configure_pulse(amplitude_V=1.35, width_s=2.5e-6)
