@@ -151,15 +151,17 @@ def human(s: dict[str, Any]) -> str:
                  f"\n                  all {s['cells_programmed']} cells mean "
                  f"{s['pulses_mean_all']:.2f} ({missed} stopped at the pulse cap)")
     judged = "" if not missed else f", judged on the {n_conv} converged cells"
+    separated = ("n/a, no cell converged" if n_conv == 0 else
+                 f"{'yes' if s['levels_separated'] else 'no'}{judged}")
     return (f"program: {s['cells_programmed']} cells, {len(s['levels'])} levels, tolerance "
             f"{100 * s['tolerance']:.3g} %\n"
             f"  converged       {100 * s['converged_fraction']:.2f} % "
             f"({s['not_converged']} not converged)\n"
             f"  pulses          mean {f(s['pulses_mean'], '.2f')}, median "
-            f"{f(s['pulses_median'], '.1f')}, max {s['pulses_max']}{among}{all_cells}\n"
+            f"{f(s['pulses_median'], '.1f')}, max {f(s['pulses_max'], 'g')}{among}{all_cells}\n"
             f"  sigma fit       {sigma_fit}\n"
             f"  max overlap     {f(max(ov) if ov else None, '.3g', 100, '%')} (levels "
-            f"separated: {'yes' if s['levels_separated'] else 'no'}{judged})\n"
+            f"separated: {separated})\n"
             f"  run file        {s['run_file']}")
 
 

@@ -60,6 +60,8 @@ def human(s: dict[str, Any]) -> str:
     p = s["projection_10y"]
     lines.append(f"  {'10 years':<{w + 4}}   shift {f(p, 'mean_shift_S')}   sigma "
                  f"{f(p, 'sigma_S', fmt='.3f')}   overlap {f(p, 'overlap', 100, '.2f', '%')}")
+    if p.get("sigma_note"):
+        lines.append(f"  no 10-year sigma: {p['sigma_note']} (measure longer, or more cells)")
     if any(r != f"{k} s" for k, r in rows.items()):
         lines.append("  reads came later than planned (a resumed or slow station run): the ln t "
                      "fits\n  and the 10-year projection use the real read times")

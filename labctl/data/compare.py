@@ -37,6 +37,8 @@ def flatten(summary: dict[str, Any], prefix: str = "") -> dict[str, Any]:
         if prefix == "" and (key in _SKIP_KEYS + _SESSION_BOOKKEEPING_KEYS
                              or key.endswith(_CLOCK_BOOKKEEPING_SUFFIXES)):
             continue
+        if key.endswith("_note"):   # words for the reader, not a measurement
+            continue
         if isinstance(value, dict):
             flat.update(flatten(value, name + "."))
         elif isinstance(value, (list, tuple)) and value and all(

@@ -346,3 +346,21 @@ def test_partial_run_draws_its_one_cell_per_level_reads(tmp_path, monkeypatch):
     for a in after:
         assert len(a.get_lines()) == 4
         assert all(ln.get_ydata().tolist() == [0.0, 1.0] for ln in a.get_lines())
+
+
+def test_a_spread_that_narrowed_is_not_projected_below_zero():
+    """Three reads whose spread happened to narrow: the ln t fit of sigma falls below zero by
+    ten years; no negative standard deviation is printed."""
+    from labctl.commands.run_retention import human
+    from labctl.protocols.analysis.relaxation import projection
+
+    p = projection(np.array([10e-6, 20e-6]), (0.0, 0.0), (-2e-9, 1e-8))
+    assert np.isnan(p["sigma_S"]) and np.isnan(p["overlap"]) and "below zero" in p["sigma_note"]
+    ok = projection(np.array([10e-6, 20e-6]), (0.0, 0.0), (2e-9, 1e-8))
+    assert ok["sigma_S"] > 0 and "sigma_note" not in ok
+    s = {"cells_programmed": 4, "levels": [1e-5, 2e-5], "converged_fraction": 1.0,
+         "pulses_mean": 3.0, "mean_shift_S": {"1": 0.0}, "sigma_S": {"1": 1e-8},
+         "overlap": {"1": 0.0}, "times_s": [1.0], "t_actual_s": {"1": 1.0},
+         "projection_10y": p, "run_file": "r.h5"}
+    text = human(s)
+    assert "sigma n/a" in text and "no 10-year sigma" in text and "sigma -" not in text

@@ -160,4 +160,9 @@ def projection(levels_S: np.ndarray, shift_fit: tuple[float, float],
     lv = np.unique(np.asarray(levels_S, dtype=float))
     ov = float(np.mean(equal_sigma_overlap(np.diff(lv), sg))) if lv.size > 1 and sg > 0 \
         else float("nan")
-    return {"t_s": float(t_s), "mean_shift_S": float(sh), "sigma_S": float(sg), "overlap": ov}
+    # a spread that narrowed over the measured times (noise over a few reads) extrapolates
+    # below zero: no standard deviation, so no projection of it
+    return {"t_s": float(t_s), "mean_shift_S": float(sh),
+            "sigma_S": float(sg) if sg >= 0 else float("nan"), "overlap": ov,
+            **({"sigma_note": "the spread's ln t fit falls below zero before then"}
+               if sg < 0 else {})}
