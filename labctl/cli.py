@@ -111,6 +111,17 @@ def _interrupted_line(before: int, parser: argparse.ArgumentParser, argv: list[s
     return f"{line}; `{again}` carries it on" if again else line
 
 
+def _aborted_note(before: int, parser: argparse.ArgumentParser, argv: list[str]) -> str:
+    """'; run file RUN.h5 marked aborted: `labctl ... --resume RUN.h5` carries it on' for a
+    command that failed after writing a run file ('' when it wrote none)."""
+    aborted = [p for p, status in _finished_run_files()[before:] if status == "aborted"]
+    if not aborted:
+        return ""
+    again = resume_command(parser, argv, aborted[-1])
+    return f"; run file {aborted[-1]} marked aborted" + (
+        f": `{again}` carries it on" if again else "")
+
+
 #: commands that neither drive instruments nor write a run file
 READ_ONLY_COMMANDS = frozenset({"report", "watch"})
 
@@ -152,7 +163,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.handler(args) or 0)
     except InstrumentError as e:
-        return _fail(args, EXIT_INSTRUMENT, f"instrument fault: {e}")
+        return _fail(args, EXIT_INSTRUMENT, f"instrument fault: {e}"
+                     + _aborted_note(before, parser, argv_list))
     except LabctlError as e:
         return _fail(args, EXIT_BAD_INPUT, str(e))
     except KeyboardInterrupt:

@@ -63,7 +63,12 @@ def resume_command(parser: argparse.ArgumentParser, argv: list[str], run_file: o
     sub, path = _command(parser, _globals(argv)[1])
     if "--resume" not in sub._option_string_actions:
         return ""
-    return " ".join(["labctl", *path, "--resume", str(run_file)])
+    # --backend is never taken from the file (a station is driven only when named again)
+    backend = next((t.split("=", 1)[1] if "=" in t else argv[k + 1]
+                    for k, t in enumerate(argv) if (t == "--backend" and k + 1 < len(argv))
+                    or t.startswith("--backend=")), "sim")
+    again = ["--backend", backend] if backend != "sim" else []
+    return " ".join(["labctl", *path, "--resume", str(run_file), *again])
 
 
 def _globals(argv: list[str]) -> tuple[list[str], list[str]]:

@@ -93,6 +93,14 @@ def recorded_stations(desc: Any) -> list[str]:
     return own + [s for v in (desc.get("arrays") or {}).values() for s in recorded_stations(v)]
 
 
+def resume_hint(reader: Any) -> str:
+    """``labctl COMMAND --resume RUN.h5`` for a run file, with the ``--backend`` a station
+    run needs typed again (its station files, comma-separated for a bank)."""
+    stations = recorded_stations(reader.backend)
+    again = f" --backend {','.join(stations)}" if stations else ""
+    return f"labctl {reader.command} --resume {reader.path}{again}"
+
+
 def check_resume_backend(args: argparse.Namespace, recorded: dict[str, Any], path: Any) -> None:
     """Before anything opens: ``--resume`` carries on on the kind of backend, and the station
     files, the run recorded -- never a station run on the simulator, a simulated run on a

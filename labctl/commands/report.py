@@ -30,6 +30,7 @@ def _render(run_file: Path, out_dir: Path) -> tuple[list[Path], str, str]:
     """(the written figures, the run's status: ``killed`` for a file left ``running`` that
     nobody writes, the command that resumes it: '' if a resume could not read its
     checkpoint), from one opening of the file."""
+    from labctl.commands.backend import resume_hint
     from labctl.data.runfile import RunReader
     from labctl.plots import RENDERERS
 
@@ -51,7 +52,7 @@ def _render(run_file: Path, out_dir: Path) -> tuple[list[Path], str, str]:
                 raise DataFormatError(
                     f"{run_file}: the run has recorded nothing the '{reader.command}' report "
                     f"draws yet" + (" and no process is writing it (its run was killed; "
-                                    f"`labctl {reader.command} --resume {run_file}` carries "
+                                    f"`{resume_hint(reader)}` carries "
                                     "it on)" if status == "killed" else "")
                 ) from None
             if status != "complete":
@@ -60,7 +61,7 @@ def _render(run_file: Path, out_dir: Path) -> tuple[list[Path], str, str]:
                     f"anything the '{reader.command}' report draws") from None
             raise DataFormatError(f"{run_file} lacks data the '{reader.command}' report needs "
                                   f"({_missing(e)})") from None
-        resume = f"labctl {reader.command} --resume {run_file}" if reader.resumable() else ""
+        resume = resume_hint(reader) if reader.resumable() else ""
         return paths, reader.shown_status, resume
 
 

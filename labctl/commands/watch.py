@@ -73,10 +73,11 @@ def snapshot_once(run_file: Path, out: Path, last_size: int) -> tuple[str, int, 
 
 def _resume(run_file: Path) -> str:
     """The command that carries ``run_file`` on."""
+    from labctl.commands.backend import resume_hint
     from labctl.data.runfile import RunReader
 
     with RunReader(run_file) as r:
-        return f"labctl {r.command} --resume {run_file}"
+        return resume_hint(r)
 
 
 def handle(args: argparse.Namespace) -> int:

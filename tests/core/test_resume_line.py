@@ -81,3 +81,18 @@ def test_a_missing_run_file_is_the_one_error_even_when_the_command_lacks_its_inp
     not_h5.write_text("not a run")
     assert main(["program", "--resume", str(not_h5)]) == 2
     assert "is not an HDF5 run file" in capsys.readouterr().err
+
+
+def test_the_resume_hint_names_the_station_again():
+    """--backend is never taken from the file, so the hint after a station run's fault or
+    interrupt types it again; a simulator run's hint needs none."""
+    from labctl.cli import build_parser
+    from labctl.resume_line import resume_command
+
+    parser = build_parser()
+    assert resume_command(parser, ["run", "forming", "--backend", "st.toml", "--rows", "2"],
+                          "r.h5") == "labctl run forming --resume r.h5 --backend st.toml"
+    assert resume_command(parser, ["run", "program", "--backend=st.toml"], "r.h5") \
+        == "labctl run program --resume r.h5 --backend st.toml"
+    assert resume_command(parser, ["run", "forming"], "r.h5") == \
+        "labctl run forming --resume r.h5"

@@ -10,6 +10,7 @@ mean shift = -0.0890 ln t uS, sigma = 0.0420 ln t + 0.4118 uS.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -152,8 +153,9 @@ def fit_vs_ln_t(times_s: np.ndarray, values: np.ndarray) -> tuple[float, float]:
 
 
 def projection(levels_S: np.ndarray, shift_fit: tuple[float, float],
-               sigma_fit: tuple[float, float], t_s: float = TEN_YEARS_S) -> dict[str, float]:
-    """Mean shift, spread and neighbour overlap extrapolated to ``t_s`` from the ln t fits."""
+               sigma_fit: tuple[float, float], t_s: float = TEN_YEARS_S) -> dict[str, Any]:
+    """Mean shift, spread and neighbour overlap extrapolated to ``t_s`` from the ln t fits
+    (and ``sigma_note`` where the spread's fit gives no spread)."""
     lt = np.log(t_s)
     sh = shift_fit[0] * lt + shift_fit[1]
     sg = sigma_fit[0] * lt + sigma_fit[1]
