@@ -18,8 +18,10 @@ from labctl.errors import ConfigError, LabctlError
 
 
 def add_common(p: argparse.ArgumentParser, *, preset_default: str = "cmo-hfox-1t1r",
-               out_default: str | None = None) -> None:
-    """--backend, --preset, --rows/--cols, --seed, --out, --resume, --json."""
+               out_default: str | None = None, hidden: tuple[str, ...] = ()) -> None:
+    """--backend, --preset, --rows/--cols, --seed, --out, --resume, --json.  ``hidden``: the
+    options (dests) a command refuses, left out of its --help (given, they get the one-line
+    refusal that says why)."""
     g = p.add_argument_group("common options")
     # default None (= sim): a command can tell an explicit 'sim' from no --backend at all
     g.add_argument("--backend", default=None,
@@ -41,6 +43,9 @@ def add_common(p: argparse.ArgumentParser, *, preset_default: str = "cmo-hfox-1t
     g.add_argument("--json", action="store_true",
                    help="print a one-line JSON summary as the last line of stdout")
     g.add_argument("--quiet", action="store_true", help="no progress bar")
+    for action in g._group_actions:
+        if action.dest in hidden:
+            action.help = argparse.SUPPRESS
 
 
 def blas_threads(n: int) -> Any:

@@ -51,11 +51,15 @@ def register(sub: Any) -> None:
     p.add_argument("--adc-sigmas", type=finite_float, default=3.5,
                    help="ADC full scale in standard deviations of the expected output "
                    "(default 3.5)")
-    add_common(p)
+    add_common(p, hidden=("preset", "rows", "cols"))   # the transfer's chip, re-opened
     for action in p._actions:   # the chip is re-opened as the transfer left it
         if action.dest == "seed":
             action.help = ("seed of the random input vectors (default 0); the simulated chip "
                            "is re-opened with the transfer's own seed")
+        elif action.dest == "backend":
+            action.help = ("the chip the transfer was programmed on (default): its simulated "
+                           "chip, or its station, which must still hold the weights; give "
+                           "the station file again only to name it")
     p.set_defaults(handler=handle)
 
 

@@ -23,7 +23,7 @@ def register(sub: Any) -> None:
         "analog MVMs; compared with the software network, the software weights programmed "
         "onto the same chip, and the unpruned random network.")
     p.add_argument("--dataset", default="fashion-mnist", choices=DATASET_NAMES,
-                   help="data set (default fashion-mnist; see reference/datasets.md)")
+                   help="data set (default fashion-mnist; the README says how each is installed)")
     p.add_argument("--network", default=None, choices=NETWORK_NAMES,
                    help="network (default: mlp for digits, crnn-fsdd for fsdd-mfcc, else "
                    "cnn-fmnist)")

@@ -77,7 +77,7 @@ def register(sub: Any) -> None:
     add_blas_threads(p)
     p.add_argument("--cost-model", default=None, metavar="FILE",
                    help="cost model TOML (default: labctl/pipelines/sparse/cost_fefet.toml)")
-    add_common(p, preset_default=DEFAULT_PRESET)
+    add_common(p, preset_default=DEFAULT_PRESET, hidden=("rows", "cols"))
     p.set_defaults(handler=handle)
 
 

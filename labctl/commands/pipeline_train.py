@@ -89,7 +89,7 @@ def register(sub: Any) -> None:
     t.add_argument("--steps-per-epoch", type=int, default=None,
                    help="checkpoints per epoch (default 4)")
     add_blas_threads(p)
-    add_common(p)
+    add_common(p, hidden=("rows", "cols"))   # the network sets the arrays' sizes
     p.set_defaults(handler=handle)
 
 

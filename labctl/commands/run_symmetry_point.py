@@ -96,6 +96,14 @@ def write_preset(summary: dict[str, Any], base_text: str, path: Path) -> None:
         raise ConfigError("no device could be fitted", key="preset_out")
     fitted, devices = int(summary.get("devices_fitted", 0)), int(summary["devices"])
     step = summary.get("dg_sp_mean_S")
+    noise = summary.get("read_sigma_mean_S")
+    moved = step is not None and step > 0 and (noise is None or step > 2 * noise)
+    if fitted < 0.5 * devices and moved:
+        # steps well above the read noise, yet most devices unfitted: too few pulses
+        raise ConfigError(f"too few pulses to fit most devices ({fitted} of {devices} fitted, "
+                          f"mean step at the symmetry point {1e9 * float(step or 0):.3g} nS): measure "
+                          f"more pulses (--batch-pulses, --cycles, --alternating-pulses)",
+                          key="preset_out")
     if fitted < 0.5 * devices or step is None or not step > 0:
         # pulses below the switching threshold: a few devices' noise is no device model
         raise ConfigError(f"the pulses moved few devices ({fitted} of {devices} fitted, mean "

@@ -213,3 +213,14 @@ def test_a_preset_file_the_model_refuses_is_named(tmp_path, capsys):
                  "--out", str(tmp_path / "f.h5")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and f"preset {bad}: [pulse] needs" in err[0], err
+
+
+def test_too_few_pulses_are_not_blamed_on_the_voltages(tmp_path, capsys):
+    """Steps of microsiemens, but too few pulses for most devices' fit: the warning asks for
+    more pulses, not other voltages (it said 'the pulses moved few devices')."""
+    code = main(["run", "symmetry-point", "--batch-pulses", "2", "--alternating-pulses", "4",
+                 "--cycles", "1", "--read-repeats", "2", "--out", str(tmp_path / "f.h5"),
+                 "--preset-out", str(tmp_path / "f.toml"), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 0 and "too few pulses" in err and "--up-V" not in err, err
+    assert not (tmp_path / "f.toml").exists()
