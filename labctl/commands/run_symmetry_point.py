@@ -101,8 +101,8 @@ def write_preset(summary: dict[str, Any], base_text: str, path: Path) -> None:
     if fitted < 0.5 * devices and moved:
         # steps well above the read noise, yet most devices unfitted: too few pulses
         raise ConfigError(f"too few pulses to fit most devices ({fitted} of {devices} fitted, "
-                          f"mean step at the symmetry point {1e9 * float(step or 0):.3g} nS): measure "
-                          f"more pulses (--batch-pulses, --cycles, --alternating-pulses)",
+                          f"mean step at the symmetry point {1e9 * float(step or 0):.3g} nS): "
+                          f"measure more pulses (--batch-pulses, --cycles, --alternating-pulses)",
                           key="preset_out")
     if fitted < 0.5 * devices or step is None or not step > 0:
         # pulses below the switching threshold: a few devices' noise is no device model
