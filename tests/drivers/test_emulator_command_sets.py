@@ -221,3 +221,14 @@ def test_serial_relay_protocol_lines() -> None:
     assert [ask(relay, "ERR?")[0] for _ in range(4)] == [
         "3,Route outside the matrix", "2,Malformed argument", "1,Unknown command", "0,No error"]
     assert ask(relay, "OPEN ALL") == ["OK"] and ask(relay, "CLOSED?") == ["NONE"]
+
+
+def test_tsp_fields_keep_resolving_under_many_method_calls(k2636) -> None:
+    """lupa 2.8 (Lua 5.4) resolved a field to another, freed object after ~600,000
+    bound-method calls (seen as 'attribute name must be string' or "'function' object has
+    no attribute 'clear'" mid-run, for good); nodes keep one bound method per name."""
+    ask(k2636, "digio.trigger[1].mode = 0")
+    for _ in range(3000):
+        out = ask(k2636, "for i = 1, 200 do digio.trigger[1].assert() smua.nvbuffer1.clear() "
+                         "end print(smua.nvbuffer1.n)")
+        assert out == ["0.00000e+00"] and not k2636.error_queue, (out, k2636.error_queue)

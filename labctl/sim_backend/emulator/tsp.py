@@ -13,6 +13,7 @@ runtime errors [mem: 2600B error list].
 from __future__ import annotations
 
 import re
+import types
 from typing import Any
 
 import lupa.lua54 as lua
@@ -34,6 +35,18 @@ class TspNode:
     """An instrument object seen from Lua: assigning an unknown field is an error."""
 
     _sealed = False
+
+    def __getattribute__(self, name: str) -> Any:
+        # Lua reaches methods as bound-method objects; made anew on every access, thousands
+        # of them per second are created and freed, and lupa 2.8 (Lua 5.4) then now and
+        # again resolved a field to another, reused object ('function' object has no
+        # attribute 'clear' after ~1,000 verify loops).  One bound method per name and node,
+        # kept for the node's life, never frees an object Lua may still refer to.
+        value = object.__getattribute__(self, name)
+        if type(value) is types.MethodType and not name.startswith("__"):
+            cache = object.__getattribute__(self, "__dict__").setdefault("_bound", {})
+            return cache.setdefault(name, value)
+        return value
 
     def _seal(self) -> None:
         object.__setattr__(self, "_sealed", True)
