@@ -26,7 +26,8 @@ class Capability:
 CAPABILITIES: dict[str, Capability] = {
     "keithley-2450": Capability("smu", max_voltage_V=200.0, max_current_A=1.05),
     "keithley-2636b": Capability("smu", max_voltage_V=200.0, max_current_A=1.5),
-    "keysight-b2902a": Capability("smu", max_voltage_V=210.0, max_current_A=3.03),
+    # B2902A: 1.5 A is the DC limit (3.03 A only pulsed), the compliance the driver takes
+    "keysight-b2902a": Capability("smu", max_voltage_V=210.0, max_current_A=1.5),
     # 33500B: +/-10 V into high-Z, 16 ns minimum width [mem]; 81150A: +/-10 V high-Z (+/-5 V
     # into 50 ohm), width >= 4.1 ns [mem].
     "keysight-33500b": Capability("pulse", max_voltage_V=10.0, min_width_s=16e-9,

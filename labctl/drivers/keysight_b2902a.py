@@ -101,7 +101,9 @@ class KeysightB2902A(ScpiInstrument, SourceMeter):
         if width_s is None:
             head = [f":SOUR{ch}:VOLT:MODE LIST", f":SOUR{ch}:LIST:VOLT {values}",
                     f":TRIG{ch}:SOUR AINT", f":TRIG{ch}:COUN {n}"]
-            tail = [f":SOUR{ch}:VOLT:MODE FIX"]
+            # back to a fixed level of 0 V, as the other SMUs end a sweep (the 2450's
+            # :SOUR:VOLT 0, the 2636B's endsweep SOURCE_IDLE): never the last list point
+            tail = [f":SOUR{ch}:VOLT:MODE FIX", f":SOUR{ch}:VOLT 0"]
         else:
             head = [f":SOUR{ch}:FUNC:SHAP PULS", f":SOUR{ch}:VOLT {v.fmt(base_V)}",
                     f":SOUR{ch}:VOLT:MODE LIST", f":SOUR{ch}:LIST:VOLT {values}",
