@@ -119,8 +119,9 @@ def recorded_inputs(rec: Any, argv: list[str]) -> tuple[list[str], dict[str, Any
         grid = np.full((rows, cols), np.nan)
         if rows and cols and r.size and r.max() < rows and c.max() < cols:
             grid[r, c] = rec.data("program/target_S")
+        whole = grid.size > 0 and not np.isnan(grid).any()   # a station's: no size recorded
         for k, tok in enumerate(argv):
-            if not np.isnan(grid).any() and tok.split("=", 1)[0] == "--targets":
+            if whole and tok.split("=", 1)[0] == "--targets":
                 new = ["--targets", "{targets.npy}"]
                 return [*argv[:k], *new, *argv[k + (1 if "=" in tok else 2):]], {
                     "targets.npy": grid}
