@@ -103,23 +103,20 @@ def _finished_run_files() -> list[tuple[Path, str]]:
 def _interrupted_line(before: int, parser: argparse.ArgumentParser, argv: list[str]) -> str:
     """The closing line of an interrupted command (``before``: run files finished before
     it began): the run file it marked aborted, if any, and how to carry it on."""
-    aborted = [p for p, status in _finished_run_files()[before:] if status == "aborted"]
-    if not aborted:
-        return "interrupted before a run file was written; outputs off"
-    line = f"interrupted; outputs off, run file {aborted[-1]} marked aborted"
-    again = resume_command(parser, argv, aborted[-1])
-    return f"{line}; `{again}` carries it on" if again else line
+    note = _aborted_note(before, parser, argv)
+    return ("interrupted; outputs off" + note if note else
+            "interrupted before a run file was written; outputs off")
 
 
 def _aborted_note(before: int, parser: argparse.ArgumentParser, argv: list[str]) -> str:
-    """'; run file RUN.h5 marked aborted: `labctl ... --resume RUN.h5` carries it on' for a
-    command that failed after writing a run file ('' when it wrote none)."""
+    """', run file RUN.h5 marked aborted; `labctl ... --resume RUN.h5` carries it on' for a
+    command that stopped after writing a run file ('' when it wrote none)."""
     aborted = [p for p, status in _finished_run_files()[before:] if status == "aborted"]
     if not aborted:
         return ""
     again = resume_command(parser, argv, aborted[-1])
-    return f"; run file {aborted[-1]} marked aborted" + (
-        f": `{again}` carries it on" if again else "")
+    return f", run file {aborted[-1]} marked aborted" + (
+        f"; `{again}` carries it on" if again else "")
 
 
 #: commands that neither drive instruments nor write a run file

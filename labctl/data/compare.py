@@ -199,10 +199,10 @@ def sample_datasets(reader: Any) -> dict[str, np.ndarray]:
     summary mean or median may have been computed from."""
     out = {}
     for name in reader.datasets():
-        if name.startswith(("transcript/", "checkpoint_")):
-            continue
+        if name.startswith(("transcript/", "checkpoint_")) or reader.h5[name].ndim != 1:
+            continue                                   # (2-D traces are never read)
         arr = reader.data(name)
-        if arr.ndim == 1 and arr.size >= 2 and arr.dtype.kind in "fiu":
+        if arr.size >= 2 and arr.dtype.kind in "fiu":
             out[name] = arr
     return out
 
@@ -253,8 +253,9 @@ def compare_runs(recorded: Any, replayed: Any, *, tolerance: float = 0.1,
                  alpha: float = 0.01) -> list[MetricComparison]:
     """Every summary metric and every 1-D measured distribution of two runs."""
     res = compare_summaries(recorded.summary, replayed.summary, tolerance, alpha)
-    res = judge_sample_statistics(res, sample_datasets(recorded), sample_datasets(replayed),
-                                  alpha)
+    if any(m.kind == "scalar" and not m.passed for m in res):   # read samples only then
+        res = judge_sample_statistics(res, sample_datasets(recorded),
+                                      sample_datasets(replayed), alpha)
     da, db = distribution_datasets(recorded), distribution_datasets(replayed)
     for name in sorted(set(da) & set(db)):
         res.append(_ks_comparison(f"data:{name}", da[name], db[name], alpha, tolerance))
