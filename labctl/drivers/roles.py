@@ -8,12 +8,15 @@ strictly and raise ``LimitError``; nothing is clipped.
 
 from __future__ import annotations
 
+import logging
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
-from typing import ClassVar
+from collections.abc import Callable, Sequence
+from typing import Any, ClassVar
 
 import numpy as np
+
+log = logging.getLogger(__name__)
 
 
 class Instrument(ABC):
@@ -55,6 +58,29 @@ class Instrument(ABC):
 
     def close(self) -> None:
         self.safe()
+
+    def _confirm(self, what: str, send: Callable[[], object]) -> None:
+        """Safety path: ``send()`` and wait until it ran; never raises.  On a failure
+        (dropped link, stall) the link is reopened once and ``what`` sent again, so outputs
+        go off even after a link fault; what still failed is kept in
+        :attr:`shutdown_error`."""
+        for attempt in (1, 2):
+            try:
+                send()
+                self.shutdown_error = None
+                return
+            except Exception as e:  # noqa: BLE001 -- safety code must not raise on a dead link
+                log.debug("%s: %s failed during shutdown (attempt %d)",
+                          getattr(self, "label", self), what, attempt, exc_info=True)
+                self.shutdown_error = f"{what} not confirmed: {e}"
+            link: Any = getattr(self, "transport", None)   # every driver's; not a test double's
+            if attempt == 1 and link is not None:
+                try:
+                    link.reconnect()
+                except Exception as e:  # noqa: BLE001
+                    log.debug("reconnect failed", exc_info=True)
+                    self.shutdown_error = f"{what} not sent: reconnect failed: {e}"
+                    return
 
     def __enter__(self) -> Instrument:
         return self

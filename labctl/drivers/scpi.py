@@ -139,19 +139,4 @@ class ScpiInstrument(Instrument):
         On a failure (dropped link, stall) the link is reopened once and the command
         sent again, so outputs go off even after a link fault.
         """
-        for attempt in (1, 2):
-            try:
-                self.transport.query(command + ";*OPC?")
-                self.shutdown_error = None
-                return
-            except Exception as e:  # noqa: BLE001 -- safety code must not raise on a dead link
-                log.debug("%s: %r failed during shutdown (attempt %d)", self.label, command,
-                          attempt, exc_info=True)
-                self.shutdown_error = f"{command!r} not confirmed: {e}"
-            if attempt == 1:
-                try:
-                    self.transport.reconnect()
-                except Exception as e:  # noqa: BLE001
-                    log.debug("%s: reconnect failed", self.label, exc_info=True)
-                    self.shutdown_error = f"{command!r} not sent: reconnect failed: {e}"
-                    return
+        self._confirm(repr(command), lambda: self.transport.query(command + ";*OPC?"))

@@ -124,19 +124,4 @@ class SerialRelayMatrix(SwitchMatrix):
 
     def safe(self) -> None:
         """Open every relay; on a link fault reopen the port once and retry.  Never raises."""
-        for attempt in (1, 2):
-            try:
-                self.transport.query("OPEN ALL")
-                self.shutdown_error = None
-                return
-            except Exception as e:  # noqa: BLE001 -- safety code must not raise on a dead link
-                log.debug("%s: OPEN ALL failed during shutdown (attempt %d)", self.label,
-                          attempt, exc_info=True)
-                self.shutdown_error = f"OPEN ALL not confirmed: {e}"
-            if attempt == 1:
-                try:
-                    self.transport.reconnect()
-                except Exception as e:  # noqa: BLE001
-                    log.debug("%s: reconnect failed", self.label, exc_info=True)
-                    self.shutdown_error = f"OPEN ALL not sent: reconnect failed: {e}"
-                    return
+        self._confirm("OPEN ALL", lambda: self.transport.query("OPEN ALL"))
