@@ -11,11 +11,14 @@ at the root is the last session's; a completed run keeps earlier errors only in
 per step kind below ``/steps``-free paths chosen by the protocol (``forming/iv``...);
 every dataset carries a ``units`` attribute.  Growable datasets are appended along
 axis 0 and the file is flushed after every append, so a crash loses at most the
-cell in flight.  ``/checkpoint_a`` and ``/checkpoint_b`` alternate; the root attribute
-``checkpoint`` names the last complete one, so a kill while a checkpoint is written
-leaves the previous one intact.  HDF5 is not crash-safe: the slot being written when the
-process died can be unreadable, so nothing but the named slot is ever opened; a resumed
-run deletes a stale slot, or writes past one it cannot delete (``/checkpoint_2``, ...).
+cell in flight.  HDF5 itself is not crash-safe (a kill in the middle of a flush can leave
+a file that does not open), so the writer writes through an undo journal and each flush
+is a commit (:mod:`labctl.data.journal`); a reader or a resume rolls a killed run's file
+back to its last commit.  ``/checkpoint_a`` and ``/checkpoint_b`` alternate; the root
+attribute ``checkpoint`` names the last complete one, so a kill while a checkpoint is
+written leaves the previous one intact.  Files written before the journal can hold a slot a
+kill left unreadable, so nothing but the named slot is ever opened; a resumed run deletes
+a stale slot, or writes past one it cannot delete (``/checkpoint_2``, ...).
 The pointer is a fixed-size string rewritten in place and a slot's values are fixed-length
 strings in its own header: variable-length strings live in HDF5's shared global heap, whose
 collections later writes move, and a kill during such a move once left the pointer and both
@@ -35,20 +38,25 @@ are cut to the shortest.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import h5py
 import numpy as np
 
 from labctl import __version__
 from labctl.data.h5tree import read_tree, write_tree
+from labctl.data.journal import JournaledFile, journal_path, recover
 from labctl.errors import ConfigError, DataFormatError
+from labctl.interrupts import interrupts_deferred
+
+_Method = TypeVar("_Method", bound=Callable[..., Any])
 
 FORMAT = "labctl-run/1"
 STATUSES = ("running", "complete", "aborted")
@@ -233,6 +241,53 @@ def being_written(path: str | os.PathLike[str]) -> bool | None:
     return False
 
 
+def _check_not_empty(path: Path) -> None:
+    """An empty run file was created by a run killed before its first flush."""
+    if path.stat().st_size == 0:
+        raise DataFormatError(f"{path} is empty: its run was killed before it wrote anything; "
+                              "start it again")
+
+
+def recover_abandoned(path: Path) -> None:
+    """Roll back what a killed writer wrote after its last flush (:mod:`labctl.data.journal`),
+    unless a process is writing the file now (then its journal is live)."""
+    if not journal_path(path).exists():
+        return
+    try:
+        import fcntl
+    except ImportError:   # no flock (Windows): a live writer cannot be told apart; --resume
+        return            # rolls back, holding its own lock
+    try:
+        fd = os.open(path, os.O_RDWR)
+    except OSError as e:
+        raise DataFormatError(f"{path} was left mid-write by a killed run and must be rolled "
+                              f"back from {journal_path(path).name}, but it cannot be "
+                              f"written here ({e.strerror})") from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return                        # a writer holds it: its journal is live
+        recover(path)
+    except OSError as e:
+        raise DataFormatError(f"{path}: rolling back the killed run's last write failed "
+                              f"({e})") from None
+    finally:
+        os.close(fd)                      # closing drops the lock
+
+
+def _check_format(path: Path) -> None:
+    """Refuse (DataFormatError) a file to resume that is not a labctl run file."""
+    _check_not_empty(path)
+    try:
+        with h5py.File(path, "r", locking=False) as h5:
+            ok = h5.attrs.get("format") == FORMAT
+    except OSError:
+        ok = False
+    if not ok:
+        raise DataFormatError(f"{path} is not a labctl run file")
+
+
 def _chunks(first: np.ndarray) -> tuple[int, ...]:
     """Chunk shape of a growable dataset created with the records ``first``: whole records,
     as many as fit in :data:`CHUNK_TARGET_BYTES` (1 to 1024), or as many as the first append
@@ -280,9 +335,21 @@ def _rewrite_without(path: Path, broken: set[str]) -> None:
             e)
 
 
+def _held(method: _Method) -> _Method:
+    """Run a writer method with Ctrl-C and SIGTERM held: HDF5 calls back into Python for
+    each write to the file (the journal), and an interrupt raised there would fail a flush
+    half done; it is raised when the method returns."""
+    @functools.wraps(method)
+    def held(*args: Any, **kwargs: Any) -> Any:
+        with interrupts_deferred():
+            return method(*args, **kwargs)
+    return cast(_Method, held)
+
+
 class RunWriter:
     """Writes one run file; use as a context manager or call :meth:`finish`."""
 
+    @_held
     def __init__(self, path: str | os.PathLike[str], *, command: str, config: dict[str, Any],
                  backend: dict[str, Any], provenance: dict[str, Any] | None = None,
                  resume: bool = False, argv: list[str] | None = None) -> None:
@@ -295,23 +362,28 @@ class RunWriter:
                        provenance=provenance, resume=resume)
             self._begin_session(list(argv or []), resume=resume)
         except BaseException:
+            if getattr(self, "h5", None) is not None and self.h5.id.valid:
+                self.h5.close()
+            if getattr(self, "_file", None) is not None:
+                self._file.abandon()
             self._unlock()
             raise
 
     def _open(self, *, command: str, config: dict[str, Any], backend: dict[str, Any],
               provenance: dict[str, Any] | None, resume: bool) -> None:
         if resume:
-            self.h5 = h5py.File(self.path, "a", locking=False)
-            if self.h5.attrs.get("format") != FORMAT:
-                self.h5.close()
-                raise DataFormatError(f"{self.path} is not a labctl run file")
+            recover(self.path)    # what a killed session wrote after its last flush goes
+            _check_format(self.path)
+            self._file = JournaledFile(self.path)
+            self.h5 = h5py.File(self._file, "r+", locking=False)
             self._prior_status = str(self.h5.attrs.get("status", "running"))
             self.h5.attrs["status"] = "running"
             self.h5.attrs["resumed"] = int(self.h5.attrs.get("resumed", 0)) + 1
         else:
             # v1.8 file format: its superblock has no "open for write" flag, so a file whose
             # writer was killed (SIGKILL, power cut) still opens for reading and resuming
-            self.h5 = h5py.File(self.path, "w", libver=("v108", "v108"), locking=False)
+            self._file = JournaledFile(self.path)
+            self.h5 = h5py.File(self._file, "w", libver=("v108", "v108"), locking=False)
             a = self.h5.attrs
             a["format"] = FORMAT
             a["command"] = command
@@ -322,14 +394,22 @@ class RunWriter:
             a["start_time"] = _now_iso()
             a["status"] = "running"
             a["summary"] = "{}"
+        self._flush()
+
+    def _flush(self) -> None:
+        """Write everything to the file and commit it: a crash from here on rolls back to
+        this point (:mod:`labctl.data.journal`)."""
         self.h5.flush()
+        self._file.commit()
 
     # --- data -------------------------------------------------------------------------------
+    @_held
     def append(self, name: str, values: Any, units: str) -> None:
         """Append ``values`` (one record or a stack along axis 0) to a growable dataset."""
         self._append(name, values, units)
-        self.h5.flush()
+        self._flush()
 
+    @_held
     def append_journal(self, group: str, columns: dict[str, tuple[Any, str]]) -> None:
         """Append a batch of entries to the journal ``group`` (see the module docstring):
         ``columns`` maps a column to ``(values, units)``, as many values in each."""
@@ -339,8 +419,9 @@ class RunWriter:
             self._append(name, values, units)
             if new:
                 self.h5[name].attrs[JOURNAL_ATTR] = 1
-        self.h5.flush()
+        self._flush()
 
+    @_held
     def cut_journal(self, group: str, columns: tuple[str, ...]) -> int | None:
         """Cut the journal ``group``'s columns to the shortest (a kill between two columns'
         appends) and return its length; None unless every one of ``columns`` is a journal
@@ -352,14 +433,15 @@ class RunWriter:
         for n in names:
             if self.h5[n].shape[0] > shortest:
                 self.h5[n].resize(shortest, axis=0)
-        self.h5.flush()
+        self._flush()
         return shortest
 
+    @_held
     def delete(self, name: str) -> None:
         """Delete a dataset or group, if there is one."""
         if name in self.h5:
             del self.h5[name]
-            self.h5.flush()
+            self._flush()
 
     def _append(self, name: str, values: Any, units: str) -> None:
         arr = np.asarray(values)
@@ -379,6 +461,7 @@ class RunWriter:
             ds.resize(n + arr.shape[0], axis=0)
             ds[n:] = arr
 
+    @_held
     def write(self, name: str, values: Any, units: str, **attrs: Any) -> None:
         """Write (or overwrite) a whole dataset."""
         if name in self.h5:
@@ -390,17 +473,19 @@ class RunWriter:
         ds.attrs["units"] = units
         for k, v in attrs.items():
             ds.attrs[k] = v if isinstance(v, (int, float, str)) else _json(v)
-        self.h5.flush()
+        self._flush()
 
+    @_held
     def set_attrs(self, name: str, **attrs: Any) -> None:
         obj = self.h5.require_group(name) if name not in self.h5 else self.h5[name]
         for k, v in attrs.items():
             obj.attrs[k] = v if isinstance(v, (int, float, str)) else _json(v)
-        self.h5.flush()
+        self._flush()
 
     def length(self, name: str) -> int:
         return int(self.h5[name].shape[0]) if name in self.h5 else 0
 
+    @_held
     def read(self, name: str) -> np.ndarray:
         return np.array(self.h5[name][()])
 
@@ -413,11 +498,13 @@ class RunWriter:
     def config(self) -> dict[str, Any]:
         return json.loads(self.h5.attrs["config"])
 
+    @_held
     def set_summary(self, summary: dict[str, Any]) -> None:
         self.h5.attrs["summary"] = _json(summary)
-        self.h5.flush()
+        self._flush()
 
     # --- checkpoints (resume) ----------------------------------------------------------------
+    @_held
     def checkpoint(self, state: dict[str, Any]) -> None:
         """Store ``state`` (protocol state, backend snapshot, dataset lengths) crash-safely."""
         current = find_checkpoint(self.h5)
@@ -428,9 +515,9 @@ class RunWriter:
         group = self.h5.create_group(slot)
         write_tree(group, state)
         group.attrs[COMPLETE_ATTR] = np.bytes_(b"true")   # JSON, as the tree's own values
-        self.h5.flush()
+        self._flush()
         self._set_pointer(slot)
-        self.h5.flush()
+        self._flush()
 
     def _set_pointer(self, slot: str) -> None:
         """Name ``slot`` as the last checkpoint, in place once the fixed-size pointer exists."""
@@ -458,6 +545,7 @@ class RunWriter:
             except (RuntimeError, OSError, KeyError):  # half-written when the process died
                 self._broken_slots.add(name)
 
+    @_held
     def truncate(self, lengths: dict[str, int]) -> None:
         """Cut growable datasets back to ``lengths`` (data after the last checkpoint).
 
@@ -474,8 +562,9 @@ class RunWriter:
         except (RuntimeError, OSError, KeyError) as e:  # HDF5 metadata a kill left half-written
             raise DataFormatError(f"{self.path} was damaged where the killed run was writing "
                                   f"and cannot be resumed (HDF5: {e}); start a new run") from None
-        self.h5.flush()
+        self._flush()
 
+    @_held
     def clear_data(self) -> None:
         """Delete every group and dataset (a resumed run that never reached a checkpoint),
         but a checkpoint slot a kill left undeletable."""
@@ -484,8 +573,9 @@ class RunWriter:
             del self.h5[name]
         if POINTER_ATTR in self.h5.attrs:
             del self.h5.attrs[POINTER_ATTR]
-        self.h5.flush()
+        self._flush()
 
+    @_held
     def finish(self, status: str = "complete", error: str | None = None) -> None:
         if status not in STATUSES:
             raise ValueError(f"unknown status {status!r}")
@@ -508,8 +598,9 @@ class RunWriter:
             sessions[-1].update(end_time=end, status=status,
                                 **({"error": error} if error else {}))
             self.h5.attrs["sessions"] = _json(sessions)
-        self.h5.flush()
+        self._flush()
         self.h5.close()
+        self._file.close()
         if status == "complete" and self._broken_slots:
             _rewrite_without(self.path, self._broken_slots)
         self._unlock()
@@ -542,7 +633,7 @@ class RunWriter:
         sessions.append({"argv": argv, "start_time": _now_iso(), "end_time": None,
                          "status": "running"})
         a["sessions"] = _json(sessions)
-        self.h5.flush()
+        self._flush()
 
     def _unlock(self) -> None:
         if self._lock_fd is not None:
@@ -574,6 +665,9 @@ class RunReader:
         # probed before opening: a run that ends while this reader is open was still
         # writing then, and the status read after this is no older than the probe
         self._written_at_open = being_written(self.path)
+        if self._written_at_open is False:
+            recover_abandoned(self.path)
+        _check_not_empty(self.path)
         try:
             self.h5 = h5py.File(self.path, "r", locking=False)
         except OSError as e:
