@@ -172,7 +172,8 @@ def execute_protocol(args: argparse.Namespace, command: str, protocol: Any, *,
             # argv: the exact command line, so `labctl replay` can re-execute it
             writer = RunWriter(out, command=command, config=config, backend=desc,
                                provenance=provenance, resume=bool(args.resume),
-                               argv=list(getattr(args, "argv", [])))
+                               argv=list(getattr(args, "argv", [])),
+                               durable=desc.get("backend") != "sim")   # a die's data
             if args.resume and resume_ckpt is None:
                 writer.clear_data()  # killed before the first checkpoint: start over
             transcript = TranscriptLog(writer, array, prior)

@@ -13,9 +13,12 @@ as SQLite does with a hot rollback journal: a crash loses only what was written 
 last flush, the cell in flight.
 
 This guards against the process dying (SIGKILL, a crash, running out of memory): the
-kernel keeps every write the process finished, in order.  Nothing is fsynced, so a power
-cut or an operating-system crash, which can lose pages the kernel had not yet written out,
-is not covered.
+kernel keeps every write the process finished.  A power cut or an operating-system crash
+can also lose writes the kernel had not yet put on disk, in any order; with ``durable``
+(runs on a station) the journal is synced to disk before the run file is changed, and the
+run file before the journal is emptied, so those roll back to the last commit as well, at
+the cost of a few fsyncs per commit.  Simulator runs, which can be repeated exactly, skip
+them.
 """
 
 from __future__ import annotations
@@ -42,12 +45,15 @@ class JournaledFile:
     """The run file as HDF5 writes it: a binary file object (seek, tell, read, readinto,
     write, truncate, flush) that journals old content before changing it."""
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, durable: bool = False) -> None:
         self.path = Path(path)
+        self.durable = durable
         self._fd = os.open(self.path, os.O_RDWR)
         try:
             self._jfd = os.open(journal_path(self.path), os.O_RDWR | os.O_CREAT | os.O_TRUNC,
                                 0o666)
+            if durable:      # the journal's directory entry, and the new run file's
+                _sync_directory(self.path.parent)
         except OSError:
             os.close(self._fd)
             raise
@@ -61,6 +67,7 @@ class JournaledFile:
         self._size0 = os.fstat(self._fd).st_size   # the committed file ends here
         self._saved: set[int] = set()
         self._jsize = 0                            # 0: no change since the last commit
+        self._changed = False                      # the run file written since its sync
 
     def _open_transaction(self) -> None:
         if self._jsize == 0:
@@ -72,7 +79,9 @@ class JournaledFile:
         self._jsize += len(data)
 
     def _save(self, start: int, end: int) -> None:
-        """Journal the committed content of the pages overlapping bytes [start, end)."""
+        """Journal the committed content of the pages overlapping bytes [start, end), on
+        disk before the run file changes when durable."""
+        jsize = self._jsize
         self._open_transaction()
         end = min(end, self._size0)
         records = []
@@ -84,6 +93,9 @@ class JournaledFile:
             self._saved.add(page)
         if records:
             self._jwrite(b"".join(records))
+        if self.durable and self._jsize != jsize:
+            os.fsync(self._jfd)
+        self._changed = True
 
     # --- the file-object interface h5py's driver calls ------------------------------------
     def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
@@ -137,6 +149,8 @@ class JournaledFile:
         """Make what HDF5 has written so far the state a crash rolls back to (call after
         a flush that left the file consistent)."""
         if self._jsize:
+            if self.durable and self._changed:
+                os.fsync(self._fd)
             os.ftruncate(self._jfd, 0)
         self._begin()
 
@@ -160,6 +174,21 @@ class JournaledFile:
         os.close(self._jfd)
         self._fd = self._jfd = -1
         journal_path(self.path).unlink(missing_ok=True)
+
+
+def _sync_directory(directory: Path) -> None:
+    """Put a directory's entries on disk (a new file survives a power cut); a no-op where
+    directories cannot be opened (Windows)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def recover(path: str | os.PathLike[str]) -> bool:

@@ -352,8 +352,12 @@ class RunWriter:
     @_held
     def __init__(self, path: str | os.PathLike[str], *, command: str, config: dict[str, Any],
                  backend: dict[str, Any], provenance: dict[str, Any] | None = None,
-                 resume: bool = False, argv: list[str] | None = None) -> None:
+                 resume: bool = False, argv: list[str] | None = None,
+                 durable: bool = False) -> None:
+        """``durable``: sync each commit to disk, so a power cut rolls back to it too
+        (:mod:`labctl.data.journal`); for runs on a station."""
         self.path = Path(path)
+        self._durable = durable
         self._broken_slots: set[str] = set()
         self._prior_status = "running"   # a resumed file's status when it was opened
         self._lock_fd = _lock_for_writing(self.path, create=not resume)
@@ -374,7 +378,7 @@ class RunWriter:
         if resume:
             recover(self.path)    # what a killed session wrote after its last flush goes
             _check_format(self.path)
-            self._file = JournaledFile(self.path)
+            self._file = JournaledFile(self.path, durable=self._durable)
             self.h5 = h5py.File(self._file, "r+", locking=False)
             self._prior_status = str(self.h5.attrs.get("status", "running"))
             self.h5.attrs["status"] = "running"
@@ -382,7 +386,7 @@ class RunWriter:
         else:
             # v1.8 file format: its superblock has no "open for write" flag, so a file whose
             # writer was killed (SIGKILL, power cut) still opens for reading and resuming
-            self._file = JournaledFile(self.path)
+            self._file = JournaledFile(self.path, durable=self._durable)
             self.h5 = h5py.File(self._file, "w", libver=("v108", "v108"), locking=False)
             a = self.h5.attrs
             a["format"] = FORMAT

@@ -38,7 +38,8 @@ class _Recorder:
 
         def open_(path, flags, mode=0o777):
             fd = real.open(path, flags, mode)
-            rec.names[fd] = "journal" if str(path).endswith("-journal") else "run"
+            rec.names[fd] = ("journal" if str(path).endswith("-journal") else
+                             "dir" if real.path.isdir(path) else "run")
             if flags & real.O_TRUNC:
                 rec.ops.append(("t", rec.names[fd], 0, b""))
             return fd
@@ -51,9 +52,13 @@ class _Recorder:
             rec.ops.append(("t", rec.names[fd], size, b""))
             return real.ftruncate(fd, size)
 
+        def fsync(fd):
+            rec.ops.append(("s", rec.names[fd], 0, b""))
+            return real.fsync(fd)
+
         proxy = types.SimpleNamespace(**{k: getattr(real, k) for k in dir(real)
                                          if not k.startswith("__")})
-        proxy.open, proxy.pwrite, proxy.ftruncate = open_, pwrite, ftruncate
+        proxy.open, proxy.pwrite, proxy.ftruncate, proxy.fsync = open_, pwrite, ftruncate, fsync
         return proxy
 
 
@@ -100,6 +105,8 @@ def _every_prefix(rec: _Recorder, tmp_path: Path, points: np.ndarray | None = No
     crash = tmp_path / "crash.h5"
     wanted = set(range(len(rec.ops))) if points is None else set(points.tolist())
     for i, (kind, name, offset, data) in enumerate(rec.ops):
+        if kind == "s" or name == "dir":
+            continue
         if kind == "c":
             assert committed == bytes(run)
             if committed not in checked_commits:
@@ -196,3 +203,51 @@ def test_a_foreign_journal_is_not_applied(tmp_path):
     journal_path(p).write_bytes(b"not a journal at all, but long enough")
     with pytest.raises(OSError, match="not a labctl journal"):
         recover(p)
+
+
+def test_a_station_run_syncs_the_journal_before_the_file_and_the_file_before_a_commit(
+        monkeypatch, tmp_path):
+    """Power-cut ordering (``durable``): the kernel may put unsynced writes on disk in any
+    order, so the run file is never changed while the journal holds unsynced records, and
+    the journal is never emptied while the run file holds unsynced writes."""
+    rec = _Recorder()
+    monkeypatch.setattr(journal, "os", rec.os_proxy())
+    p = tmp_path / "r.h5"
+    w = RunWriter(p, command="c", config={}, backend={"backend": "station"}, durable=True)
+    for k in range(30):
+        w.append("cells/g_S", [1e-5 * k], "S")
+        w.append("cells/pulses", [k], "")
+        if k % 10 == 9:
+            w.checkpoint({"g_S": np.full((16, 16), float(k)), "step": k,
+                          "lengths": [["cells/g_S", k + 1], ["cells/pulses", k + 1]]})
+    w.finish("complete")
+    monkeypatch.undo()
+    unsynced = {"run": False, "journal": False}
+    commits = 0
+    for kind, name, offset, _ in rec.ops:
+        if name == "dir":
+            continue
+        if kind == "s":
+            unsynced[name] = False
+        elif name == "run":
+            assert not unsynced["journal"], "run file changed before its journal was synced"
+            unsynced["run"] = True
+        elif kind == "t" and offset == 0:
+            assert not unsynced["run"], "journal emptied before the run file was synced"
+            commits += 1
+        else:
+            unsynced["journal"] = True
+    assert commits > 60
+    assert sum(op[0] == "s" and op[1] == "dir" for op in rec.ops) == 1
+    with RunReader(p) as r:
+        assert np.array_equal(r.data("cells/pulses"), np.arange(30))
+
+
+def test_a_simulator_run_does_not_sync(monkeypatch, tmp_path):
+    rec = _Recorder()
+    monkeypatch.setattr(journal, "os", rec.os_proxy())
+    w = RunWriter(tmp_path / "r.h5", command="c", config={}, backend={"backend": "sim"})
+    w.append("d", [1.0], "")
+    w.finish("complete")
+    monkeypatch.undo()
+    assert not [op for op in rec.ops if op[0] == "s"]
