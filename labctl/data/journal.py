@@ -35,6 +35,23 @@ _HEADER = struct.Struct("<8sQI")      # magic, file size at the last commit, crc
 _RECORD = struct.Struct("<QII")       # page index, length, crc32 of the old content
 
 
+_BINARY = getattr(os, "O_BINARY", 0)     # Windows opens descriptors in text mode otherwise
+
+
+def _pread(fd: int, size: int, offset: int) -> bytes:
+    if hasattr(os, "pread"):
+        return os.pread(fd, size, offset)
+    os.lseek(fd, offset, os.SEEK_SET)       # Windows has no pread
+    return os.read(fd, size)
+
+
+def _pwrite(fd: int, data: bytes, offset: int) -> int:
+    if hasattr(os, "pwrite"):
+        return os.pwrite(fd, data, offset)
+    os.lseek(fd, offset, os.SEEK_SET)
+    return os.write(fd, data)
+
+
 def journal_path(path: str | os.PathLike[str]) -> Path:
     """The journal beside a run file: ``run.h5`` -> ``run.h5-journal``."""
     p = Path(path)
@@ -48,10 +65,10 @@ class JournaledFile:
     def __init__(self, path: str | os.PathLike[str], *, durable: bool = False) -> None:
         self.path = Path(path)
         self.durable = durable
-        self._fd = os.open(self.path, os.O_RDWR)
+        self._fd = os.open(self.path, os.O_RDWR | _BINARY)
         try:
-            self._jfd = os.open(journal_path(self.path), os.O_RDWR | os.O_CREAT | os.O_TRUNC,
-                                0o666)
+            self._jfd = os.open(journal_path(self.path),
+                                os.O_RDWR | os.O_CREAT | os.O_TRUNC | _BINARY, 0o666)
             if durable:      # the journal's directory entry, and the new run file's
                 _sync_directory(self.path.parent)
         except OSError:
@@ -75,7 +92,9 @@ class JournaledFile:
             self._jwrite(_HEADER.pack(MAGIC, self._size0, zlib.crc32(head)))
 
     def _jwrite(self, data: bytes) -> None:
-        os.pwrite(self._jfd, data, self._jsize)
+        done = 0
+        while done < len(data):
+            done += _pwrite(self._jfd, data[done:], self._jsize + done)
         self._jsize += len(data)
 
     def _save(self, start: int, end: int) -> None:
@@ -88,7 +107,7 @@ class JournaledFile:
         for page in range(start // PAGE, (end + PAGE - 1) // PAGE):
             if page in self._saved:
                 continue
-            old = os.pread(self._fd, min(PAGE, self._size0 - page * PAGE), page * PAGE)
+            old = _pread(self._fd, min(PAGE, self._size0 - page * PAGE), page * PAGE)
             records.append(_RECORD.pack(page, len(old), zlib.crc32(old)) + old)
             self._saved.add(page)
         if records:
@@ -113,7 +132,7 @@ class JournaledFile:
     def read(self, size: int = -1) -> bytes:
         if size < 0:
             size = max(0, os.fstat(self._fd).st_size - self._pos)
-        data = os.pread(self._fd, size, self._pos)
+        data = _pread(self._fd, size, self._pos)
         self._pos += len(data)
         return data
 
@@ -131,7 +150,7 @@ class JournaledFile:
         self._save(self._pos, self._pos + len(data))
         written = 0
         while written < len(data):
-            written += os.pwrite(self._fd, data[written:], self._pos + written)
+            written += _pwrite(self._fd, data[written:], self._pos + written)
         self._pos += written
         return written
 
@@ -216,10 +235,10 @@ def recover(path: str | os.PathLike[str]) -> bool:
             break      # cut off mid-record: its page was not yet changed
         restores.append((page, old))
         at += _RECORD.size + length
-    fd = os.open(path, os.O_RDWR)
+    fd = os.open(path, os.O_RDWR | _BINARY)
     try:
         for page, old in restores:
-            os.pwrite(fd, old, page * PAGE)
+            _pwrite(fd, old, page * PAGE)
         os.ftruncate(fd, size0)
         os.fsync(fd)
     finally:
