@@ -268,12 +268,18 @@ def recover_abandoned(path: Path) -> None:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             return                        # a writer holds it: its journal is live
+        _roll_back(path)
+    finally:
+        os.close(fd)                      # closing drops the lock
+
+
+def _roll_back(path: Path) -> None:
+    """:func:`~labctl.data.journal.recover`, its failure a one-line DataFormatError."""
+    try:
         recover(path)
     except OSError as e:
         raise DataFormatError(f"{path}: rolling back the killed run's last write failed "
                               f"({e})") from None
-    finally:
-        os.close(fd)                      # closing drops the lock
 
 
 def _check_format(path: Path) -> None:
@@ -376,7 +382,7 @@ class RunWriter:
     def _open(self, *, command: str, config: dict[str, Any], backend: dict[str, Any],
               provenance: dict[str, Any] | None, resume: bool) -> None:
         if resume:
-            recover(self.path)    # what a killed session wrote after its last flush goes
+            _roll_back(self.path)   # what a killed session wrote after its last flush goes
             _check_format(self.path)
             self._file = JournaledFile(self.path, durable=self._durable)
             self.h5 = h5py.File(self._file, "r+", locking=False)
