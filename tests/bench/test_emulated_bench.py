@@ -82,6 +82,9 @@ def test_program_on_the_emulated_bench_agrees_with_the_simulator(
     lim = running.bench.station.limits
     assert running.bench.exposure.max_line_V <= lim.max_voltage_V + 1e-12
     assert running.bench.exposure.max_gate_V <= lim.max_gate_voltage_V + 1e-12
+    # no generator held a DC level on the chip between its pulses (a reconfiguration with
+    # the output on leaves the old polarity at the new levels meanwhile)
+    assert running.bench.exposure.max_idle_V == 0.0
 
 
 def test_instruments_check_reports_every_instrument(
@@ -118,6 +121,7 @@ def test_other_example_stations_program_on_their_emulated_bench(
     np.testing.assert_allclose(s["mean_S"], s["levels"], rtol=0.02)
     assert running.all_safe()
     assert 0 < running.bench.exposure.max_gate_V <= 1.2 + 1e-12
+    assert running.bench.exposure.max_idle_V == 0.0
 
 
 def test_the_emulated_b2902a_answers_a_pulsed_list_through_the_chip(

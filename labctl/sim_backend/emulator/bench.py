@@ -48,9 +48,11 @@ class SourceState:
 
 @dataclass
 class Exposure:
-    """What reached the chip: largest |V| on bit/source lines and on word lines, and events."""
+    """What reached the chip: largest |V| on bit/source lines and on word lines, the largest
+    DC a pulse generator held on a line between pulses (its idle level), and events."""
 
     max_line_V: float = 0.0
+    max_idle_V: float = 0.0
     max_gate_V: float = 0.0
     pulses: int = 0
     overstress: list[str] = field(default_factory=list)
@@ -69,6 +71,7 @@ class EmulatedBench:
         self.exposure = Exposure()
         self._t0 = time.monotonic()
         self._trigger_listeners: dict[int, list[Callable[[], None]]] = {}
+        self._generators: set[str] = set()      # roles whose level is a generator's idle
         w = station.wiring
         self._input_role = {port: role for role, port in w.inputs.items()}
         self._line = w.line_of_output()
@@ -139,6 +142,16 @@ class EmulatedBench:
     def trigger_line(self, instrument_id: str, line: int) -> None:
         self.trigger(line)
 
+    def generator_level(self, instrument_id: str, channel: int, idle_V: float | None) -> None:
+        role = self.role_of(instrument_id, channel)
+        if role == "unwired":
+            return
+        with self.lock:
+            self.sources[role] = SourceState(idle_V is not None, float(idle_V or 0.0), 0.0)
+            self._generators.add(role)
+            if idle_V is not None:
+                self._expose(role, abs(idle_V), held=True)
+
     def wait(self, seconds: float) -> None:
         """Instrument-side time (a script's ``delay``) advances the die's clock."""
         with self.lock:
@@ -164,7 +177,7 @@ class EmulatedBench:
                 if role == "gate_bias":
                     self._expose(role, abs(self.station.wiring.gate_fixed_V or 0.0))
                 elif st is not None and st.on:
-                    self._expose(role or "", abs(st.level_V))
+                    self._expose(role or "", abs(st.level_V), held=role in self._generators)
 
     def matrix_open(self, routes: Iterable[Route]) -> None:
         with self.lock:
@@ -276,10 +289,8 @@ class EmulatedBench:
                 levels.append(float(self.station.wiring.gate_fixed_V or 0.0))
             elif role is not None:
                 st = self.sources.get(role)
-                if st is not None and st.on:
+                if st is not None and st.on:   # a generator's: its idle level
                     levels.append(st.level_V)
-                elif role == "pulse" and st is not None:
-                    levels.append(0.0)  # generator output idles at its low level
         return levels[0] if levels else None
 
     def _cells_on(self, role: str) -> tuple[np.ndarray, np.ndarray, float] | None:
@@ -315,14 +326,17 @@ class EmulatedBench:
         return i
 
     # --- bookkeeping -------------------------------------------------------------------------
-    def _expose(self, role: str, volts: float) -> None:
-        """Record ``volts`` on every chip line ``role`` reaches now."""
+    def _expose(self, role: str, volts: float, *, held: bool = False) -> None:
+        """Record ``volts`` on every chip line ``role`` reaches now (``held``: a generator's
+        idle level, not a pulse)."""
         for o in self._lines_driven_by(role):
             kind = self._line.get(o, ("", -1))[0]
             if kind == "word":
                 self.exposure.max_gate_V = max(self.exposure.max_gate_V, volts)
             elif kind:
                 self.exposure.max_line_V = max(self.exposure.max_line_V, volts)
+            if kind and held:
+                self.exposure.max_idle_V = max(self.exposure.max_idle_V, volts)
 
     def _check_overstress(self, volts: float, gate_V: float, what: str) -> None:
         lim = self.array.info.limits

@@ -47,6 +47,11 @@ class Bench(Protocol):
         """A generator emitted ``count`` pulses of ``amplitude_V`` (at the chip) and ``width_s``."""
         ...
 
+    def generator_level(self, instrument_id: str, channel: int, idle_V: float | None) -> None:
+        """The DC level a generator channel holds between pulses (at the chip) changed;
+        ``None`` = output off."""
+        ...
+
     def matrix_set(self, instrument_id: str, closed_routes: frozenset[tuple[int, int]]) -> None:
         """The closed relays of a matrix are now ``closed_routes`` ((input, output) pairs)."""
         ...
@@ -83,6 +88,9 @@ class BenchBase:
 
     def pulse(self, instrument_id: str, channel: int, amplitude_V: float, width_s: float,
               count: int) -> None:
+        return None
+
+    def generator_level(self, instrument_id: str, channel: int, idle_V: float | None) -> None:
         return None
 
     def matrix_set(self, instrument_id: str, closed_routes: frozenset[tuple[int, int]]) -> None:

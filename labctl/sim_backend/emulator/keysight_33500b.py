@@ -6,6 +6,9 @@ programmed for the load the generator is told about, and the chip is a high impe
 so with the power-on 50 ohm setting every pulse arrives at twice its programmed level
 (a wiring/configuration mistake that shows up as wrong physics).  A negative pulse with
 ``OUTP:POL INV`` idles at HIGH and dips to LOW.  Each burst is logged in ``pulses``.
+With its output on, a channel holds its idle level on the line between bursts, and
+changes it after every command, so the bench sees the DC a reconfiguration leaves on a
+routed cell meanwhile (``generator_level``).
 """
 
 from __future__ import annotations
@@ -72,6 +75,25 @@ class Keysight33500BEmulator(ScpiEmulator):
         self.ch = {1: _Channel(), 2: _Channel()}
         self.pulses: list[PulseRecord] = []
         self.continuous = False
+        self._held: dict[int, float | None] = {}
+
+    def settled(self) -> None:
+        """Tell the bench each channel's DC level between bursts when it changed."""
+        for n, ch in self.ch.items():
+            level = self._idle_V(ch) * self._gain(ch) if ch.output else None
+            if self._held.get(n, None) != level or n not in self._held:
+                self._held[n] = level
+                self.bench.generator_level(self.instrument_id, n, level)
+
+    @staticmethod
+    def _gain(ch: _Channel) -> float:
+        """Level at the (high-impedance) chip per programmed volt, for the load setting."""
+        return (1.0 if math.isinf(ch.load_ohm)
+                else (ch.load_ohm + SOURCE_IMPEDANCE_OHM) / ch.load_ohm)
+
+    @staticmethod
+    def _idle_V(ch: _Channel) -> float:
+        return ch.low_V if ch.polarity == "NORM" else ch.high_V
 
     def is_safe(self) -> bool:
         return not any(ch.output for ch in self.ch.values())
@@ -202,10 +224,10 @@ class Keysight33500BEmulator(ScpiEmulator):
         ch = self.ch[n]
         if not (ch.output and ch.burst and ch.func == "PULS"):
             return
-        gain = (1.0 if math.isinf(ch.load_ohm)
-                else (ch.load_ohm + SOURCE_IMPEDANCE_OHM) / ch.load_ohm)
-        peak, idle = (ch.high_V, ch.low_V) if ch.polarity == "NORM" else (ch.low_V, ch.high_V)
-        record = PulseRecord(time.monotonic(), n, peak * gain, ch.width_s, ch.ncycles, idle * gain)
+        gain = self._gain(ch)
+        peak = ch.high_V if ch.polarity == "NORM" else ch.low_V
+        record = PulseRecord(time.monotonic(), n, peak * gain, ch.width_s, ch.ncycles,
+                             self._idle_V(ch) * gain)
         self.pulses.append(record)
         self.note(f"channel {n} burst {ch.ncycles} x {record.amplitude_V:+.4g} V, "
                   f"{ch.width_s:g} s (idle {record.idle_V:+.4g} V)")

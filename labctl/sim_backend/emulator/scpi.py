@@ -188,6 +188,10 @@ class ScpiEmulator(InstrumentEmulator):
     def bus_trigger(self) -> None:
         """``*TRG``."""
 
+    def settled(self) -> None:
+        """Called after each command of a message, whether it succeeded or not: the state
+        between two commands is what the instrument's output shows meanwhile."""
+
     def idn(self) -> str:
         return f"{self.manufacturer},{self.model},{self.serial},{self.firmware}"
 
@@ -229,6 +233,8 @@ class ScpiEmulator(InstrumentEmulator):
                 if -199 <= exc.code <= -100:
                     break
                 continue
+            finally:
+                self.settled()
             if answer is not None:
                 answers.append(str(answer))
         return [";".join(answers)] if answers else []
