@@ -81,7 +81,7 @@ class Keysight33500BEmulator(ScpiEmulator):
         """Tell the bench each channel's DC level between bursts when it changed."""
         for n, ch in self.ch.items():
             level = self._idle_V(ch) * self._gain(ch) if ch.output else None
-            if self._held.get(n, None) != level or n not in self._held:
+            if n not in self._held or self._held[n] != level:
                 self._held[n] = level
                 self.bench.generator_level(self.instrument_id, n, level)
 
