@@ -176,23 +176,24 @@ class JournaledFile:
     def abandon(self) -> None:
         """Close without committing, as a crash would: a journal holding changes stays for
         :func:`recover`."""
-        if self._fd < 0:
-            return
-        os.close(self._fd)
-        os.close(self._jfd)
-        self._fd = self._jfd = -1
-        if not self._jsize:
+        if self._close_descriptors() and not self._jsize:
             journal_path(self.path).unlink(missing_ok=True)
 
     def close(self) -> None:
         """Commit, close, and remove the journal."""
+        if self._fd >= 0:
+            self.commit()
+        if self._close_descriptors():
+            journal_path(self.path).unlink(missing_ok=True)
+
+    def _close_descriptors(self) -> bool:
+        """Close both files; False if they were closed already."""
         if self._fd < 0:
-            return
-        self.commit()
+            return False
         os.close(self._fd)
         os.close(self._jfd)
         self._fd = self._jfd = -1
-        journal_path(self.path).unlink(missing_ok=True)
+        return True
 
 
 def _sync_directory(directory: Path) -> None:

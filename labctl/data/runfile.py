@@ -525,9 +525,8 @@ class RunWriter:
         group = self.h5.create_group(slot)
         write_tree(group, state)
         group.attrs[COMPLETE_ATTR] = np.bytes_(b"true")   # JSON, as the tree's own values
-        self._flush()
         self._set_pointer(slot)
-        self._flush()
+        self._flush()    # one commit: the slot and the pointer naming it, or neither
 
     def _set_pointer(self, slot: str) -> None:
         """Name ``slot`` as the last checkpoint, in place once the fixed-size pointer exists."""
