@@ -3,8 +3,11 @@
 The run file stores the exact command line; replay runs it again on the chosen backend
 (the simulator by default, or ``transcript`` to drive the same drivers from a hardware
 run's recorded instrument transcript) into a new file, then compares every summary
-metric (relative difference) and every measured distribution (two-sample KS test).
-Exit 0 when consistent, 1 when not.
+metric (relative difference) and every measured distribution (two-sample KS test).  A
+value that moved by more than the tolerance is judged against its sampling spread where
+one is known (its sample, or the analysis re-run on devices drawn with replacement), and
+the verdict holds the family-wise error of all the tests at ``--alpha``
+(:mod:`labctl.data.compare`).  Exit 0 when consistent, 1 when not.
 """
 
 from __future__ import annotations
@@ -47,7 +50,14 @@ def register(sub: Any) -> None:
     p.add_argument("--tolerance", type=finite_float, default=0.1,
                    help="relative difference allowed on scalar metrics (default 0.1)")
     p.add_argument("--alpha", type=finite_float, default=0.01,
-                   help="significance of the two-sample KS test on distributions (default 0.01)")
+                   help="family-wise significance of the replay's statistical tests (KS on "
+                   "distributions, t-tests on sample means, resampled spreads; Holm's method): "
+                   "the chance that a replay of unchanged physics is called inconsistent "
+                   "(default 0.01)")
+    p.add_argument("--resamples", type=int, default=30,
+                   help="draws of devices (with replacement) whose re-run analysis gives the "
+                   "sampling spread of a moved fit or overlap (symmetry-point, program, "
+                   "retention; default 30; 0: such values keep the relative tolerance)")
     p.add_argument("--out", default=None,
                    help="replayed run file (default RUN-replay.h5, numbered -2, -3 ... when taken)")
     p.add_argument("--json", action="store_true", help="print a JSON summary line")
@@ -165,6 +175,9 @@ def handle(args: argparse.Namespace) -> int:
                           key="alpha")
     if args.tolerance <= 0:
         raise ConfigError(f"--tolerance must be > 0, got {args.tolerance:g}", key="tolerance")
+    if args.resamples < 0 or 0 < args.resamples < 3:
+        raise ConfigError(f"--resamples is 0 (off) or at least 3 draws, got {args.resamples}",
+                          key="resamples")
     src = Path(args.run_file)
     with RunReader(src) as rec:
         argv = json.loads(rec.attrs().get("argv", "[]"))
@@ -210,7 +223,8 @@ def handle(args: argparse.Namespace) -> int:
             print(lines[-1], flush=True)
         return code
     with RunReader(src) as rec, RunReader(out) as rep:
-        results = compare_runs(rec, rep, tolerance=args.tolerance, alpha=args.alpha)
+        results = compare_runs(rec, rep, tolerance=args.tolerance, alpha=args.alpha,
+                               resample=_resampler(args.resamples))
     consistent = all(r.passed for r in results)
     _print_table(results, consistent, out)
     if args.json:
@@ -218,6 +232,22 @@ def handle(args: argparse.Namespace) -> int:
                                    "consistent": consistent,
                                    "metrics": {r.name: r.as_dict() for r in results}})))
     return 0 if consistent else 1
+
+
+def _resampler(replicates: int) -> Any:
+    """run -> its analysis on ``replicates`` draws of its devices, with a progress bar."""
+    from labctl.commands.progress import ProgressBar
+    from labctl.protocols.resample import bootstrap_summaries
+
+    def resample(run: Any) -> list[dict[str, Any]]:
+        bar = ProgressBar(f"resampling the devices of {Path(run.path).name}")
+        try:
+            return bootstrap_summaries(run.command, run, replicates,
+                                       progress=lambda k, n: bar(k, n, "draws"))
+        finally:
+            bar.close()
+
+    return resample
 
 
 def _free_replay_name(src: Path) -> Path:
@@ -241,15 +271,16 @@ def _fmt(v: Any) -> str:
 def _print_table(results: list[Any], consistent: bool, out: Path) -> None:
     from labctl.data.compare import NOT_JUDGED
 
-    print(f"{'metric':<40} {'recorded':>28} {'replayed':>28} {'stat':>9}  pass")
+    print(f"{'metric':<40} {'recorded':>28} {'replayed':>28} {'stat':>9} {'p':>8}  pass")
     for r in results:
         verdict = "-" if r.kind in NOT_JUDGED else "yes" if r.passed else "NO"
+        p = "" if r.p_holm is None else f"{r.p_holm:8.2g}"
         print(f"{r.name[:40]:<40} {_fmt(r.recorded):>28} {_fmt(r.replayed):>28} "
-              f"{r.statistic:9.3g}  {verdict}")
+              f"{r.statistic:9.3g} {p:>8}  {verdict}")
     moved = [r.name for r in results if not r.passed]
     shown = sum(r.kind in NOT_JUDGED for r in results)
     print(f"replay {'CONSISTENT' if consistent else 'INCONSISTENT'} ({len(results) - shown} "
-          f"metrics judged, {shown} shown only: timings, extremes, spreads and fit "
-          f"intercepts, which differ between realisations, and metrics the recording "
-          f"predates; replayed run in {out})"
+          f"metrics judged, their tests at a family-wise alpha; {shown} shown only: timings, "
+          f"extremes, spreads and fit intercepts, which differ between realisations, and "
+          f"metrics the recording predates; replayed run in {out})"
           + ("" if consistent else f"; moved: {', '.join(moved[:12])}"))

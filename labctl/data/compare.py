@@ -1,9 +1,24 @@
 """Compare two run files of the same command: scalars by relative difference, distributions
-by a two-sample Kolmogorov-Smirnov test (``labctl replay``)."""
+by a two-sample Kolmogorov-Smirnov test (``labctl replay``).
+
+Another realisation of the same physics (a replay with another seed, a station run replayed
+on the simulator) differs by sampling noise, and the comparison must not call that a change:
+
+* values measured on the same device more than once (a cell programmed 35 times, a cell
+  read at 18 times) are not independent, so a distribution's KS test counts devices, not
+  values;
+* a summary value that moved by more than the tolerance is judged against its sampling
+  spread where one is known: the sample it is the mean or median of, or the spread of the
+  analysis re-run on devices drawn with replacement (a bootstrap the caller supplies);
+* every p-value of a replay is one of many (50-75 tests), so the verdict holds their
+  family-wise error at ``alpha`` (Holm's step-down method): a replay of the same physics is
+  called inconsistent with probability at most ``alpha``, not once in three replays.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -19,14 +34,15 @@ class MetricComparison:
     #                      (a scalar judged by the sample it summarises), or NOT_JUDGED
     recorded: Any
     replayed: Any
-    statistic: float     # relative difference, or the KS statistic
+    statistic: float     # relative difference, the KS statistic, or a bootstrap z
     p_value: float | None
     passed: bool
+    p_holm: float | None = None   # p_value adjusted for the replay's other tests (Holm)
 
     def as_dict(self) -> dict[str, Any]:
         return {"recorded": self.recorded, "replayed": self.replayed,
-                "statistic": self.statistic, "p_value": self.p_value, "pass": self.passed,
-                "kind": self.kind}
+                "statistic": self.statistic, "p_value": self.p_value, "p_holm": self.p_holm,
+                "pass": self.passed, "kind": self.kind}
 
 
 def flatten(summary: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -160,9 +176,16 @@ def _compare_list(name: str, a: np.ndarray, b: np.ndarray, tolerance: float,
     return res
 
 
-def _ks_comparison(name: str, a: np.ndarray, b: np.ndarray, alpha: float,
-                   tolerance: float) -> MetricComparison:
-    a, b = a[np.isfinite(a)], b[np.isfinite(b)]
+def _ks_comparison(name: str, a: np.ndarray, b: np.ndarray, alpha: float, tolerance: float,
+                   devices: tuple[np.ndarray | None, np.ndarray | None] = (None, None)
+                   ) -> MetricComparison:
+    """KS test of two samples; ``devices`` (one id per value, or None) makes it count the
+    devices the values came from instead of the values (see :func:`ks_by_devices`)."""
+    da, db = devices
+    fa, fb = np.isfinite(a), np.isfinite(b)
+    a, b = a[fa], b[fb]
+    da = None if da is None else da[fa]
+    db = None if db is None else db[fb]
     if a.size == 0 or b.size == 0:
         ok = a.size == b.size
         return MetricComparison(name, "distribution", int(a.size), int(b.size),
@@ -174,7 +197,46 @@ def _ks_comparison(name: str, a: np.ndarray, b: np.ndarray, alpha: float,
         return MetricComparison(name, "scalar", float(a[0]), float(b[0]), d, None,
                                 d <= tolerance)
     stat, p = ks_2samp(a, b)
+    n_a = a.size if da is None else np.unique(da).size
+    n_b = b.size if db is None else np.unique(db).size
+    if (n_a, n_b) != (a.size, b.size):
+        p = ks_by_devices(stat, n_a, n_b)
+        return MetricComparison(name, "distribution by device", _describe(a), _describe(b),
+                                stat, p, p >= alpha)
     return MetricComparison(name, "distribution", _describe(a), _describe(b), stat, p, p >= alpha)
+
+
+def ks_by_devices(statistic: float, devices_a: int, devices_b: int) -> float:
+    """p-value of a two-sample KS statistic whose samples hold repeated measurements of
+    ``devices_a`` and ``devices_b`` devices: the KS distribution for that many independent
+    values (scipy's asymptotic two-sample form, n = n_a n_b / (n_a + n_b)).  Conservative:
+    values of one device are at most fully correlated, and then count as one value."""
+    from scipy.stats import kstwo
+
+    en = devices_a * devices_b / (devices_a + devices_b)
+    return float(np.clip(kstwo.sf(statistic, max(int(round(en)), 1)), 0.0, 1.0))
+
+
+def device_ids(reader: Any, name: str, size: int) -> np.ndarray | None:
+    """The device each value of dataset ``name`` was measured on, where the run file says so
+    (sibling ``row``/``col`` datasets of the same length; or a sibling ``job`` index into the
+    ``program/row``/``program/col`` of its group), else None: values are then independent."""
+    group = name.rsplit("/", 1)[0] if "/" in name else ""
+
+    def sibling(n: str) -> np.ndarray | None:
+        full = f"{group}/{n}" if group else n
+        return reader.data(full) if full in reader else None
+
+    row, col = sibling("row"), sibling("col")
+    if row is not None and col is not None and row.size == col.size == size:
+        return row.astype(np.int64) * (1 << 32) + col.astype(np.int64)
+    job = sibling("job")
+    prow, pcol = sibling("program/row"), sibling("program/col")
+    if job is not None and job.size == size and prow is not None and pcol is not None \
+            and job.size and 0 <= job.min() and job.max() < min(prow.size, pcol.size):
+        j = job.astype(np.int64)
+        return prow[j].astype(np.int64) * (1 << 32) + pcol[j].astype(np.int64)
+    return None
 
 
 def _describe(x: np.ndarray) -> dict[str, float]:
@@ -249,14 +311,98 @@ def judge_sample_statistics(res: list[MetricComparison], rec: dict[str, np.ndarr
     return out
 
 
+#: a run's analysis re-run on devices drawn with replacement: its summaries, one per
+#: replicate ([] when the command has no such analysis)
+Resampler = Callable[[Any], list[dict[str, Any]]]
+
+
+def judge_by_resampling(res: list[MetricComparison], rec: list[dict[str, Any]],
+                        rep: list[dict[str, Any]], alpha: float) -> list[MetricComparison]:
+    """A summary value that failed its first test (the tolerance, or for a list of per-device
+    values the KS test) is judged against its sampling spread: z = |a - b| / sqrt(se_a**2 +
+    se_b**2), each se the standard deviation of the value over that run's bootstrap
+    replicates (of a list, of its mean: per-device fits share the array's exponents, so
+    their values are not independent samples).  ``rec``/``rep``: flattened replicates."""
+    from scipy.stats import norm
+
+    out = []
+    for m in res:
+        if m.passed or m.kind not in ("scalar", "distribution"):
+            out.append(m)
+            continue
+        a, b = _replicates(rec, m.name), _replicates(rep, m.name)
+        va, vb = _value(m.recorded), _value(m.replayed)
+        if a is None or b is None or va is None or vb is None:
+            out.append(m)
+            continue
+        se = float(np.hypot(np.std(a, ddof=1), np.std(b, ddof=1)))
+        z = abs(va - vb) / se if se > 0 else (0.0 if va == vb else float("inf"))
+        p = float(2 * norm.sf(z))
+        out.append(MetricComparison(m.name, "resampled devices", m.recorded, m.replayed, z, p,
+                                    p >= alpha))
+    return out
+
+
+def _value(v: Any) -> float | None:
+    """A scalar's value or a summary list's mean (``_describe`` dict or the list itself)."""
+    if isinstance(v, dict):
+        v = v.get("mean")
+    if isinstance(v, (list, tuple)):
+        x = np.asarray(v, dtype=float)
+        v = float(np.nanmean(x)) if np.isfinite(x).any() else None
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v):
+        return None
+    return float(v)
+
+
+def _replicates(reps: list[dict[str, Any]], name: str) -> np.ndarray | None:
+    """The values of metric ``name`` (``a.b``, or ``a.b[i]``: an entry of a short list)
+    over the replicates; None for fewer than 3."""
+    base, _, index = name.partition("[")
+
+    def pick(r: dict[str, Any]) -> Any:
+        v = r.get(base)
+        if index and isinstance(v, (list, tuple)):
+            i = int(index.rstrip("]"))
+            return v[i] if i < len(v) else None
+        return v
+
+    vals = [_value(pick(r)) for r in reps]
+    x = np.array([v for v in vals if v is not None], dtype=float)
+    return x if x.size >= 3 else None
+
+
+def holm(res: list[MetricComparison], alpha: float) -> list[MetricComparison]:
+    """Holm's step-down adjustment over every judged test with a p-value: each gets
+    ``p_holm`` and passes when it is >= ``alpha`` (family-wise error <= alpha)."""
+    tests = [i for i, m in enumerate(res) if m.p_value is not None and m.kind not in NOT_JUDGED]
+    order = sorted(tests, key=lambda i: float(res[i].p_value))  # type: ignore[arg-type]
+    out = list(res)
+    running = 0.0
+    for k, i in enumerate(order):
+        running = max(running, min(1.0, (len(order) - k) * float(res[i].p_value or 0.0)))
+        out[i] = replace(res[i], p_holm=running, passed=running >= alpha)
+    return out
+
+
 def compare_runs(recorded: Any, replayed: Any, *, tolerance: float = 0.1,
-                 alpha: float = 0.01) -> list[MetricComparison]:
-    """Every summary metric and every 1-D measured distribution of two runs."""
+                 alpha: float = 0.01, resample: Resampler | None = None
+                 ) -> list[MetricComparison]:
+    """Every summary metric and every 1-D measured distribution of two runs.
+
+    ``resample`` (a run -> bootstrap replicates of its summary) is called, on both runs,
+    only when a summary value failed its first test."""
     res = compare_summaries(recorded.summary, replayed.summary, tolerance, alpha)
     if any(m.kind == "scalar" and not m.passed for m in res):   # read samples only then
         res = judge_sample_statistics(res, sample_datasets(recorded),
                                       sample_datasets(replayed), alpha)
+    if resample is not None and any(not m.passed and m.kind in ("scalar", "distribution")
+                                    for m in res):
+        res = judge_by_resampling(res, [flatten(r) for r in resample(recorded)],
+                                  [flatten(r) for r in resample(replayed)], alpha)
     da, db = distribution_datasets(recorded), distribution_datasets(replayed)
     for name in sorted(set(da) & set(db)):
-        res.append(_ks_comparison(f"data:{name}", da[name], db[name], alpha, tolerance))
-    return res
+        res.append(_ks_comparison(f"data:{name}", da[name], db[name], alpha, tolerance,
+                                  (device_ids(recorded, name, da[name].size),
+                                   device_ids(replayed, name, db[name].size))))
+    return holm(res, alpha)
