@@ -143,3 +143,32 @@ def test_calibration_in_blocks_matches_the_measured_figures():
         got, want = getattr(whole.fom_mean, key), getattr(measured, key)
         assert np.all(np.abs(got - want) < 0.02 * (measured.g_max_S - measured.g_min_S)), key
     assert all(v.shape == (n,) for v in whole.noise_var.values())
+
+
+def test_the_array_exponents_and_asymmetry_are_recovered_at_the_seed_chips_noise():
+    """At NSR ~0.9 the plain least-squares median of gamma_down is biased low (~0.8 for a
+    true 1.0) and the asymmetry anchored to it with it (~-0.06 for -0.14); the fit's
+    indirect-inference step takes the bias off.  128 devices of the seed chip's response
+    (soft bounds, beta 0.75), read noise 0.1 uS, the seed's open-loop scheme."""
+    from labctl.protocols.analysis.calibrate import DeviceParams, simulate
+    from labctl.protocols.analysis.open_loop import figures_of_merit, open_loop_schedule
+    from labctl.protocols.analysis.soft_bounds import fit_devices, population
+
+    rng = np.random.default_rng(5)
+    n = 128
+    form = ModelForm(g_exponent=0.75, g_ref_S=37e-6, floor_S=1e-6, ceiling_S=120e-6)
+    w = 96e-6
+    truth = DeviceParams(np.full(n, 4e-6), np.full(n, 100e-6),
+                         np.log(0.088 * np.exp(0.13 * rng.standard_normal(n))),
+                         -0.14 + 0.05 * rng.standard_normal(n), np.ones(n), np.ones(n),
+                         np.full(n, 0.82))
+    sch = open_loop_schedule(400, 2, 500)
+    read = np.full(n, 0.1e-6)
+    trace = simulate(truth, sch, np.full(n, 4e-6 + 0.9 * w), read, form, rng)
+    fom = figures_of_merit(trace, sch)
+    fits = fit_devices(trace, sch, fom, form=form, read_sigma_S=read)
+    pop = population(fits)
+    assert np.median(fits["gamma_down_free"]) < 0.9            # the plain fit's bias
+    assert abs(pop["gamma_down"] - 1.0) < 0.08 and abs(pop["gamma_up"] - 1.0) < 0.08
+    assert abs(pop["asymmetry"] - (-0.14)) < 0.04
+    assert abs(pop["dw_min"] / 0.088 - 1) < 0.1

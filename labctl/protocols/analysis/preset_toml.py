@@ -22,7 +22,8 @@ FITTED_PULSE_KEYS = ("g_min_S", "g_max_S", "dw_min", "asymmetry", "gamma_up", "g
 SCHEME_KEYS = ("set_ref_V", "reset_ref_V", "width_ref_s")
 #: [pulse] keys the fit sets by its design rather than from the data (soft_bounds.py)
 FIXED_PULSE_KEYS = {"gamma_d2d": "not fitted: one trace per device does not pin its own "
-                                 "exponent, so every device gets the array median"}
+                                 "exponent, so every device gets the array's (the devices' median "
+                                 "less the fit's bias)"}
 
 _KEY = re.compile(r"^(\s*)([A-Za-z0-9_]+)(\s*=\s*)([^#]*?)(\s*)(#.*)?$")
 _TABLE = re.compile(r"^\s*\[([^\]]+)\]")
