@@ -223,8 +223,16 @@ def handle(args: argparse.Namespace) -> int:
             print(lines[-1], flush=True)
         return code
     with RunReader(src) as rec, RunReader(out) as rep:
-        results = compare_runs(rec, rep, tolerance=args.tolerance, alpha=args.alpha,
+        recorded = _AnalysedNow(rec)
+        results = compare_runs(recorded, rep, tolerance=args.tolerance, alpha=args.alpha,
                                resample=_resampler(args.resamples))
+    if recorded.changed:
+        n = len(recorded.changed)
+        print(f"{src}: re-analysed from its data, {n} of the summary values stored when it "
+              f"was recorded (labctl {recorded.version or '?'}) "
+              f"{'differs' if n == 1 else 'differ'}: {', '.join(recorded.changed[:4])}"
+              f"{' ...' if n > 4 else ''}; the analysis has changed since, and the "
+              f"comparison uses the re-analysed values")
     consistent = all(r.passed for r in results)
     _print_table(results, consistent, out)
     if args.json:
@@ -232,6 +240,40 @@ def handle(args: argparse.Namespace) -> int:
                                    "consistent": consistent,
                                    "metrics": {r.name: r.as_dict() for r in results}})))
     return 0 if consistent else 1
+
+
+class _AnalysedNow:
+    """A recorded run whose summary is re-computed from its data by this labctl's analysis
+    (where the command has one, :func:`labctl.protocols.resample.analysed_now`); the
+    replay's analysis is this version's, and so must the recording's be."""
+
+    def __init__(self, run: Any) -> None:
+        from labctl.data.compare import flatten
+        from labctl.protocols.resample import analysed_now
+
+        self._run = run
+        stored = run.summary
+        now = analysed_now(run.command, run)
+        self.summary = stored if now is None else {**stored, **now}
+        self.version = str(run.attrs().get("labctl_version", ""))
+        old, new = flatten(stored), flatten(self.summary)
+        self.changed = [k for k in new if k in old and not _same(old[k], new[k])]
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._run, name)
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._run
+
+
+def _same(a: Any, b: Any) -> bool:
+    import numpy as np
+
+    try:
+        return bool(np.allclose(np.asarray(a, dtype=float), np.asarray(b, dtype=float),
+                                rtol=1e-9, atol=0.0, equal_nan=True))
+    except (TypeError, ValueError):
+        return bool(a == b)
 
 
 def _resampler(replicates: int) -> Any:

@@ -129,6 +129,15 @@ RESAMPLED: dict[str, tuple[_DrawFn, _Analysis]] = {
 }
 
 
+def analysed_now(command: str, data: RunData) -> dict[str, Any] | None:
+    """The run's summary values as this labctl's analysis computes them from its data
+    (None for a command without a re-runnable analysis): what a replay is compared with,
+    so that a change of analysis between versions is not taken for a change of device."""
+    if command not in RESAMPLED:
+        return None
+    return RESAMPLED[command][1](_Cached(data))
+
+
 def bootstrap_summaries(command: str, data: RunData, replicates: int, *, seed: int = 0,
                         progress: Callable[[int, int], None] | None = None
                         ) -> list[dict[str, Any]]:
