@@ -414,7 +414,7 @@ def test_another_realisation_of_fitted_devices_is_consistent_and_another_device_
     assert 0 < asym["p_value"] <= asym["p_holm"] <= 1
     code, m = replay("--seed", "8", "--resamples", "0")          # the tolerance alone
     assert code == 1 and not m["fit.population.asymmetry"]["pass"]
-    code, m = replay("--preset", "cmo-hfox-1t1r-symmetric")
+    code, m = replay("--preset", "cmo-hfox-1t1r-symmetric", "--resamples", "4")
     assert code == 1
     assert m["sp_skew_mean"]["kind"] == "resampled devices" and not m["sp_skew_mean"]["pass"]
 
