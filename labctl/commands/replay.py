@@ -48,7 +48,9 @@ def register(sub: Any) -> None:
                    help="replay on another simulated preset")
     p.add_argument("--seed", type=seed, default=None, help="replay with another seed")
     p.add_argument("--tolerance", type=finite_float, default=0.1,
-                   help="relative difference allowed on scalar metrics (default 0.1)")
+                   help="relative difference within which a scalar metric agrees; beyond it, "
+                   "one whose sampling spread is known (a sample mean, a fit) is tested "
+                   "instead, others fail (default 0.1)")
     p.add_argument("--alpha", type=finite_float, default=0.01,
                    help="family-wise significance of the replay's statistical tests (KS on "
                    "distributions, t-tests on sample means, resampled spreads; Holm's method): "
