@@ -52,7 +52,8 @@ class _Cached:
     """Each dataset read from the run file once, however many draws use it."""
 
     def __init__(self, data: RunData) -> None:
-        self._data, self._cache = data, {}  # type: tuple[RunData, dict[str, np.ndarray]]
+        self._data = data
+        self._cache: dict[str, np.ndarray] = {}
 
     def data(self, name: str) -> np.ndarray:
         if name not in self._cache:
