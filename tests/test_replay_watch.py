@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -457,3 +458,31 @@ def test_a_recording_is_compared_as_this_versions_analysis_sees_its_data(tmp_pat
     assert "1 of the summary values" in line and "differs: sigma_fit_S.slope;" in line
     m = _json_line(out)["metrics"]["sigma_fit_S.slope"]
     assert m["recorded"] == m["replayed"]
+
+
+def test_several_realisations_give_the_spread_one_replay_cannot(forming_run, tmp_path, capsys):
+    """--realisations N replays with N other seeds and judges the recording as one more of
+    them, every value against its measured spread; a changed device is still told apart,
+    and the simulator is the only backend for it (one line, exit 2, nothing written)."""
+    capsys.readouterr()
+    code = main(["replay", str(forming_run), "--realisations", "4", "--json",
+                 "--out", str(tmp_path / "r.h5")])
+    res = _json_line(capsys.readouterr().out)
+    assert code == 0 and res["consistent"] is True
+    assert [Path(f).name for f in res["run_files"]] == ["r.h5", "r-2.h5", "r-3.h5", "r-4.h5"]
+    seeds = set()
+    for f in res["run_files"]:
+        with RunReader(f) as r:
+            seeds.add(r.backend["seed"])
+    assert seeds == {4, 5, 6, 7}                         # the recorded seed (3) + 1 ...
+    m = res["metrics"]
+    assert m["v_form_mean_V"]["kind"] == "realisations" and m["v_form_mean_V"]["pass"]
+    assert m["i_form_std_A"]["kind"] == "realisations"   # a spread, now with its own spread
+    code = main(["replay", str(forming_run), "--realisations", "3", "--preset",
+                 "rram-40nm-random", "--out", str(tmp_path / "x.h5")])
+    assert code == 1 and "INCONSISTENT" in capsys.readouterr().out
+    code = main(["replay", str(forming_run), "--realisations", "2", "--backend", "transcript",
+                 "--out", str(tmp_path / "t.h5")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "--realisations needs the simulator" in err[0]
+    assert not list(tmp_path.glob("t*.h5"))

@@ -20,7 +20,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from labctl.commands.argtypes import finite_float, name, seed
+from labctl.commands.argtypes import finite_float, name, positive_int, seed
 from labctl.commands.common import jsonable
 from labctl.commands.run_symmetry_point import preset_beside
 from labctl.errors import ConfigError, DataFormatError
@@ -60,8 +60,15 @@ def register(sub: Any) -> None:
                    help="draws of devices (with replacement) whose re-run analysis gives the "
                    "sampling spread of a moved fit or overlap (symmetry-point, program, "
                    "retention; default 30; 0: such values keep the relative tolerance)")
+    p.add_argument("--realisations", type=positive_int, default=1,
+                   help="replays with N seeds (from --seed, or the recorded seed + 1), the "
+                   "recording judged as one more realisation among them: every value "
+                   "against its measured spread (pipelines' accuracies and pulse counts "
+                   "too; 10 or more: a spread measured on a few seeds is itself rough); "
+                   "simulator only (default 1)")
     p.add_argument("--out", default=None,
-                   help="replayed run file (default RUN-replay.h5, numbered -2, -3 ... when taken)")
+                   help="replayed run file (default RUN-replay.h5, numbered -2, -3 ... when "
+                   "taken); with --realisations N, the first of N (OUT-2.h5 ... beside it)")
     p.add_argument("--json", action="store_true", help="print a JSON summary line")
     p.set_defaults(handler=handle)
 
@@ -168,9 +175,9 @@ def check_replayable(src: Path, rec: Any, backend: str, other_preset: bool = Fal
 
 
 def handle(args: argparse.Namespace) -> int:
-    from labctl.cli import main
-    from labctl.data.compare import compare_runs
-    from labctl.data.runfile import RunReader, check_writable
+    from labctl.commands.progress import ProgressBar
+    from labctl.data.compare import compare_realisations, compare_runs
+    from labctl.data.runfile import RunReader
 
     if not 0 < args.alpha < 1:
         raise ConfigError(f"--alpha is a significance level in (0, 1), got {args.alpha}",
@@ -199,14 +206,87 @@ def handle(args: argparse.Namespace) -> int:
         argv, inputs = recorded_inputs(rec, argv)
     if not argv:
         raise DataFormatError(f"{src} does not record the command line it was made with")
-    out = check_writable(args.out or _free_replay_name(src))
-    if out.resolve() == src.resolve():
-        raise ConfigError("--out must differ from the recorded run file", key="out")
-    preset = preset_beside(out)
-    if "symmetry-point" in argv and preset.exists():
-        raise ConfigError(f"--out {out}: the preset a symmetry-point replay writes beside it, "
-                          f"{preset}, already exists; choose another --out", key="out")
-    new_argv = replay_argv(argv, args, out, recorded_backend)
+    seeds = _realisation_seeds(args, recorded_backend)
+    outs = _replay_outputs(src, args.out, args.realisations, argv)
+    runs = ProgressBar(f"replaying {src.name} with {len(outs)} seeds", delay_s=0.0,
+                       enabled=len(outs) > 1)
+    try:
+        for k, (out, seed_) in enumerate(zip(outs, seeds, strict=True)):
+            runs(k, len(outs), f"seed {seed_}")
+            code = _replay_once(argv, args, out, recorded_backend, inputs, seed_)
+            if code != 0:
+                return code
+        runs(len(outs), len(outs), "compared")
+    finally:
+        runs.close()
+    with RunReader(src) as rec, contextlib.ExitStack() as stack:
+        recorded = _AnalysedNow(rec)
+        reps = [stack.enter_context(RunReader(o)) for o in outs]
+        if len(reps) > 1:
+            results = compare_realisations(recorded, reps, tolerance=args.tolerance,
+                                           alpha=args.alpha)
+        else:
+            results = compare_runs(recorded, reps[0], tolerance=args.tolerance,
+                                   alpha=args.alpha, resample=_resampler(args.resamples))
+    if recorded.changed:
+        n = len(recorded.changed)
+        print(f"{src}: re-analysed from its data, {n} of the summary values stored when it "
+              f"was recorded (labctl {recorded.version or '?'}) "
+              f"{'differs' if n == 1 else 'differ'}: {', '.join(recorded.changed[:4])}"
+              f"{' ...' if n > 4 else ''}; the analysis has changed since, and the "
+              f"comparison uses the re-analysed values")
+    consistent = all(r.passed for r in results)
+    _print_table(results, consistent, outs)
+    if args.json:
+        print(json.dumps(jsonable({"run_file": str(outs[0]), "status": "complete",
+                                   "run_files": [str(o) for o in outs],
+                                   "consistent": consistent,
+                                   "metrics": {r.name: r.as_dict() for r in results}})))
+    return 0 if consistent else 1
+
+
+def _replay_outputs(src: Path, out_arg: str | None, n: int, argv: list[str]) -> list[Path]:
+    """The replayed run files: ``--out`` (or a free RUN-replay name), then OUT-2 ... OUT-n
+    beside it; each must be new, and so must the preset a symmetry-point replay writes."""
+    from labctl.data.runfile import check_writable
+
+    first = check_writable(out_arg or _free_replay_name(src))
+    outs = [first] + [check_writable(first.with_name(f"{first.stem}-{k}{first.suffix}"))
+                      for k in range(2, n + 1)]
+    for out in outs:
+        if out.resolve() == src.resolve():
+            raise ConfigError("--out must differ from the recorded run file", key="out")
+        preset = preset_beside(out)
+        if "symmetry-point" in argv and preset.exists():
+            raise ConfigError(f"--out {out}: the preset a symmetry-point replay writes beside "
+                              f"it, {preset}, already exists; choose another --out", key="out")
+    return outs
+
+
+def _realisation_seeds(args: argparse.Namespace, recorded: dict[str, Any]) -> list[int | None]:
+    """One seed per replay: ``--seed`` (or None: the recorded one) for a single replay; for N
+    realisations N seeds from ``--seed``, or from the recorded seed + 1 (never the recorded
+    seed itself, whose replay would be the recording)."""
+    n = args.realisations
+    if n == 1:
+        return [args.seed]
+    if args.backend != "sim":
+        raise ConfigError("--realisations needs the simulator (--backend sim): a station "
+                          "measures its one die again, and a transcript replays one recording",
+                          key="realisations")
+    base = args.seed if args.seed is not None else int(recorded.get("seed") or 0) + 1
+    return [base + k for k in range(n)]
+
+
+def _replay_once(argv: list[str], args: argparse.Namespace, out: Path,
+                 recorded_backend: dict[str, Any], inputs: dict[str, Any],
+                 seed_: int | None) -> int:
+    """Re-execute the recorded command into ``out`` (its stdout kept; with --json, a failed
+    run's status line is passed on as this command's)."""
+    from labctl.cli import main
+
+    new_argv = replay_argv(argv, argparse.Namespace(**{**vars(args), "seed": seed_}), out,
+                           recorded_backend)
     buf = io.StringIO()
     with tempfile.TemporaryDirectory(prefix="labctl-replay-") as tmp, \
             contextlib.redirect_stdout(buf):
@@ -223,25 +303,7 @@ def handle(args: argparse.Namespace) -> int:
         lines = buf.getvalue().strip().splitlines()
         if args.json and lines:
             print(lines[-1], flush=True)
-        return code
-    with RunReader(src) as rec, RunReader(out) as rep:
-        recorded = _AnalysedNow(rec)
-        results = compare_runs(recorded, rep, tolerance=args.tolerance, alpha=args.alpha,
-                               resample=_resampler(args.resamples))
-    if recorded.changed:
-        n = len(recorded.changed)
-        print(f"{src}: re-analysed from its data, {n} of the summary values stored when it "
-              f"was recorded (labctl {recorded.version or '?'}) "
-              f"{'differs' if n == 1 else 'differ'}: {', '.join(recorded.changed[:4])}"
-              f"{' ...' if n > 4 else ''}; the analysis has changed since, and the "
-              f"comparison uses the re-analysed values")
-    consistent = all(r.passed for r in results)
-    _print_table(results, consistent, out)
-    if args.json:
-        print(json.dumps(jsonable({"run_file": str(out), "status": "complete",
-                                   "consistent": consistent,
-                                   "metrics": {r.name: r.as_dict() for r in results}})))
-    return 0 if consistent else 1
+    return code
 
 
 class _AnalysedNow:
@@ -312,7 +374,7 @@ def _fmt(v: Any) -> str:
     return str(v)[:28]
 
 
-def _print_table(results: list[Any], consistent: bool, out: Path) -> None:
+def _print_table(results: list[Any], consistent: bool, outs: list[Path]) -> None:
     from labctl.data.compare import NOT_JUDGED
 
     print(f"{'metric':<40} {'recorded':>28} {'replayed':>28} {'stat':>9} {'p':>8}  pass")
@@ -323,8 +385,11 @@ def _print_table(results: list[Any], consistent: bool, out: Path) -> None:
               f"{r.statistic:9.3g} {p:>8}  {verdict}")
     moved = [r.name for r in results if not r.passed]
     shown = sum(r.kind in NOT_JUDGED for r in results)
+    where = (f"run in {outs[0]}" if len(outs) == 1
+             else f"runs {outs[0]} ... {outs[-1].name} ({len(outs)} seeds)")
     print(f"replay {'CONSISTENT' if consistent else 'INCONSISTENT'} ({len(results) - shown} "
-          f"metrics judged, their tests at a family-wise alpha; {shown} shown only: timings, "
-          f"extremes, spreads and fit intercepts, which differ between realisations, and "
-          f"metrics the recording predates; replayed run in {out})"
+          f"metrics judged, their tests at a family-wise alpha; "
+          + (f"{shown} shown only: timings, extremes, spreads and fit intercepts, which differ "
+             f"between realisations, and metrics the recording predates; " if shown else "")
+          + f"replayed {where})"
           + ("" if consistent else f"; moved: {', '.join(moved[:12])}"))

@@ -136,3 +136,35 @@ def test_a_moved_fit_is_judged_by_the_spread_of_resampled_devices():
     assert near["n"].kind == "scalar"                     # passed its tolerance: untouched
     far = judged(0.4)
     assert not far["fit.asymmetry"].passed and not far["fit.per_device"].passed
+
+
+class _Run:
+    """A run file as compare_realisations reads it: a summary, no datasets."""
+
+    def __init__(self, summary):
+        self.summary = summary
+
+    def datasets(self):
+        return []
+
+
+def test_a_recording_is_judged_as_one_more_realisation():
+    """Accuracies of a training pipeline spread by ~1 point over seeds: a recording within
+    that spread agrees, one 20 points off does not; a value every replay gives alike keeps
+    the tolerance; a label must be one the replays give."""
+    from labctl.data.compare import compare_realisations
+
+    rng = np.random.default_rng(6)
+    reps = [_Run({"accuracy": float(a), "ops": 100, "rule": "agad"})
+            for a in 0.91 + 0.01 * rng.standard_normal(6)]
+
+    def judged(acc, ops=100, rule="agad"):
+        res = compare_realisations(_Run({"accuracy": acc, "ops": ops, "rule": rule}), reps)
+        return {m.name: m for m in res}
+
+    near = judged(0.895)
+    assert near["accuracy"].kind == "realisations" and near["accuracy"].passed
+    assert near["accuracy"].replayed["n"] == 6
+    assert near["ops"].kind == "scalar" and near["ops"].passed and near["rule"].passed
+    far = judged(0.70, ops=130, rule="sgd")
+    assert not far["accuracy"].passed and not far["ops"].passed and not far["rule"].passed
