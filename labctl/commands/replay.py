@@ -250,9 +250,8 @@ def _replay_outputs(src: Path, out_arg: str | None, n: int, argv: list[str]) -> 
     beside it; each must be new, and so must the preset a symmetry-point replay writes."""
     from labctl.data.runfile import check_writable
 
-    first = check_writable(out_arg or _free_replay_name(src))
-    outs = [first] + [check_writable(first.with_name(f"{first.stem}-{k}{first.suffix}"))
-                      for k in range(2, n + 1)]
+    outs = [check_writable(o) for o in _numbered(Path(out_arg) if out_arg
+                                                 else _free_replay_name(src, n), n)]
     for out in outs:
         if out.resolve() == src.resolve():
             raise ConfigError("--out must differ from the recorded run file", key="out")
@@ -356,14 +355,21 @@ def _resampler(replicates: int) -> Any:
     return resample
 
 
-def _free_replay_name(src: Path) -> Path:
+def _free_replay_name(src: Path, realisations: int = 1) -> Path:
     """RUN-replay.h5, or RUN-replay-2.h5, -3 ... when an earlier replay took the name (or
-    left the preset a symmetry-point replay writes beside its file)."""
+    left the preset a symmetry-point replay writes beside its file); with N realisations,
+    the first name whose N files (OUT, OUT-2 ... OUT-N) are all free."""
     for k in range(1, 10_000):
         out = src.with_name(f"{src.stem}-replay{'' if k == 1 else f'-{k}'}.h5")
-        if not out.exists() and not preset_beside(out).exists():
+        if all(not o.exists() and not preset_beside(o).exists()
+               for o in _numbered(out, realisations)):
             return out
     raise ConfigError(f"no free replay name beside {src}; give --out", key="out")
+
+
+def _numbered(first: Path, n: int) -> list[Path]:
+    """OUT, OUT-2 ... OUT-n: the files of n realisations."""
+    return [first] + [first.with_name(f"{first.stem}-{k}{first.suffix}") for k in range(2, n + 1)]
 
 
 def _fmt(v: Any) -> str:
