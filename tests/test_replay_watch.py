@@ -486,3 +486,20 @@ def test_several_realisations_give_the_spread_one_replay_cannot(forming_run, tmp
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "--realisations needs the simulator" in err[0]
     assert not list(tmp_path.glob("t*.h5"))
+
+
+def test_a_recording_this_analysis_cannot_read_is_compared_as_stored(tmp_path, capsys):
+    """An older file without a dataset today's analysis reads: one line says so, and the
+    stored summary is compared (no traceback)."""
+    import h5py
+
+    run = tmp_path / "p.h5"
+    assert main(["run", "program", "--levels", "4", "--repeats", "2", "--quiet",
+                 "--out", str(run)]) == 0
+    with h5py.File(run, "r+") as f:
+        del f["program/pulses"]
+    capsys.readouterr()
+    code = main(["replay", str(run), "--out", str(tmp_path / "r.h5")])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "cannot be re-analysed by this version" in out and "compared as its stored" in out

@@ -316,7 +316,12 @@ class _AnalysedNow:
 
         self._run = run
         stored = run.summary
-        now = analysed_now(run.command, run)
+        try:
+            now = analysed_now(run.command, run)
+        except (KeyError, ValueError, IndexError) as e:   # a file this analysis cannot read
+            print(f"{run.path}: its data cannot be re-analysed by this version ({e}); "
+                  f"compared as its stored summary")
+            now = None
         self.summary = stored if now is None else {**stored, **now}
         self.version = str(run.attrs().get("labctl_version", ""))
         old, new = flatten(stored), flatten(self.summary)
