@@ -14,7 +14,8 @@ from labctl.errors import ConfigError
 
 
 def open_sim(preset: str | None, rows: int | None, cols: int | None, seed: int,
-             *, wire_resistance_ohm: float = 0.0, default_preset: str = "cmo-hfox-1t1r") -> Array:
+             *, wire_resistance_ohm: float = 0.0, default_preset: str = "cmo-hfox-1t1r",
+             pace_s: dict[str, float] | None = None) -> Array:
     from labctl.sim_backend.presets import default_shape, load_model, preset_digest
     from labctl.sim_backend.simulated_array import SimulatedArray
 
@@ -28,7 +29,41 @@ def open_sim(preset: str | None, rows: int | None, cols: int | None, seed: int,
     source = str(Path(name).resolve()) if Path(name).suffix == ".toml" else None
     return SimulatedArray(model, r, c, seed=seed, preset_name=model.name, preset_source=source,
                           wire_resistance_ohm=wire_resistance_ohm,
-                          preset_sha256=preset_digest(source) if source else None)
+                          preset_sha256=preset_digest(source) if source else None,
+                          pace_s=pace_s)
+
+
+def sim_pace(args: argparse.Namespace) -> dict[str, float] | None:
+    """``--pace``: seconds per cell operation by kind, from a station run file's record or
+    one figure for every kind; None when not given.  ConfigError (one line) otherwise."""
+    from labctl.operation_time import ATTRIBUTE, KINDS, OperationTimes
+
+    text = getattr(args, "pace", None)
+    if text is None:
+        return None
+    if (getattr(args, "backend", None) or "sim") != "sim":
+        raise ConfigError("--pace is for the simulated chip; a station keeps its own pace",
+                          key="pace")
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = None
+    if seconds is not None:
+        if not (seconds >= 0 and seconds < float("inf")):
+            raise ConfigError(f"--pace must be a time >= 0 s per cell operation or a station "
+                              f"run file, got {text!r}", key="pace")
+        return dict.fromkeys(KINDS, seconds)
+    from labctl.data.runfile import RunReader
+
+    if not Path(text).is_file():
+        raise ConfigError(f"--pace {text}: neither a time in seconds nor an existing run file",
+                          key="pace")
+    with RunReader(text) as reader:
+        pace = OperationTimes.from_json(reader.attrs().get(ATTRIBUTE)).per_operation_s()
+    if not pace:
+        raise ConfigError(f"--pace {text}: the run file records no station pace (a simulator "
+                          f"run, or a station run recorded before labctl kept it)", key="pace")
+    return pace
 
 
 def open_backend(args: argparse.Namespace, *, default_preset: str = "cmo-hfox-1t1r",
@@ -38,9 +73,11 @@ def open_backend(args: argparse.Namespace, *, default_preset: str = "cmo-hfox-1t
     rows, cols = getattr(args, "rows", None), getattr(args, "cols", None)
     if rows is not None and rows <= 0 or cols is not None and cols <= 0:
         raise ConfigError(f"--rows and --cols must be positive (got {rows}x{cols})", key="rows")
+    pace = sim_pace(args)
     if backend == "sim":
         return open_sim(getattr(args, "preset", None), rows, cols, getattr(args, "seed", 0),
-                        wire_resistance_ohm=wire_resistance_ohm, default_preset=default_preset)
+                        wire_resistance_ohm=wire_resistance_ohm, default_preset=default_preset,
+                        pace_s=pace)
     if backend == "transcript":
         raise ConfigError("--backend transcript is only for `labctl replay`", key="backend")
     if backend.startswith("transcript:"):
@@ -69,7 +106,8 @@ def backend_from_description(desc: dict[str, Any]) -> Array:
     if desc.get("backend") == "sim":
         return open_sim(desc.get("preset_source") or desc["preset"], int(desc["rows"]),
                         int(desc["cols"]), int(desc["seed"]),
-                        wire_resistance_ohm=float(desc.get("wire_resistance_ohm", 0.0)))
+                        wire_resistance_ohm=float(desc.get("wire_resistance_ohm", 0.0)),
+                        pace_s=desc.get("pace_s"))
     station = desc.get("station")
     if not station:
         raise ConfigError("the run file does not say which backend it ran on", key="backend")

@@ -15,6 +15,8 @@ import numpy as np
 
 from labctl.commands.argtypes import name, positive_int, seed
 from labctl.errors import ConfigError, LabctlError
+from labctl.operation_time import ATTRIBUTE as OPERATION_TIME
+from labctl.operation_time import OperationTimes
 
 
 def add_common(p: argparse.ArgumentParser, *, preset_default: str = "cmo-hfox-1t1r",
@@ -36,6 +38,12 @@ def add_common(p: argparse.ArgumentParser, *, preset_default: str = "cmo-hfox-1t
     g.add_argument("--seed", type=seed, default=0,
                    help="seed of the simulator's RNG (default 0; on a station the protocols "
                    "draw nothing from it, the pipelines their data order and initial weights)")
+    g.add_argument("--pace", default=None, metavar="RUN.h5|SECONDS",
+                   help="simulated chip only: advance its clock after every operation by the "
+                   "time a station took per cell (the per-kind times a station run file "
+                   "recorded, or SECONDS for every cell pulse and read), so the die relaxes "
+                   "during a measurement as it did on that station (default: the clock moves "
+                   "only with waits)")
     g.add_argument("--out", default=out_default, help="run file to write (RUN.h5)")
     g.add_argument("--resume", default=None, metavar="RUN.h5",
                    help="carry on an interrupted run file; options not given are the "
@@ -226,7 +234,8 @@ def prior_transcript(reader: Any) -> dict[str, Any]:
         shortest = min(len(v) for v in columns.values())
         columns = {k: v[:shortest] for k, v in columns.items()}
     return {"index": index, "columns": columns,
-            "round_trips": int(attrs.get("round_trips", 0))}
+            "round_trips": int(attrs.get("round_trips", 0)),
+            "operation_time": OperationTimes.from_json(attrs.get(OPERATION_TIME))}
 
 
 class TranscriptLog:
@@ -277,6 +286,10 @@ class TranscriptLog:
         if hasattr(self.array, "round_trips"):
             self.writer.set_attrs("/", round_trips=int(self.array.round_trips)
                                   + self.prior["round_trips"])
+        times = getattr(self.array, "operation_times", None)
+        if times is not None and times.totals:   # a station's pace, every session's
+            prior = self.prior.get("operation_time") or OperationTimes()
+            self.writer.set_attrs("/", **{OPERATION_TIME: (prior + times).to_json()})
 
     def _guarded(self, action: Callable[[], None]) -> None:
         try:

@@ -150,7 +150,7 @@ def effective_backend(args: argparse.Namespace, transfer: dict[str, Any]) -> str
 
 def _chip_factory(args: argparse.Namespace, backend: dict[str, Any],
                   ckpt: dict[str, Any] | None) -> Any:
-    from labctl.commands.backend import backend_from_description, open_backend, open_sim
+    from labctl.commands.backend import backend_from_description, open_backend, open_sim, sim_pace
 
     def open_chip() -> Any:
         if str(args.backend).startswith("transcript:"):
@@ -161,7 +161,8 @@ def _chip_factory(args: argparse.Namespace, backend: dict[str, Any],
             raise DataFormatError(f"{args.transfer} holds no snapshot of the simulated chip")
         array = open_sim(backend.get("preset_source") or backend["preset"], int(backend["rows"]),
                          int(backend["cols"]), int(backend["seed"]),
-                         wire_resistance_ohm=_wire_resistance(args, backend) or 0.0)
+                         wire_resistance_ohm=_wire_resistance(args, backend) or 0.0,
+                         pace_s=sim_pace(args) or backend.get("pace_s"))
         array.restore(ckpt["backend"])  # type: ignore[attr-defined]
         return array
 

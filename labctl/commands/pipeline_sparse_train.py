@@ -159,15 +159,16 @@ def build_config(args: argparse.Namespace) -> Any:
 def array_factory(args: argparse.Namespace, plan: list[tuple[str, int, int]]) -> Any:
     """Simulated: one array per plan entry; a bench: windows of its one die."""
     from labctl.array import Array
-    from labctl.commands.backend import open_backend, open_sim
+    from labctl.commands.backend import open_backend, open_sim, sim_pace
     from labctl.pipelines.array_bank import make_bank
     from labctl.pipelines.sparse.arrays import ArrayWindow, tile
 
     if (args.backend or "sim") == "sim":
         # every network gets the same dies (equal seeds), each array of a network its own seed
+        pace = sim_pace(args)
         arrays = {name: open_sim(args.preset or DEFAULT_PRESET, rows, cols,
                                  args.seed * 1000 + _array_index(name), default_preset=
-                                 DEFAULT_PRESET) for name, rows, cols in plan}
+                                 DEFAULT_PRESET, pace_s=pace) for name, rows, cols in plan}
         return make_bank(arrays)
     from labctl.pipelines.sparse.train import require_two_fefet
 

@@ -220,10 +220,11 @@ def array_factory(args: argparse.Namespace, plan: list[tuple[str, int, int]]) ->
 
     backend = args.backend or "sim"
     if backend == "sim":
-        from labctl.commands.backend import open_sim
+        from labctl.commands.backend import open_sim, sim_pace
 
+        pace = sim_pace(args)
         return lambda: make_bank({name: open_sim(args.preset, rows, cols,
-                                                 args.seed * 100 + i + 1)
+                                                 args.seed * 100 + i + 1, pace_s=pace)
                                   for i, (name, rows, cols) in enumerate(plan)})
     stations = [Path(s) for s in backend.split(",")]
     if len(stations) != len(plan):

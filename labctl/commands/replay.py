@@ -66,6 +66,10 @@ def register(sub: Any) -> None:
                    "against its measured spread (pipelines' accuracies and pulse counts "
                    "too; 10 or more: a spread measured on a few seeds is itself rough); "
                    "simulator only (default 1)")
+    p.add_argument("--no-pace", action="store_true",
+                   help="replay a station run on the simulator with its clock moving only "
+                   "with waits (default: at the station's recorded time per cell operation, "
+                   "so the die relaxes during the measurement as it did there)")
     p.add_argument("--out", default=None,
                    help="replayed run file (default RUN-replay.h5, numbered -2, -3 ... when "
                    "taken); with --realisations N, the first of N (OUT-2.h5 ... beside it)")
@@ -102,7 +106,27 @@ def replay_argv(recorded_argv: list[str], args: argparse.Namespace, out: Path,
     if args.seed is not None:
         replaced["--seed"] = True
         extra += ["--seed", str(args.seed)]
+    if getattr(args, "no_pace", False):
+        replaced["--pace"] = True
+    elif getattr(args, "pace_from", None):
+        replaced["--pace"] = True
+        extra += ["--pace", str(args.pace_from)]
     return [*strip_options(recorded_argv, replaced), *extra]
+
+
+def station_pace(src: Path, rec: Any, args: argparse.Namespace) -> Path | None:
+    """The recording whose pace a replay on the simulator keeps: ``src`` when it is a
+    station run that recorded one (an older one is replayed unpaced, with one line)."""
+    from labctl.operation_time import ATTRIBUTE
+
+    if args.backend != "sim" or args.no_pace or rec.backend.get("backend") != "station":
+        return None
+    if ATTRIBUTE not in rec.attrs():
+        print(f"{src} records no station pace (recorded before labctl kept it): it is "
+              f"replayed with the simulator's clock moving only with waits, so what the die "
+              f"did during the measurement (relaxation) is not reproduced")
+        return None
+    return src.resolve()
 
 
 def _station_die(recorded_argv: list[str], backend: str, recorded: dict[str, Any]) -> list[str]:
@@ -204,6 +228,7 @@ def handle(args: argparse.Namespace) -> int:
                          "transcript)" if args.backend == "transcript" else ""))
         check_replayable(src, rec, args.backend, other_preset=args.preset is not None)
         argv, inputs = recorded_inputs(rec, argv)
+        args.pace_from = station_pace(src, rec, args)
     if not argv:
         raise DataFormatError(f"{src} does not record the command line it was made with")
     seeds = _realisation_seeds(args, recorded_backend)

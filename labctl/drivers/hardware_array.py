@@ -31,6 +31,7 @@ from labctl.drivers.roles import Instrument, PulseGenerator, SourceMeter, Switch
 from labctl.drivers.station import Station, load_station
 from labctl.errors import ConfigError, InstrumentError, LimitError
 from labctl.interrupts import interrupts_deferred
+from labctl.operation_time import OperationTimes
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +85,8 @@ class HardwareArray:
         self._script_loaded = False
         self._route: tuple[Route, ...] | None = None
         self._ops_since_check = 0
+        #: cell operations and the time they took, per kind: the station's pace
+        self.operation_times = OperationTimes()
         self._sleep: Callable[[float], None] = time.sleep
         self._closed = False
         #: roles that did not answer at open, or answered as another instrument: the safe
@@ -198,7 +201,7 @@ class HardwareArray:
         self._check_gate(gate_V)
         r, c = cells.indices(self._info.shape)
         out = np.zeros((r.size, v.size))
-        with self._operation():
+        with self._operation("sweep", r.size * v.size):
             self._gate_to(gate_V)
             self._smu_ready(float(compliance_A))
             for k, (row, col) in enumerate(zip(r.tolist(), c.tolist(), strict=True)):
@@ -225,7 +228,7 @@ class HardwareArray:
             return
         # group equal (amplitude, count) so the generator is reprogrammed as rarely as possible
         order = active[np.lexsort((n[active], phys[active]))]
-        with self._operation():
+        with self._operation("pulse", active.size):
             self._gate_to(g)
             for k in order.tolist():
                 self._pulser_to(float(phys[k]), float(width_s), int(n[k]))
@@ -241,7 +244,7 @@ class HardwareArray:
         g = self._gate_value(gate_V)
         r, c = cells.indices(self._info.shape)
         out = np.zeros(r.size)
-        with self._operation():
+        with self._operation("read", r.size):
             self._gate_to(g)
             self._smu_ready(self._read_compliance())
             for k, (row, col) in enumerate(zip(r.tolist(), c.tolist(), strict=True)):
@@ -275,7 +278,8 @@ class HardwareArray:
         g = self._gate_value(None)
         n_out = self._info.rows if transpose else self._info.cols
         out = np.zeros((x2.shape[0], n_out))
-        with self._operation():
+        cell_inputs = int(np.count_nonzero(x2)) * n_out
+        with self._operation("mvm", cell_inputs):
             self._gate_to(g)
             self._smu_ready(self._read_compliance())
             for row in range(self._info.rows):
@@ -403,8 +407,8 @@ class HardwareArray:
                                       code=code, text=text)
 
     # --- the steps of an operation ------------------------------------------------------------
-    def _operation(self) -> _Operation:
-        return _Operation(self)
+    def _operation(self, kind: str, cell_ops: int) -> _Operation:
+        return _Operation(self, kind, cell_ops)
 
     def _end_operation(self, ok: bool) -> None:
         if not ok:
@@ -512,19 +516,30 @@ class HardwareArray:
 
 
 class _Operation:
-    """Context of one Array operation: open routes at the end, make safe on any error."""
+    """Context of one Array operation: open routes at the end, make safe on any error; a
+    completed one adds its cell operations and wall-clock time to the station's pace."""
 
-    def __init__(self, array: HardwareArray) -> None:
+    def __init__(self, array: HardwareArray, kind: str, cell_ops: int) -> None:
         self.array = array
+        #: cell operations per kind; an operation that does several kinds (an on-instrument
+        #: loop) sets them all, and its time is shared out in proportion
+        self.shares = {kind: cell_ops}
+        self.t0 = 0.0
 
     def __enter__(self) -> _Operation:
         if self.array._closed:
             raise InstrumentError("the hardware array is closed", instrument="station")
+        self.t0 = time.monotonic()
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: object) -> None:
         self.array._end_operation(exc_type is None)
+        total = sum(self.shares.values())
+        if exc_type is None and total > 0:
+            seconds = time.monotonic() - self.t0
+            for kind, ops in self.shares.items():
+                self.array.operation_times.add(kind, ops, seconds * ops / total)
 
 
 def _transcript_columns(recorded: dict[str, list[Any]],

@@ -53,7 +53,8 @@ class VerifyingHardwareArray(HardwareArray):
         s_out = np.zeros(r.size, dtype=np.int64)
         reset_gen: PulseGenerator = self.instruments["pulse_reset"]  # type: ignore[assignment]
         smu: Any = self.smu
-        with self._operation():
+        pulses = 0
+        with self._operation("read", 0) as op:
             self._gate_to(g)
             self._smu_ready(self._read_compliance())
             if not self._script_loaded:
@@ -69,6 +70,10 @@ class VerifyingHardwareArray(HardwareArray):
                 g_out[k] = out.conductance_S
                 p_out[k] = out.pulses if out.converged else -1
                 s_out[k] = out.set_pulses
+                pulses += int(out.pulses)
+            # the loop read each cell once and after each pulse: its time is shared out
+            # over those reads and pulses alike (their cost inside the SMU is not told apart)
+            op.shares = {"read": r.size + pulses, "pulse": pulses}
         return g_out, p_out, s_out
 
     def _arm(self, reset_gen: PulseGenerator, up_V: float, down_V: float, width_s: float) -> None:

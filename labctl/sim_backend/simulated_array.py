@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,6 +13,7 @@ import numpy.typing as npt
 from labctl.array import ArrayInfo, CellCounts, Cells, FloatArray, SweepResult
 from labctl.errors import ConfigError
 from labctl.normals import standard_normal_f32
+from labctl.operation_time import check_pace
 from labctl.sim_backend.device_model import DeviceModel, State
 
 log = logging.getLogger(__name__)
@@ -50,7 +52,8 @@ class SimulatedArray:
 
     def __init__(self, model: DeviceModel, rows: int, cols: int, seed: int = 0,
                  preset_name: str | None = None, preset_source: str | None = None,
-                 wire_resistance_ohm: float = 0.0, preset_sha256: str | None = None) -> None:
+                 wire_resistance_ohm: float = 0.0, preset_sha256: str | None = None,
+                 pace_s: Mapping[str, float] | None = None) -> None:
         if not (0 < rows <= MAX_SIDE and 0 < cols <= MAX_SIDE):
             raise ConfigError(f"array size {rows}x{cols} is outside 1..{MAX_SIDE} per side",
                               key="rows/cols")
@@ -64,6 +67,9 @@ class SimulatedArray:
         self._preset_sha256 = preset_sha256   # of a preset file: its contents, not just path
         self.wire_resistance_ohm = float(wire_resistance_ohm)
         self.operations = 0  # cell-operations performed (one pulse or read on one cell)
+        #: seconds per cell operation by kind (labctl.operation_time): a station's pace,
+        #: added to the clock after each operation; empty, the clock moves only with waits
+        self.pace_s = check_pace(pace_s or {})
         self._moments_cache: _Moments | None = None  # read mean and variance for MVMs
         self._info = ArrayInfo(rows=rows, cols=cols, technology=model.technology,
                                limits=model.limits, g_min_S=model.g_min_S,
@@ -98,6 +104,7 @@ class SimulatedArray:
         i = self.model.sweep(self.state, r, c, v, g, float(compliance_A), self.rng, self._t_s)
         self._moments_cache = None
         self.operations += r.size * v.size
+        self._paced("sweep", r.size * v.size)
         return SweepResult(voltage_V=v, current_A=i)
 
     def pulse(self, cells: Cells, amplitude_V: float | npt.ArrayLike, width_s: float, *,
@@ -119,6 +126,7 @@ class SimulatedArray:
                          np.ascontiguousarray(n), self.rng, self._t_s)
         self._moments_changed(r, c)
         self.operations += int(n.sum())
+        self._paced("pulse", r.size)
 
     def read(self, cells: Cells, *, voltage_V: float | None = None,
              gate_V: float | None = None) -> FloatArray:
@@ -127,7 +135,9 @@ class SimulatedArray:
         g = self._gate(gate_V)
         r, c = cells.indices(self._info.shape)
         self.operations += r.size
-        return self.model.conductance(self.state, r, c, self.rng, self._t_s, v, g)
+        g_S = self.model.conductance(self.state, r, c, self.rng, self._t_s, v, g)
+        self._paced("read", r.size)
+        return g_S
 
     def mask(self, cells: Cells, enabled: bool | npt.ArrayLike) -> None:
         r, c = cells.indices(self._info.shape)
@@ -135,6 +145,7 @@ class SimulatedArray:
         self.model.mask(self.state, r, c, np.ascontiguousarray(en), self.rng, self._t_s)
         self._moments_cache = None
         self.operations += r.size
+        self._paced("pulse", r.size)   # a station masks a 1T1R cell with a pulse train
 
     def conductance_matrix(self) -> FloatArray:
         """Whole-array conductance as one MVM would see it (read noise included)."""
@@ -145,6 +156,13 @@ class SimulatedArray:
         squeeze = x.ndim == 1
         x2 = np.atleast_2d(x)
         self._info.limits.check_voltage(x2)
+        out = self._mvm(x2, transpose)   # measured at the present time; the clock moves after
+        if self.pace_s:
+            n_out = self._info.rows if transpose else self._info.cols
+            self._paced("mvm", int(np.count_nonzero(x2)) * n_out)
+        return out[0] if squeeze else out
+
+    def _mvm(self, x2: FloatArray, transpose: bool) -> FloatArray:
         if self.wire_resistance_ohm == 0:
             lines = np.flatnonzero(np.any(x2 != 0, axis=0))
             if lines.size * 4 <= x2.shape[1]:
@@ -154,14 +172,12 @@ class SimulatedArray:
             else:
                 out = None
             if out is not None:
-                return out[0] if squeeze else out
+                return out
         if self.wire_resistance_ohm > 0:
-            out = self._mvm_ir_drop(x2, transpose)
-        else:
-            g = self.conductance_matrix()
-            out = x2 @ g.T if transpose else x2 @ g
-            self.operations += g.size * x2.shape[0]
-        return out[0] if squeeze else out
+            return self._mvm_ir_drop(x2, transpose)
+        g = self.conductance_matrix()
+        self.operations += g.size * x2.shape[0]
+        return x2 @ g.T if transpose else x2 @ g
 
     def _mvm_ir_drop(self, x: FloatArray, transpose: bool) -> FloatArray:
         """MVM through the wires' resistance (the nodal solve of :mod:`.ir_drop`).
@@ -285,6 +301,12 @@ class SimulatedArray:
     def now(self) -> float:
         return self._t_s
 
+    def _paced(self, kind: str, cell_ops: int) -> None:
+        """Advance the clock by the time ``cell_ops`` operations of ``kind`` take at the pace
+        set (a station's, :mod:`labctl.operation_time`); nothing without one."""
+        if self.pace_s and cell_ops:
+            self._t_s += self.pace_s.get(kind, 0.0) * cell_ops
+
     def close(self) -> None:
         """Nothing to switch off on a simulated die."""
 
@@ -295,12 +317,14 @@ class SimulatedArray:
         self.close()
 
     def describe(self) -> dict[str, Any]:
-        out = {"backend": "sim", "preset": self._preset_name,
+        out: dict[str, Any] = {"backend": "sim", "preset": self._preset_name,
                "preset_source": self._preset_source, "seed": self.seed,
                "rows": self._info.rows, "cols": self._info.cols,
                "technology": self._info.technology}
         if self._preset_sha256:
             out["preset_sha256"] = self._preset_sha256
+        if self.pace_s:
+            out["pace_s"] = dict(self.pace_s)
         return out
 
     def pulse_outer(self, counts: Any, width_s: float, *, set_V: float,
@@ -355,6 +379,7 @@ class SimulatedArray:
                              self._t_s)
         self._moments_changed(flat)
         self.operations += int(np.abs(vals).sum())
+        self._paced("pulse", vals.size)
 
     # --- optional capabilities ----------------------------------------------------------------
     def snapshot(self) -> dict[str, Any]:

@@ -111,3 +111,28 @@ def test_mask_resets_and_sets_through_the_generator(test_model: Any) -> None:
         twin.pulse(cells, [-1.5, 1.5], 2.5e-6, count=20)
         np.testing.assert_allclose(hw.read(Cells.all()), twin.read(Cells.all()))
         assert bench.exposure.pulses == 40
+
+
+def test_the_station_pace_counts_cell_operations_as_the_simulator_does(test_model: Any) -> None:
+    """A station records how long each kind of operation took per cell; a simulator given
+    a pace counts the same operations, so a replay's clock moves as the station's did."""
+    hw, _, _ = rig(test_model)
+    pace = {"pulse": 1.0, "read": 10.0, "sweep": 100.0, "mvm": 1000.0}
+    twin = SimulatedArray(test_model, 8, 4, seed=3, pace_s=pace)
+    x = np.random.default_rng(0).uniform(-0.2, 0.2, (3, 8))
+    x[1, 2] = 0.0   # an input of 0 V is not measured on a station
+    with hw:
+        for a in (hw, twin):
+            cells = Cells.rect(2, 3, 0, 4)
+            a.sweep(cells, np.linspace(0, 4, 41), gate_V=1.2, compliance_A=1e-3)
+            a.pulse(cells, np.array([0.5, -0.5, 1.0, 0.0]), 2.5e-6, count=[3, 2, 1, 5])
+            a.read(Cells.all())
+            a.mvm(x)
+            a.mvm(x[:, :4], transpose=True)
+        with pytest.raises(LimitError):   # refused before anything is sent: not counted
+            hw.pulse(Cells.all(), 9.0, 2.5e-6)
+    counts = {k: n for k, (n, _) in hw.operation_times.totals.items()}
+    assert counts == {"sweep": 4 * 41, "pulse": 3, "read": 32, "mvm": 23 * 4 + 11 * 8}
+    assert all(s > 0 for _, s in hw.operation_times.totals.values())
+    assert twin.now() == sum(pace[k] * n for k, n in counts.items())
+    assert twin.describe()["pace_s"] == pace

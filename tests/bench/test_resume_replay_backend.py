@@ -181,10 +181,16 @@ def test_resumed_station_run_keeps_every_session(
                                                      capsys)
     with RunReader(out) as rr:
         first = len(rr.data("transcript/text"))
+        paced_first = json.loads(rr.attrs()["operation_time"])
     argv = [*SP, "--backend", str(station), "--resume", str(out)]
     assert main(argv) == 0
     with RunReader(out) as rr:
         attrs = rr.attrs()
+        # the station's pace counts every session's cell operations, not the last one's
+        paced = json.loads(attrs["operation_time"])
+        assert paced["read"][0] > paced_first["read"][0] > 0 and paced["read"][1] > 0
+        assert paced["sweep"][0] >= paced_first["sweep"][0] > 0   # the first one formed
+        assert paced["pulse"][0] == 60 * 6   # 3x2 cells x 60 pulses (none before the kill)
         assert rr.status == "complete" and "error" not in attrs
         sessions = json.loads(attrs["sessions"])
         assert [s["status"] for s in sessions] == ["aborted", "complete"]
@@ -383,3 +389,28 @@ def test_a_killed_station_session_keeps_its_transcript_in_wall_clock_time(
         assert np.array_equal(t2[:len(t)], t) and set(session2[len(t):]) == {1}
         assert len(session2) > len(t) and np.all(np.diff(t2) >= 0)
         assert len(rr.data("transcript/resource")) == len(t2)
+
+
+def test_a_station_run_replays_on_the_simulator_at_the_stations_pace(
+        serve_station: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A station run records how long its operations took per cell; its replay on the
+    simulator advances the die's clock by that much after each one (so the die relaxes
+    during the measurement as it did on the bench), and --no-pace replays it without."""
+    _, station = serve_station(small_doc())
+    out = tmp_path / "sp.h5"
+    assert main([*SP, "--backend", str(station), "--out", str(out)]) == 0
+    with RunReader(out) as rr:
+        totals = json.loads(rr.attrs()["operation_time"])
+    per_op = {k: s / n for k, (n, s) in totals.items()}
+    # the 3x2 die's cells each take 20 + 20 + 20 pulses, each pulse followed by a read
+    assert totals["pulse"][0] == 60 * 6 and totals["read"][0] >= (1 + 60 + 4) * 6
+    assert all(v > 0 for v in per_op.values())
+    for flag, expected in (([], per_op), (["--no-pace"], None)):
+        rep = tmp_path / f"rep{len(flag)}.h5"
+        code = main(["replay", str(out), "--resamples", "0", "--out", str(rep), *flag])
+        capsys.readouterr()
+        assert code in (0, 1)
+        with RunReader(rep) as rr:
+            assert rr.backend["backend"] == "sim"
+            assert rr.backend.get("pace_s") == (pytest.approx(expected) if expected else None)
+            assert ("--pace" in json.loads(rr.attrs()["argv"])) == bool(expected)

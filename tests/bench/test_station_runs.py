@@ -4,6 +4,7 @@ instrument is touched (a larger die lends a window); reports of the on-instrumen
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 from typing import Any
 
@@ -53,10 +54,14 @@ def test_report_of_a_station_program_run_draws_the_native_loop_as_start_and_end(
         pulses = r.data("program/pulses")
         n_set = r.data("program/rounds/set_pulses")
         n_reset = r.data("program/rounds/reset_pulses")
+        times = json.loads(r.attrs()["operation_time"])
     assert idx[0] == 0 and idx[1] == pulses[:8].max() > 1    # start and end rows only
     # the end row holds the loop's real totals, as the SMU's script counted them
     assert n_set[0] == n_reset[0] == 0
     assert n_set[1] > 0 and n_reset[1] >= 0 and n_set[1] + n_reset[1] == pulses[:8].sum()
+    # the station's pace counts the loop's pulses, and a read before and after each
+    loop_pulses = int(n_set[1] + n_reset[1])
+    assert times["pulse"][0] >= loop_pulses and times["read"][0] >= 8 + loop_pulses
     assert main(["report", str(out), "--out", str(tmp_path / "rep")]) == 0
     assert (tmp_path / "rep" / "program_traces.png").is_file()
 
