@@ -11,7 +11,8 @@ array-wide parameters (the symmetry point's median exponents) included.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import numpy as np
@@ -49,11 +50,14 @@ class _Drawn:
 
 
 class _Cached:
-    """Each dataset read from the run file once, however many draws use it."""
+    """Each dataset read from the run file once, however many draws use it; what was read
+    or looked for is kept, so the draws can run in other processes on :meth:`frozen`."""
 
     def __init__(self, data: RunData) -> None:
         self._data = data
         self._cache: dict[str, np.ndarray] = {}
+        self._has: dict[str, bool] = {}
+        self._config: dict[str, Any] | None = None
 
     def data(self, name: str) -> np.ndarray:
         if name not in self._cache:
@@ -61,11 +65,33 @@ class _Cached:
         return self._cache[name]
 
     def __contains__(self, name: str) -> bool:
-        return name in self._data
+        if name not in self._has:
+            self._has[name] = name in self._data
+        return self._has[name]
 
     @property
     def config(self) -> dict[str, Any]:
-        return self._data.config
+        if self._config is None:
+            self._config = self._data.config
+        return self._config
+
+    def frozen(self) -> _Frozen:
+        """What has been read so far, without the run file (it pickles)."""
+        return _Frozen(dict(self._cache), dict(self._has), dict(self.config))
+
+
+class _Frozen:
+    """A run's datasets held in memory (RunData): what a worker process analyses."""
+
+    def __init__(self, cache: dict[str, np.ndarray], has: dict[str, bool],
+                 config: dict[str, Any]) -> None:
+        self._cache, self._has, self.config = cache, has, config
+
+    def data(self, name: str) -> np.ndarray:
+        return self._cache[name]
+
+    def __contains__(self, name: str) -> bool:
+        return self._has.get(name, name in self._cache)
 
 
 def _draw_devices(data: RunData, rng: np.random.Generator) -> dict[str, np.ndarray]:
@@ -140,18 +166,82 @@ def analysed_now(command: str, data: RunData) -> dict[str, Any] | None:
 
 
 def bootstrap_summaries(command: str, data: RunData, replicates: int, *, seed: int = 0,
-                        progress: Callable[[int, int], None] | None = None
-                        ) -> list[dict[str, Any]]:
+                        progress: Callable[[int, int], None] | None = None,
+                        workers: int | None = None) -> list[dict[str, Any]]:
     """The summaries of ``replicates`` draws of the run's devices ([] for a command whose
-    analysis has no such draw).  ``seed`` fixes the draws, so a verdict repeats."""
+    analysis has no such draw).  ``seed`` fixes the draws, so a verdict repeats.
+
+    The first draw is analysed here, the others in ``workers`` processes (default: one per
+    CPU this process may use; a symmetry-point draw re-runs the fit and its calibration,
+    ~1 s on 32 devices); the draws are taken in order from one generator whatever the
+    number of workers, so the summaries are the same.
+    """
     if command not in RESAMPLED or replicates <= 0:
         return []
     draw, analyse = RESAMPLED[command]
     cached = _Cached(data)
     rng = np.random.default_rng(seed)
-    out = []
-    for k in range(replicates):
-        out.append(analyse(_Drawn(cached, draw(cached, rng))))
-        if progress is not None:
-            progress(k + 1, replicates)
+    states = []
+    for _ in range(replicates):   # the generator's state at each draw; the draws are cheap
+        states.append(rng.bit_generator.state)
+        draw(cached, rng)
+    out = [analyse(_Drawn(cached, draw(cached, _generator(states[0]))))]
+    if progress is not None:
+        progress(1, replicates)
+    n = min(_cpus() if workers is None else max(int(workers), 1), replicates - 1)
+    rest: Iterable[dict[str, Any]]
+    if n <= 1:
+        rest = (analyse(_Drawn(cached, draw(cached, _generator(s)))) for s in states[1:])
+        pool = None
+    else:
+        pool = _pool(n, command, cached.frozen())
+        rest = pool.imap(_analyse_draw, states[1:])
+    try:
+        for summary in rest:
+            out.append(summary)
+            if progress is not None:
+                progress(len(out), replicates)
+    finally:
+        if pool is not None:
+            pool.terminate()
     return out
+
+
+def _generator(state: Mapping[str, Any]) -> np.random.Generator:
+    rng = np.random.default_rng()
+    rng.bit_generator.state = state
+    return rng
+
+
+def _cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:   # not on Linux
+        return os.cpu_count() or 1
+
+
+#: a worker process's run data and command (set once per worker by _start_worker)
+_WORKER: dict[str, Any] = {}
+
+
+def _start_worker(command: str, data: _Frozen) -> None:
+    _WORKER.update(command=command, data=data)
+
+
+def _analyse_draw(state: Mapping[str, Any]) -> dict[str, Any]:
+    draw, analyse = RESAMPLED[_WORKER["command"]]
+    data = _WORKER["data"]
+    return analyse(_Drawn(data, draw(data, _generator(state))))
+
+
+def _pool(n: int, command: str, data: _Frozen) -> Any:
+    """``n`` worker processes holding the run's data.  Started from a fresh interpreter
+    (forkserver, or spawn where there is none), never forked from this one: a replay may
+    run beside threads (an emulated bench) that a fork would copy mid-lock."""
+    import multiprocessing
+
+    methods = multiprocessing.get_all_start_methods()
+    ctx = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+    if ctx.get_start_method() == "forkserver":
+        ctx.set_forkserver_preload([__name__])
+    return ctx.Pool(n, initializer=_start_worker, initargs=(command, data))

@@ -75,13 +75,15 @@ def test_a_drawn_cell_keeps_its_own_reads(runs):
 
 def test_draws_are_repeatable_and_spread(runs):
     with RunReader(runs["sp"]) as r:
-        a = bootstrap_summaries(r.command, r, 4, seed=1)
-        b = bootstrap_summaries(r.command, r, 4, seed=1)
+        a = bootstrap_summaries(r.command, r, 4, seed=1, workers=1)
+        b = bootstrap_summaries(r.command, r, 4, seed=1, workers=2)   # in worker processes
         assert [x["fit"]["population"] for x in a] == [x["fit"]["population"] for x in b]
         asym = [x["fit"]["population"]["asymmetry"] for x in a]
         assert np.std(asym) > 0
     with RunReader(runs["program"]) as r:
-        levels = [x["levels"] for x in bootstrap_summaries(r.command, r, 3)]
-        counts = [x["cells_per_level"] for x in bootstrap_summaries(r.command, r, 3)]
+        levels = [x["levels"] for x in bootstrap_summaries(r.command, r, 3, workers=1)]
+        drawn = bootstrap_summaries(r.command, r, 3, workers=2)
+        counts = [x["cells_per_level"] for x in drawn]
         assert levels[0] == r.summary["levels"] and all(c == [16] * 4 for c in counts)
+        assert [x["levels"] for x in drawn] == levels
         assert bootstrap_summaries("run forming", r, 3) == []
