@@ -104,8 +104,13 @@ def _interrupted_line(before: int, parser: argparse.ArgumentParser, argv: list[s
     """The closing line of an interrupted command (``before``: run files finished before
     it began): the run file it marked aborted, if any, and how to carry it on."""
     note = _aborted_note(before, parser, argv)
-    return ("interrupted; outputs off" + note if note else
-            "interrupted before a run file was written; outputs off")
+    if note:
+        return "interrupted; outputs off" + note
+    done = [str(p) for p, status in _finished_run_files()[before:] if status == "complete"]
+    if done:   # a replay stopped while comparing: its replayed runs are whole
+        return (f"interrupted; outputs off; run file{'s' if len(done) > 1 else ''} "
+                f"{', '.join(done)} {'are' if len(done) > 1 else 'is'} complete")
+    return "interrupted before a run file was written; outputs off"
 
 
 def _aborted_note(before: int, parser: argparse.ArgumentParser, argv: list[str]) -> str:

@@ -71,3 +71,23 @@ def test_an_unfinished_run_is_sent_to_resume_first(status, tmp_path, capsys):
     assert code == 2 and len(err) == 1 and f"not complete ({how})" in err[0], err
     assert "--resume" in err[0] and "--backend sim" in err[0]
     assert not (tmp_path / "r.h5").exists()
+
+
+def test_a_replay_interrupted_while_comparing_says_its_replayed_run_is_complete(
+        tmp_path, capsys, monkeypatch):
+    import labctl.data.compare
+
+    src, rep = tmp_path / "f.h5", tmp_path / "rep.h5"
+    assert main(["run", "forming", "--rows", "2", "--cols", "2", "--quiet", "--out",
+                 str(src)]) == 0
+
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(labctl.data.compare, "compare_runs", interrupted)
+    capsys.readouterr()
+    assert main(["replay", str(src), "--seed", "1", "--out", str(rep)]) == 130
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"labctl: interrupted; outputs off; run file {rep} is complete"]
+    with RunReader(rep) as r:
+        assert r.status == "complete"
