@@ -11,6 +11,7 @@ array-wide parameters (the symmetry point's median exponents) included.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -25,6 +26,8 @@ from labctl.protocols.retention import PROGRAM_GROUP as RETENTION_PROGRAM
 from labctl.protocols.retention import analyse_retention
 from labctl.protocols.symmetry_point import GROUP as SYMMETRY
 from labctl.protocols.symmetry_point import analyse_symmetry_point
+
+log = logging.getLogger(__name__)
 
 #: what the analyses read of a programmed cell (one value per job)
 _JOB_DATASETS = ("target_S", "g_S", "pulses", "converged")
@@ -190,11 +193,15 @@ def bootstrap_summaries(command: str, data: RunData, replicates: int, *, seed: i
         progress(1, replicates)
     n = min(_cpus() if workers is None else max(int(workers), 1), replicates - 1)
     rest: Iterable[dict[str, Any]]
-    if n <= 1:
+    pool = None
+    if n > 1:
+        try:
+            pool = _pool(n, command, cached.frozen())
+        except OSError as e:   # no processes to be had here (a sandbox): in this one
+            log.info("resampling in one process: %s", e)
+    if pool is None:
         rest = (analyse(_Drawn(cached, draw(cached, _generator(s)))) for s in states[1:])
-        pool = None
     else:
-        pool = _pool(n, command, cached.frozen())
         rest = pool.imap(_analyse_draw, states[1:])
     try:
         for summary in rest:
