@@ -119,6 +119,8 @@ def _aborted_note(before: int, parser: argparse.ArgumentParser, argv: list[str])
     aborted = [p for p, status in _finished_run_files()[before:] if status == "aborted"]
     if not aborted:
         return ""
+    if len(aborted) > 1:   # replays side by side (a replay has no --resume: run it again)
+        return f", run files {', '.join(map(str, aborted))} marked aborted"
     again = resume_command(parser, argv, aborted[-1])
     return f", run file {aborted[-1]} marked aborted" + (
         f"; `{again}` carries it on" if again else "")

@@ -488,6 +488,20 @@ def test_several_realisations_give_the_spread_one_replay_cannot(forming_run, tmp
     assert not list(tmp_path.glob("t*.h5"))
 
 
+def test_realisations_run_side_by_side_and_the_first_failure_stops_them(forming_run, tmp_path,
+                                                                        capsys):
+    """Each realisation is a labctl process of its own; one that fails stops the others,
+    and its one-line error (once, not once per seed) and exit code are the replay's."""
+    capsys.readouterr()
+    code = main(["replay", str(forming_run), "--realisations", "3", "--preset", "no-such",
+                 "--json", "--out", str(tmp_path / "u.h5")])
+    out, err = capsys.readouterr()
+    errors = [ln for ln in err.splitlines() if ln.startswith("labctl:")]
+    assert code == 2 and len(errors) == 1 and "unknown preset 'no-such'" in errors[0], err
+    assert _json_line(out)["status"] == "failed"
+    assert not list(tmp_path.glob("u*.h5"))
+
+
 def test_a_recording_this_analysis_cannot_read_is_compared_as_stored(tmp_path, capsys):
     """An older file without a dataset today's analysis reads: one line says so, and the
     stored summary is compared (no traceback)."""

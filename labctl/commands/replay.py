@@ -233,17 +233,16 @@ def handle(args: argparse.Namespace) -> int:
         raise DataFormatError(f"{src} does not record the command line it was made with")
     seeds = _realisation_seeds(args, recorded_backend)
     outs = _replay_outputs(src, args.out, args.realisations, argv)
-    runs = ProgressBar(f"replaying {src.name} with {len(outs)} seeds", delay_s=0.0,
-                       enabled=len(outs) > 1)
-    try:
-        for k, (out, seed_) in enumerate(zip(outs, seeds, strict=True)):
-            runs(k, len(outs), f"seed {seed_}")
-            code = _replay_once(argv, args, out, recorded_backend, inputs, seed_)
-            if code != 0:
-                return code
-        runs(len(outs), len(outs), "compared")
-    finally:
-        runs.close()
+    if len(outs) == 1:
+        code = _replay_once(argv, args, outs[0], recorded_backend, inputs, seeds[0])
+    else:
+        runs = ProgressBar(f"replaying {src.name} with {len(outs)} seeds", delay_s=0.0)
+        try:
+            code = _replay_side_by_side(argv, args, outs, seeds, recorded_backend, inputs, runs)
+        finally:
+            runs.close()
+    if code != 0:
+        return code
     with RunReader(src) as rec, contextlib.ExitStack() as stack:
         recorded = _AnalysedNow(rec)
         reps = [stack.enter_context(RunReader(o)) for o in outs]
@@ -302,32 +301,127 @@ def _realisation_seeds(args: argparse.Namespace, recorded: dict[str, Any]) -> li
     return [base + k for k in range(n)]
 
 
+def _command(argv: list[str], args: argparse.Namespace, out: Path,
+             recorded_backend: dict[str, Any], seed_: int | None,
+             paths: dict[str, str]) -> list[str]:
+    """The command line that replays the recording into ``out`` with ``seed_``."""
+    new_argv = replay_argv(argv, argparse.Namespace(**{**vars(args), "seed": seed_}), out,
+                           recorded_backend)
+    return [paths.get(a, a) for a in new_argv] + (["--json"] if args.json else [])
+
+
+def _saved_inputs(tmp: str, inputs: dict[str, Any]) -> dict[str, str]:
+    """The recording's copies of its input files, saved in ``tmp``: placeholder -> path."""
+    import numpy as np
+
+    paths = {}
+    for fname, values in inputs.items():
+        np.save(Path(tmp) / fname, values)
+        paths["{" + fname + "}"] = str(Path(tmp) / fname)
+    return paths
+
+
+def _failed(code: int, stdout: str, args: argparse.Namespace) -> int:
+    """A replayed command failed and said why on stderr; with --json its status line (the
+    last line of its stdout) is this command's too."""
+    lines = stdout.strip().splitlines()
+    if args.json and lines:
+        print(lines[-1], flush=True)
+    return code
+
+
 def _replay_once(argv: list[str], args: argparse.Namespace, out: Path,
                  recorded_backend: dict[str, Any], inputs: dict[str, Any],
                  seed_: int | None) -> int:
-    """Re-execute the recorded command into ``out`` (its stdout kept; with --json, a failed
-    run's status line is passed on as this command's)."""
+    """Re-execute the recorded command into ``out``, in this process (its stdout kept)."""
     from labctl.cli import main
 
-    new_argv = replay_argv(argv, argparse.Namespace(**{**vars(args), "seed": seed_}), out,
-                           recorded_backend)
     buf = io.StringIO()
     with tempfile.TemporaryDirectory(prefix="labctl-replay-") as tmp, \
             contextlib.redirect_stdout(buf):
-        import numpy as np
+        code = main(_command(argv, args, out, recorded_backend, seed_,
+                             _saved_inputs(tmp, inputs)))
+    return code if code == 0 else _failed(code, buf.getvalue(), args)
 
-        paths = {}
-        for fname, values in inputs.items():
-            np.save(Path(tmp) / fname, values)
-            paths["{" + fname + "}"] = str(Path(tmp) / fname)
-        code = main([paths.get(a, a) for a in new_argv] + (["--json"] if args.json else []))
-    if code != 0:
-        # the re-executed command said why on stderr; with --json its status line (the
-        # last line of its stdout, kept in buf) is this command's too
-        lines = buf.getvalue().strip().splitlines()
-        if args.json and lines:
-            print(lines[-1], flush=True)
-    return code
+
+def _replay_side_by_side(argv: list[str], args: argparse.Namespace, outs: list[Path],
+                         seeds: list[int | None], recorded_backend: dict[str, Any],
+                         inputs: dict[str, Any], progress: Any) -> int:
+    """The realisations' replays, each a labctl process of its own, as many at a time as
+    this process may use CPUs (each runs single-threaded).  The first that fails stops the
+    others (their files are marked aborted) and its error is this command's; so does
+    Ctrl-C or SIGTERM here."""
+    import subprocess
+    import sys
+    import threading
+    from concurrent.futures import ThreadPoolExecutor, as_completed
+
+    from labctl.protocols.resample import usable_cpus
+
+    procs: list[subprocess.Popen[str]] = []
+    lock, stopping = threading.Lock(), threading.Event()
+
+    def run(cmd: list[str]) -> tuple[int, str, str] | None:
+        with lock:
+            if stopping.is_set():
+                return None
+            p = subprocess.Popen([sys.executable, "-m", "labctl.cli", *cmd],
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            procs.append(p)
+        stdout, stderr = p.communicate()
+        return p.returncode, stdout, stderr
+
+    def stop() -> None:
+        with lock:
+            stopping.set()
+            for p in procs:
+                if p.poll() is None:
+                    p.terminate()   # SIGTERM: the run marks its file aborted and exits
+
+    workers = min(usable_cpus(), len(outs))
+    progress(0, len(outs), f"{workers} at a time")
+    try:
+        with tempfile.TemporaryDirectory(prefix="labctl-replay-") as tmp, \
+                ThreadPoolExecutor(workers) as pool:
+            paths = _saved_inputs(tmp, inputs)
+            futures = [pool.submit(run, _command(argv, args, out, recorded_backend, seed_,
+                                                 paths))
+                       for out, seed_ in zip(outs, seeds, strict=True)]
+            done = 0
+            try:
+                for future in as_completed(futures):
+                    result = future.result()
+                    if result is None:
+                        continue
+                    code, stdout, stderr = result
+                    sys.stderr.write(stderr)   # its warnings, or the line saying why it failed
+                    if code != 0:
+                        stop()
+                        return _failed(code, stdout, args)
+                    done += 1
+                    progress(done, len(outs), f"{done} of {len(outs)} seeds")
+            except BaseException:
+                stop()
+                raise
+    except KeyboardInterrupt:   # the others have stopped: say which file each left
+        _finished_by_others(outs)
+        raise
+    return 0
+
+
+def _finished_by_others(outs: list[Path]) -> None:
+    """Note the replayed files other processes finished (complete or aborted) as this
+    process's own, for the line an interrupted command closes with."""
+    from labctl.data import runfile
+
+    for out in outs:
+        try:
+            with runfile.RunReader(out) as r:
+                status = r.status
+        except Exception:  # noqa: BLE001 - not written, or not readable: nothing to name
+            continue
+        if status in ("complete", "aborted"):
+            runfile.FINISHED.append((out, status))
 
 
 class _AnalysedNow:

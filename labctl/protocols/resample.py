@@ -191,7 +191,7 @@ def bootstrap_summaries(command: str, data: RunData, replicates: int, *, seed: i
     out = [analyse(_Drawn(cached, draw(cached, _generator(states[0]))))]
     if progress is not None:
         progress(1, replicates)
-    n = min(_cpus() if workers is None else max(int(workers), 1), replicates - 1)
+    n = min(usable_cpus() if workers is None else max(int(workers), 1), replicates - 1)
     rest: Iterable[dict[str, Any]]
     pool = None
     if n > 1:
@@ -220,7 +220,8 @@ def _generator(state: Mapping[str, Any]) -> np.random.Generator:
     return rng
 
 
-def _cpus() -> int:
+def usable_cpus() -> int:
+    """CPUs this process may run on."""
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:   # not on Linux
