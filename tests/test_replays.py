@@ -91,3 +91,26 @@ def test_a_replay_interrupted_while_comparing_says_its_replayed_run_is_complete(
     assert err == [f"labctl: interrupted; outputs off; run file {rep} is complete"]
     with RunReader(rep) as r:
         assert r.status == "complete"
+
+
+def test_bench_recordings_replay_at_their_pace_and_older_ones_say_they_cannot(
+        tmp_path, capsys):
+    import shutil
+
+    import h5py
+
+    src = tmp_path / "old.h5"
+    shutil.copy(RECORDED[0], src)
+    with RunReader(RECORDED[0]) as r:
+        pace = {k: s / n for k, (n, s) in json.loads(r.attrs()["operation_time"]).items()}
+    assert main(["replay", str(RECORDED[0]), "--out", str(tmp_path / "new-rep.h5")]) == 0
+    with RunReader(tmp_path / "new-rep.h5") as r:
+        assert r.backend["pace_s"] == pytest.approx(pace)
+    with h5py.File(src, "r+") as h:   # as recorded before labctl kept a station's pace
+        del h.attrs["operation_time"]
+    capsys.readouterr()
+    assert main(["replay", str(src), "--out", str(tmp_path / "old-rep.h5")]) == 0
+    said = [ln for ln in capsys.readouterr().out.splitlines() if "station pace" in ln]
+    assert len(said) == 1 and "replayed with the simulator's clock moving only" in said[0]
+    with RunReader(tmp_path / "old-rep.h5") as r:
+        assert "pace_s" not in r.backend
