@@ -22,15 +22,17 @@ from .direct import direct_instruments
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "emulated-bench.toml"
 
 
-def station(**chip: Any) -> Any:
+def station(clock: str = "frozen", **chip: Any) -> Any:
     doc = tomllib.loads(EXAMPLE.read_text())
     doc["chip"].update(chip)
-    doc["emulation"]["clock"] = "frozen"
+    doc["emulation"]["clock"] = clock
     return parse_station(doc, EXAMPLE)
 
 
-def rig(test_model: Any, **chip: Any) -> tuple[HardwareArray, EmulatedBench, SimulatedArray]:
-    st = station(set_polarity=1, **chip)
+def rig(test_model: Any, clock: str = "frozen",
+        **chip: Any) -> tuple[HardwareArray, EmulatedBench, SimulatedArray]:
+    """The station file says ``clock``; the die behind it stays frozen (exact agreement)."""
+    st = station(clock, set_polarity=1, **chip)
     bench = EmulatedBench(st, SimulatedArray(test_model, 8, 4, seed=3), clock="frozen")
     twin = SimulatedArray(test_model, 8, 4, seed=3)
     return HardwareArray(st, direct_instruments(bench)), bench, twin  # type: ignore[arg-type]
@@ -116,7 +118,7 @@ def test_mask_resets_and_sets_through_the_generator(test_model: Any) -> None:
 def test_the_station_pace_counts_cell_operations_as_the_simulator_does(test_model: Any) -> None:
     """A station records how long each kind of operation took per cell; a simulator given
     a pace counts the same operations, so a replay's clock moves as the station's did."""
-    hw, _, _ = rig(test_model)
+    hw, _, _ = rig(test_model, clock="wall")
     pace = {"pulse": 1.0, "read": 10.0, "sweep": 100.0, "mvm": 1000.0}
     twin = SimulatedArray(test_model, 8, 4, seed=3, pace_s=pace)
     x = np.random.default_rng(0).uniform(-0.2, 0.2, (3, 8))
@@ -136,3 +138,12 @@ def test_the_station_pace_counts_cell_operations_as_the_simulator_does(test_mode
     assert all(s > 0 for _, s in hw.operation_times.totals.values())
     assert twin.now() == sum(pace[k] * n for k, n in counts.items())
     assert twin.describe()["pace_s"] == pace
+
+
+def test_a_bench_whose_die_ages_only_with_waits_records_no_pace(test_model: Any) -> None:
+    """An emulated die on a frozen clock does not age while the bench works: replaying its
+    runs at the bench's pace would age the simulated one where the emulated one did not."""
+    hw, _, _ = rig(test_model)   # clock = "frozen"
+    with hw:
+        hw.read(Cells.all())
+    assert hw.operation_times.totals == {}
