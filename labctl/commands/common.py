@@ -41,9 +41,9 @@ def add_common(p: argparse.ArgumentParser, *, preset_default: str = "cmo-hfox-1t
     g.add_argument("--pace", default=None, metavar="RUN.h5|SECONDS",
                    help="simulated chip only: advance its clock after every operation by the "
                    "time a station took per cell (the per-kind times a station run file "
-                   "recorded, or SECONDS for every cell pulse and read), so the die relaxes "
-                   "during a measurement as it did on that station (default: the clock moves "
-                   "only with waits)")
+                   "recorded, or SECONDS for each cell pulse, read, sweep point and MVM "
+                   "input), so the die relaxes during a measurement as it did on that station "
+                   "(default: the clock moves only with waits)")
     g.add_argument("--out", default=out_default, help="run file to write (RUN.h5)")
     g.add_argument("--resume", default=None, metavar="RUN.h5",
                    help="carry on an interrupted run file; options not given are the "
