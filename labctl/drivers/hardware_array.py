@@ -85,8 +85,11 @@ class HardwareArray:
         self._script_loaded = False
         self._route: tuple[Route, ...] | None = None
         self._ops_since_check = 0
-        #: cell operations and the time they took, per kind: the station's pace
+        #: cell operations and the time they took, per kind: the station's pace (not kept
+        #: for an emulated die on a frozen clock, which does not age while the bench works)
         self.operation_times = OperationTimes()
+        emulation = station.emulation
+        self._paced = emulation is None or emulation.clock != "frozen"
         self._sleep: Callable[[float], None] = time.sleep
         self._closed = False
         #: roles that did not answer at open, or answered as another instrument: the safe
@@ -536,10 +539,7 @@ class _Operation:
                  tb: object) -> None:
         self.array._end_operation(exc_type is None)
         total = sum(self.shares.values())
-        emulation = self.array.station.emulation
-        if emulation is not None and emulation.clock == "frozen":
-            return   # the emulated die behind this station ages only with waits: no pace
-        if exc_type is None and total > 0:
+        if exc_type is None and total > 0 and self.array._paced:
             seconds = time.monotonic() - self.t0
             for kind, ops in self.shares.items():
                 self.array.operation_times.add(kind, ops, seconds * ops / total)

@@ -184,11 +184,8 @@ def bootstrap_summaries(command: str, data: RunData, replicates: int, *, seed: i
     draw, analyse = RESAMPLED[command]
     cached = _Cached(data)
     rng = np.random.default_rng(seed)
-    states = []
-    for _ in range(replicates):   # the generator's state at each draw; the draws are cheap
-        states.append(rng.bit_generator.state)
-        draw(cached, rng)
-    out = [analyse(_Drawn(cached, draw(cached, _generator(states[0]))))]
+    # the first draw here: its analysis also reads every dataset a worker will need
+    out = [analyse(_Drawn(cached, draw(cached, rng)))]
     if progress is not None:
         progress(1, replicates)
     n = min(usable_cpus() if workers is None else max(int(workers), 1), replicates - 1)
@@ -200,9 +197,13 @@ def bootstrap_summaries(command: str, data: RunData, replicates: int, *, seed: i
         except OSError as e:   # no processes to be had here (a sandbox): in this one
             log.info("resampling in one process: %s", e)
     if pool is None:
-        rest = (analyse(_Drawn(cached, draw(cached, _generator(s)))) for s in states[1:])
+        rest = (analyse(_Drawn(cached, draw(cached, rng))) for _ in range(replicates - 1))
     else:
-        rest = pool.imap(_analyse_draw, states[1:])
+        states = []
+        for _ in range(replicates - 1):   # the generator's state at each draw, in order
+            states.append(rng.bit_generator.state)
+            draw(cached, rng)
+        rest = pool.imap(_analyse_draw, states)
     try:
         for summary in rest:
             out.append(summary)
