@@ -2,8 +2,11 @@
 
 Command forms follow qcodes' ``KeysightAgilent_33XXX`` driver and the 33500 operating
 guide (reference/instruments.md section 5.1): pulse function, burst of N cycles per
-trigger, bus (``*TRG``) or external trigger, high-Z load so the programmed level is the
-level at the chip.  A negative (reset) pulse idles at 0 V and dips to the amplitude:
+trigger, bus (``*TRG``) or external trigger.  Levels are the levels at the chip, a high
+impedance: with the default ``OUTP:LOAD INF`` they are programmed as they are; a station that
+keeps the generator at a 50 ohm load setting (``load = "50"``) gets half of them programmed,
+since into an open circuit the generator then delivers twice what it displays.  A
+negative (reset) pulse idles at 0 V and dips to the amplitude:
 ``VOLT:HIGH 0``, ``VOLT:LOW -V`` with ``OUTP:POL INV``.  Configuring is one round trip,
 firing is one (``*TRG;*OPC?;:SYST:ERR?``).  Width, period and edge are
 set shortest-width first so that no intermediate combination conflicts.
@@ -27,9 +30,13 @@ class Keysight33500B(ScpiInstrument, PulseGenerator):
     IDENTITY = r"(keysight|agilent) technologies[^,]*,\s*33[56]\d\d[ab]\b"
     IDENTITY_EXPECTED = "a Keysight/Agilent 33500B/33600A-series waveform generator"
 
-    #: |level| into high-Z / into 50 ohm [mem: 33500B datasheet, 20 Vpp open / 10 Vpp 50 ohm]
+    #: |level| the generator accepts for its load setting [mem: 33500B datasheet, 20 Vpp open /
+    #: 10 Vpp 50 ohm]
     LEVEL_MAX_V = {"INF": 10.0, "50": 5.0}
-    #: smallest |amplitude| [mem: 1 mVpp into 50 ohm]
+    #: level at a high-impedance chip per programmed volt, for the load setting (a 50 ohm
+    #: setting programs the level across 50 ohm, half the open-circuit level)
+    CHIP_GAIN = {"INF": 1.0, "50": 2.0}
+    #: smallest |programmed amplitude| [mem: 1 mVpp into 50 ohm]
     AMPLITUDE_MIN_V = 1e-3
     #: pulse width [mem: 33500B 16 ns minimum; qcodes 33XXX has no upper bound]
     WIDTH_RANGE_S = (16e-9, 1e6)
@@ -53,12 +60,17 @@ class Keysight33500B(ScpiInstrument, PulseGenerator):
     def configure_pulse(self, *, amplitude_V: float, width_s: float, count: int = 1,
                         period_s: float | None = None, edge_s: float = 1e-8,
                         trigger: str = "BUS") -> None:
-        """Pulse levels, width, edges, burst count and trigger source in one round trip."""
-        amp = v.magnitude(amplitude_V, self.LEVEL_MAX_V[self.load], quantity="amplitude_V",
-                          unit="V")
-        if abs(amp) < self.AMPLITUDE_MIN_V:
-            raise LimitError(f"|amplitude_V| {abs(amp):g} V is below {self.AMPLITUDE_MIN_V:g} V",
-                             quantity="amplitude_V", value=amp, limit=self.AMPLITUDE_MIN_V)
+        """Pulse levels, width, edges, burst count and trigger source in one round trip;
+        ``amplitude_V`` is the level at the (high-impedance) chip."""
+        gain = self.CHIP_GAIN[self.load]
+        amp = v.magnitude(amplitude_V, self.LEVEL_MAX_V[self.load] * gain,
+                          quantity="amplitude_V", unit="V")
+        prog = amp / gain
+        if abs(prog) < self.AMPLITUDE_MIN_V:
+            raise LimitError(f"|amplitude_V| {abs(amp):g} V is below "
+                             f"{self.AMPLITUDE_MIN_V * gain:g} V",
+                             quantity="amplitude_V", value=amp,
+                             limit=self.AMPLITUDE_MIN_V * gain)
         w = v.number(width_s, *self.WIDTH_RANGE_S, quantity="width_s", unit="s")
         e = v.number(edge_s, *self.EDGE_RANGE_S, quantity="edge_s", unit="s")
         p = v.number(period_s if period_s is not None else max(2.0 * w, w + 4.0 * e),
@@ -69,9 +81,9 @@ class Keysight33500B(ScpiInstrument, PulseGenerator):
         n = v.integer(count, *self.COUNT_RANGE, quantity="count")
         source = str(v.choice(str(trigger).upper(), ("BUS", "EXT"), quantity="trigger"))
         ch = self.channel
-        levels = ([f":SOUR{ch}:VOLT:HIGH {v.fmt(amp)}", f":SOUR{ch}:VOLT:LOW 0",
+        levels = ([f":SOUR{ch}:VOLT:HIGH {v.fmt(prog)}", f":SOUR{ch}:VOLT:LOW 0",
                    f":OUTP{ch}:POL NORM"] if amp > 0 else
-                  [f":SOUR{ch}:VOLT:LOW {v.fmt(amp)}", f":SOUR{ch}:VOLT:HIGH 0",
+                  [f":SOUR{ch}:VOLT:LOW {v.fmt(prog)}", f":SOUR{ch}:VOLT:HIGH 0",
                    f":OUTP{ch}:POL INV"])
         # the shortest width first, so no intermediate width/edge/period combination conflicts
         cmds = [f":SOUR{ch}:FUNC PULS", f":OUTP{ch}:LOAD {self.load}",
@@ -85,7 +97,8 @@ class Keysight33500B(ScpiInstrument, PulseGenerator):
         if self.output_on:
             cmds = [f":OUTP{ch} OFF", *cmds, f":OUTP{ch} ON"]
         self._run(*cmds)
-        self.configured = {"amplitude_V": amp, "width_s": w, "count": n, "period_s": p}
+        self.configured = {"amplitude_V": amp, "programmed_V": prog, "width_s": w, "count": n,
+                           "period_s": p}
 
     def output(self, on: bool) -> None:
         if on and self.configured is None:

@@ -4,7 +4,11 @@ The channel number is a suffix on the command (``:PULS:WIDT1``, ``:VOLT2:HIGH``,
 ``:ARM:SOUR1``, ``:TRIG1:COUN``), per PyMeasure's 81160A driver and the user guide
 (reference/instruments.md section 5.2).  Besides the strict software validators the
 driver can program the instrument's own output voltage limits (``:VOLT1:LIM``) so the
-box itself refuses anything beyond ``limit_V``.
+box itself refuses anything beyond ``limit_V``.  Levels and ``limit_V`` are the levels at
+the chip, a high impedance: with the default expected load of 1 Mohm (``high_z = true``)
+they are programmed as they are; with ``high_z = false`` (expected load 50 ohm) half of
+them are programmed, since into an open circuit the generator then delivers twice what it
+displays.
 """
 
 from __future__ import annotations
@@ -30,7 +34,8 @@ class Keysight81150A(ScpiInstrument, PulseGenerator):
     IDENTITY = r"(keysight|agilent) technologies[^,]*,\s*811[56]0a\b"
     IDENTITY_EXPECTED = "a Keysight/Agilent 81150A/81160A pulse generator"
 
-    #: into a high-impedance load the level doubles [mem: 10 V open-circuit window]
+    #: into a high-impedance load the level doubles [mem: 10 V open-circuit window]; so does
+    #: the level at a high-impedance chip per programmed volt with a 50 ohm expected load
     HIGH_Z_FACTOR = 2.0
     #: widest pulse / longest period [mem: 999 s period]
     PERIOD_MAX_S = 999.0
@@ -47,7 +52,10 @@ class Keysight81150A(ScpiInstrument, PulseGenerator):
         self.model = model
         self.high_z = bool(high_z)
         window, self.width_min_s, self.period_min_s = MODELS[model]
-        self.level_max_V = window * (self.HIGH_Z_FACTOR if self.high_z else 1.0)
+        #: largest |level| at the chip: the open-circuit window, whatever the load setting
+        self.level_max_V = window * self.HIGH_Z_FACTOR
+        #: level at the (high-impedance) chip per programmed volt
+        self.chip_gain = 1.0 if self.high_z else self.HIGH_Z_FACTOR
         self.limit_V = (None if limit_V is None else
                         v.number(limit_V, 0.0, self.level_max_V, quantity="limit_V", unit="V"))
         self.configured: dict[str, float] | None = None
@@ -64,9 +72,11 @@ class Keysight81150A(ScpiInstrument, PulseGenerator):
     def configure_pulse(self, *, amplitude_V: float, width_s: float, count: int = 1,
                         period_s: float | None = None, edge_s: float = 1e-8,
                         trigger: str = "MAN") -> None:
-        """Levels, width, edges, burst count and arm source in one round trip."""
+        """Levels, width, edges, burst count and arm source in one round trip;
+        ``amplitude_V`` is the level at the (high-impedance) chip."""
         top = self.limit_V if self.limit_V is not None else self.level_max_V
         amp = v.magnitude(amplitude_V, top, quantity="amplitude_V", unit="V")
+        prog, g = amp / self.chip_gain, self.chip_gain
         if amp == 0.0:
             raise LimitError("amplitude_V must be non-zero", quantity="amplitude_V", value=0.0)
         w = v.number(width_s, self.width_min_s, self.PERIOD_MAX_S, quantity="width_s", unit="s")
@@ -81,19 +91,20 @@ class Keysight81150A(ScpiInstrument, PulseGenerator):
         ch = self.channel
         cmds = [f":FUNC{ch} PULS", f":OUTP{ch}:IMP:EXT {'1E6' if self.high_z else '50'}"]
         if self.limit_V is not None:
-            cmds += [f":VOLT{ch}:LIM:HIGH {v.fmt(self.limit_V)}",
-                     f":VOLT{ch}:LIM:LOW {v.fmt(-self.limit_V)}", f":VOLT{ch}:LIM:STAT ON"]
+            cmds += [f":VOLT{ch}:LIM:HIGH {v.fmt(self.limit_V / g)}",
+                     f":VOLT{ch}:LIM:LOW {v.fmt(-self.limit_V / g)}", f":VOLT{ch}:LIM:STAT ON"]
         # the shortest width first, so no intermediate width/edge/period combination conflicts
         cmds += [f":PULS:WIDT{ch} {v.fmt(self.width_min_s)}", f":PULS:PER{ch} {v.fmt(p)}",
                  f":PULS:TRAN{ch} {v.fmt(e)}", f":PULS:WIDT{ch} {v.fmt(w)}"]
-        cmds += ([f":VOLT{ch}:HIGH {v.fmt(amp)}", f":VOLT{ch}:LOW 0", f":OUTP{ch}:POL NORM"]
+        cmds += ([f":VOLT{ch}:HIGH {v.fmt(prog)}", f":VOLT{ch}:LOW 0", f":OUTP{ch}:POL NORM"]
                  if amp > 0 else
-                 [f":VOLT{ch}:LOW {v.fmt(amp)}", f":VOLT{ch}:HIGH 0", f":OUTP{ch}:POL INV"])
+                 [f":VOLT{ch}:LOW {v.fmt(prog)}", f":VOLT{ch}:HIGH 0", f":OUTP{ch}:POL INV"])
         cmds += [f":ARM:SOUR{ch} {arm}", f":TRIG{ch}:COUN {n}"]
         if self.output_on:   # new levels and polarity pass through a DC level: output off
             cmds = [f":OUTP{ch} OFF", *cmds, f":OUTP{ch} ON"]
         self._run(*cmds)
-        self.configured = {"amplitude_V": amp, "width_s": w, "count": n, "period_s": p}
+        self.configured = {"amplitude_V": amp, "programmed_V": prog, "width_s": w, "count": n,
+                           "period_s": p}
 
     def output(self, on: bool) -> None:
         if on and self.configured is None:

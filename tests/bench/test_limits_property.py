@@ -31,11 +31,16 @@ def drain(protocol: Forming, array: HardwareArray) -> None:
 @settings(max_examples=12, deadline=None, suppress_health_check=list(HealthCheck))
 @given(v_max=st.floats(0.5, 4.0), g_max=st.floats(0.6, 2.0), i_max=st.floats(1e-4, 1e-3),
        v_stop=st.floats(0.2, 5.0), gate=st.floats(0.3, 2.5), amp=st.floats(-5.0, 5.0),
-       width=st.floats(1e-8, 1e-4), tol=st.floats(0.01, 0.2))
+       width=st.floats(1e-8, 1e-4), tol=st.floats(0.01, 0.2),
+       load=st.sampled_from(["INF", "50"]))
 def test_no_voltage_beyond_the_station_limit_reaches_the_chip(
         v_max: float, g_max: float, i_max: float, v_stop: float, gate: float, amp: float,
-        width: float, tol: float) -> None:
+        width: float, tol: float, load: str) -> None:
+    """... whichever load setting the generators are kept at (50 ohm doubles what they
+    deliver into the chip)."""
     doc = small_doc(rows=2, cols=2)
+    for role in ("pulse", "pulse_reset"):
+        doc["instruments"][role]["options"]["load"] = load
     doc["limits"].update(max_voltage_V=v_max, max_gate_voltage_V=g_max, max_current_A=i_max)
     doc["chip"].update(gate_voltage_V=min(1.2, g_max), read_voltage_V=min(0.2, v_max),
                        mask_set_V=min(1.5, v_max), mask_reset_V=min(1.5, v_max))

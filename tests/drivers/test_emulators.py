@@ -107,11 +107,15 @@ def test_generator_emits_what_was_configured(served, bench) -> None:
     assert server.emulator.is_safe()
 
 
-def test_generator_left_at_50_ohm_doubles_the_pulse(served, bench) -> None:
-    """A wrong load setting is wrong physics: the chip is high-Z, so it sees 2x."""
+def test_generator_at_50_ohm_still_puts_the_asked_level_on_the_chip(served, bench) -> None:
+    """The chip is high-Z, so a generator set to a 50 ohm load delivers twice the level it
+    is programmed to (the emulator models that): the driver programs half."""
     gen, server = served.start("keysight-33500b", {"load": "50"})
     gen.configure_pulse(amplitude_V=1.0, width_s=1e-6)
     gen.output(True)
+    gen.fire()
+    assert bench.pulses[-1][2] == pytest.approx(1.0)
+    gen.transport.write(":OUTP1 OFF;:SOUR1:VOLT:HIGH 1;:OUTP1 ON")   # programmed by hand: 2x
     gen.fire()
     assert bench.pulses[-1][2] == pytest.approx(2.0)
 

@@ -172,6 +172,28 @@ def test_keysight_81150a_suffix_commands_and_hardware_limit() -> None:
         gen.configure_pulse(amplitude_V=3.5, width_s=2.5e-6)
 
 
+def test_a_50_ohm_load_setting_programs_half_the_level_a_high_z_chip_gets() -> None:
+    """Set to a 50 ohm load, a generator displays the level across 50 ohm and delivers
+    twice that into the (high-impedance) chip: levels and limits asked for at the chip are
+    programmed halved, so the chip gets what was asked, not twice it."""
+    t = replay(
+        (":SOUR1:FUNC PULS;:OUTP1:LOAD 50;:SOUR1:FUNC:PULS:WIDT 1.6e-08;:SOUR1:FUNC:PULS:PER 5e-06;"
+         ":SOUR1:FUNC:PULS:TRAN 1e-08;:SOUR1:FUNC:PULS:WIDT 2.5e-06;:SOUR1:VOLT:HIGH 0.675;"
+         ":SOUR1:VOLT:LOW 0;:OUTP1:POL NORM;:SOUR1:BURS:MODE TRIG;:SOUR1:BURS:NCYC 1;"
+         ":TRIG1:SOUR BUS;:SOUR1:BURS:STAT ON;:SYST:ERR?", OK_PLUS),
+        (":FUNC1 PULS;:OUTP1:IMP:EXT 50;:VOLT1:LIM:HIGH 1.5;:VOLT1:LIM:LOW -1.5;"
+         ":VOLT1:LIM:STAT ON;:PULS:WIDT1 4.1e-09;:PULS:PER1 5e-06;:PULS:TRAN1 1e-08;"
+         ":PULS:WIDT1 2.5e-06;:VOLT1:LOW -1.3;:VOLT1:HIGH 0;:OUTP1:POL INV;:ARM:SOUR1 MAN;"
+         ":TRIG1:COUN 1;:SYST:ERR?", OK_PLUS))
+    Keysight33500B(t, load="50").configure_pulse(amplitude_V=1.35, width_s=2.5e-6)
+    gen = Keysight81150A(t, high_z=False, limit_V=3.0)
+    gen.configure_pulse(amplitude_V=-2.6, width_s=2.5e-6)
+    t.assert_complete()
+    assert gen.configured is not None and gen.configured["amplitude_V"] == -2.6
+    with pytest.raises(LimitError, match="amplitude_V"):
+        gen.configure_pulse(amplitude_V=3.5, width_s=2.5e-6)
+
+
 def test_keithley_707b_channel_lists() -> None:
     t = replay(
         ('channel.exclusiveclose("1A03,2B01") waitcomplete() print(errorqueue.count)',
@@ -232,7 +254,7 @@ def test_serial_relay_protocol() -> None:
     (lambda: Keysight33500B(NONE), lambda d: d.configure_pulse(amplitude_V=10.5, width_s=1e-6),
      "amplitude_V"),
     (lambda: Keysight33500B(NONE, load="50"),
-     lambda d: d.configure_pulse(amplitude_V=6.0, width_s=1e-6), "amplitude_V"),
+     lambda d: d.configure_pulse(amplitude_V=10.5, width_s=1e-6), "amplitude_V"),
     (lambda: Keysight33500B(NONE), lambda d: d.configure_pulse(amplitude_V=1.0, width_s=1e-9),
      "width_s"),
     (lambda: Keysight33500B(NONE),
