@@ -1,9 +1,11 @@
 """``labctl instruments check STATION.toml``: identity, options, error queue and limits of
 every instrument of a station, as a table (or one JSON object with --json).
 
-The station file is validated first; every instrument is opened, identified (its
-``*IDN?`` checked against its driver), its error queue drained, and left safe (outputs off,
-routes open).  Exit 0 when every instrument answered with an empty error queue, 1 when some
+The station file is validated first; while a run holds the bench (bench_lock.py) the check
+stops with one line and sends nothing, since it would read the run's errors and switch its
+outputs off.  Otherwise every instrument is opened, identified (its ``*IDN?`` checked
+against its driver), its error queue drained, and left safe (outputs off, routes open).
+Exit 0 when every instrument answered with an empty error queue, 1 when some
 queue held errors, 3 when one did not answer or is not the instrument its driver expects
 (one line on stderr; the table marks it), 2 for a bad station file.
 """
@@ -31,11 +33,25 @@ def register(sub: Any) -> None:
 
 def check_station(path: str) -> dict[str, Any]:
     """Open every instrument of the station, query it, leave it safe; returns the report."""
-    from labctl.drivers.bench_open import identify_all
-    from labctl.drivers.links import Links
-    from labctl.drivers.station import CAPABILITIES, load_station, matrix_size
+    from labctl.drivers.bench_lock import BenchLock
+    from labctl.drivers.bench_open import instrument_names
+    from labctl.drivers.station import load_station
 
     station = load_station(path)
+    lock = BenchLock.acquire((spec.resource for spec in station.instruments.values()),
+                             names=instrument_names(station))
+    try:
+        return _query(station)
+    finally:
+        lock.release()
+
+
+def _query(station: Any) -> dict[str, Any]:
+    """Identify, drain and make safe every instrument of a validated station."""
+    from labctl.drivers.bench_open import identify_all
+    from labctl.drivers.links import Links
+    from labctl.drivers.station import CAPABILITIES, matrix_size
+
     links = Links.open(station)
     report: dict[str, Any] = {"station": str(station.path), "name": station.name,
                               "limits": vars(station.limits).copy(), "instruments": {}}

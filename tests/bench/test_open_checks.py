@@ -215,3 +215,23 @@ def test_the_bench_lock_error_names_the_role(serve_station: Any, tmp_path: Path,
     role = m.group(1).split("/")[0]
     spec = running.bench.station.instruments[role]
     assert m.group(2) == spec.driver and m.group(3) == running.resources[role]
+
+
+def test_instruments_check_leaves_a_bench_in_use_alone(serve_station: Any, tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    """While a run holds the bench, `instruments check` would drain the run's error queues
+    and switch its outputs off mid-run: it stops with one line (exit 3) and connects to no
+    instrument."""
+    from labctl.drivers.hardware_array import HardwareArray
+
+    running, station = serve_station(small_doc())
+    with HardwareArray.from_station(station, record=False):
+        before = {res: s.connections for res, s in running.servers.items()}
+        code = main(["instruments", "check", str(station), "--json"])
+        captured = capsys.readouterr()
+        after = {res: s.connections for res, s in running.servers.items()}
+    assert code == 3
+    err = captured.err.strip().splitlines()
+    assert len(err) == 1 and "is in use by another labctl process" in err[0], err
+    assert after == before
+    assert main(["instruments", "check", str(station)]) == 0   # free again once it closed
