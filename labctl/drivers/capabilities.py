@@ -19,13 +19,17 @@ class Capability:
     max_width_s: float = 0.0
     inputs: int = 0
     outputs: int = 0
+    #: (first, last) digital I/O trigger line of an SMU that runs the on-instrument verify
+    #: loop (``[wiring.triggers]``); (0, 0) where the driver has none
+    trigger_lines: tuple[int, int] = (0, 0)
 
 
 # Datasheet limits per driver (reference/instruments.md).  Matrix port counts are for a fully
 # populated mainframe; a serial relay board states its size in its options.
 CAPABILITIES: dict[str, Capability] = {
     "keithley-2450": Capability("smu", max_voltage_V=200.0, max_current_A=1.05),
-    "keithley-2636b": Capability("smu", max_voltage_V=200.0, max_current_A=1.5),
+    "keithley-2636b": Capability("smu", max_voltage_V=200.0, max_current_A=1.5,
+                                 trigger_lines=(1, 14)),   # digio.trigger[1..14] [src: 2600B]
     # B2902A: 1.5 A is the DC limit (3.03 A only pulsed), the compliance the driver takes
     "keysight-b2902a": Capability("smu", max_voltage_V=210.0, max_current_A=1.5),
     # 33500B: +/-10 V into high-Z, 16 ns minimum width [mem]; 81150A: +/-10 V high-Z (+/-5 V

@@ -388,6 +388,13 @@ def _check_consistency(st: Station) -> None:
         if lim.max_gate_voltage_V > g.max_voltage_V:
             _beyond("limits.max_gate_voltage_V", lim.max_gate_voltage_V, "V", "gate",
                     g.max_voltage_V)
+    first, last = smu.trigger_lines
+    for k in ("set_line", "reset_line"):
+        line = getattr(st.wiring, k)
+        if line is not None and first and not first <= line <= last:
+            raise ConfigError(f"station file: wiring.triggers.{k} = {line} but the smu "
+                              f"({st.instruments['smu'].driver}) has trigger lines {first} to "
+                              f"{last}", key=f"wiring.triggers.{k}")
     n_in, n_out = matrix_size(st.instruments["matrix"])
     for k, p in st.wiring.inputs.items():
         if p > n_in:
