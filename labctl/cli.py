@@ -186,10 +186,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _internal_error(args, e)
     finally:
         # the caller's handlers back (main() called in-process), unless an interrupt was
-        # handled: then further signals stay ignored until the process has exited
+        # handled: then further signals stay ignored until the process has exited.  As the
+        # process's own entry point (no argv) the command is over: a late Ctrl-C is ignored
+        # rather than turning a finished run's exit status into death by signal
         for sig, old_handler in previous.items():
             if signal.getsignal(sig) is _interrupt and old_handler is not None:
-                signal.signal(sig, old_handler)
+                signal.signal(sig, signal.SIG_IGN if argv is None else old_handler)
 
 
 def _fail(args: argparse.Namespace, code: int, message: str, *, stderr: bool = True) -> int:

@@ -98,3 +98,23 @@ def test_safe_off_tells_every_instrument_before_an_interrupt_is_raised(cli_sigte
     with pytest.raises(KeyboardInterrupt, match="SIGTERM"):
         bench.safe()
     assert told == ["pulse", "pulse_reset", "smu", "gate", "matrix"]
+
+
+def test_a_ctrl_c_after_the_command_finished_leaves_its_exit_status(tmp_path) -> None:
+    """The labctl process's entry point: a Ctrl-C that lands after the run is complete and
+    the bench safe is ignored, not turned into death by SIGINT with nothing printed."""
+    import subprocess
+    import sys
+
+    code = ("import os, signal, sys\n"
+            "signal.signal(signal.SIGINT, signal.default_int_handler)\n"
+            "from labctl.cli import main\n"
+            f"sys.argv = ['labctl', 'run', 'forming', '--rows', '2', '--cols', '2', '--quiet',"
+            f" '--out', {str(tmp_path / 'f.h5')!r}]\n"
+            "rc = main()\n"
+            "os.kill(os.getpid(), signal.SIGINT)\n"
+            "for _ in range(100000): pass\n"
+            "sys.exit(rc)\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, (proc.returncode, proc.stderr[-500:])
