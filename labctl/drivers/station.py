@@ -201,6 +201,7 @@ def _instruments(doc: dict[str, Any]) -> dict[str, InstrumentSpec]:
             raise ConfigError(f"station file: unknown key {where}.{sorted(unknown)[0]}",
                               key=f"{where}.{sorted(unknown)[0]}")
         out[role] = InstrumentSpec(role, driver, resource, dict(options))
+        _check_driver_options(out[role])
     shared: dict[tuple[str, str], str] = {}
     for role, spec in out.items():
         other = shared.setdefault((spec.resource, str(spec.options.get("channel", ""))), role)
@@ -209,6 +210,20 @@ def _instruments(doc: dict[str, Any]) -> dict[str, InstrumentSpec]:
                               f"same resource and channel {spec.resource}",
                               key=f"instruments.{role}.resource")
     return out
+
+
+def _check_driver_options(spec: InstrumentSpec) -> None:
+    """The driver's own checks of its options (channel, load, sizes ...), run on a link that
+    was never opened, so a bad option is refused before any instrument is touched."""
+    from labctl.drivers.registry import build_driver
+    from labctl.drivers.transcript import TranscriptTransport
+    from labctl.errors import LimitError
+
+    try:
+        build_driver(spec.driver, TranscriptTransport([]), spec.options)
+    except (ConfigError, LimitError, TypeError) as e:
+        raise ConfigError(f"station file: instruments.{spec.role}.options ({spec.driver}): {e}",
+                          key=f"instruments.{spec.role}.options") from None
 
 
 def _wiring(doc: dict[str, Any], chip: ChipSpec, instruments: dict[str, InstrumentSpec]) -> Wiring:

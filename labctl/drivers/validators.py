@@ -44,7 +44,11 @@ def integer(value: int, low: int, high: int, *, quantity: str) -> int:
     """``value`` as an int if it is integral and ``low <= value <= high``, else LimitError."""
     from qcodes.validators import Ints
 
-    if isinstance(value, bool) or not float(value).is_integer():
+    try:
+        integral = not isinstance(value, bool) and float(value).is_integer()
+    except (TypeError, ValueError, OverflowError):
+        integral = False
+    if not integral:
         raise LimitError(f"{quantity} {value!r} is not an integer", quantity=quantity)
     v = int(value)
     try:

@@ -87,6 +87,9 @@ CASES = [
     ("timing.timeout_s", 0, "timing.timeout_s"),
     ("timing.bogus", 1, "timing.bogus"),
     ("emulation.clock", "sundial", "emulation.clock"),
+    ("instruments.smu.options", {"channel": "c"}, "instruments.smu.options"),
+    ("instruments.pulse.options", {"channel": 1, "load": "75"}, "instruments.pulse.options"),
+    ("instruments.matrix.options", {"slots": "two"}, "instruments.matrix.options"),
     ("wiring.triggers.set_line", 99, "wiring.triggers.set_line"),   # the 2636B has 1 to 14
     ("wiring.triggers.reset_line", 15, "wiring.triggers.reset_line"),
 ]
