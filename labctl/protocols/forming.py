@@ -46,6 +46,9 @@ UNFORMED_FRACTION = 0.1
 #: longest forming ramp (steps): 40x finer than the default 0.01 V step up to 4 V; a finer
 #: step resolves nothing the read noise does not blur, and only multiplies the time on the cell
 MAX_RAMP_STEPS = 16_000
+#: most conditioning cycles (a reset and a set sweep each) per formed cell: 500x the default;
+#: more is an endurance test, not conditioning
+MAX_CONDITIONING_CYCLES = 1_000
 
 
 @dataclass(frozen=True)
@@ -72,8 +75,9 @@ class FormingConfig:
                               f"{self.v_stop_V / MAX_RAMP_STEPS:.2g} V)", key="v_step_V")
         if self.compliance_A <= 0:
             raise ConfigError("compliance must be > 0 A", key="compliance_A")
-        if self.conditioning_cycles < 0:
-            raise ConfigError("--conditioning-cycles must be >= 0", key="conditioning_cycles")
+        if not 0 <= self.conditioning_cycles <= MAX_CONDITIONING_CYCLES:
+            raise ConfigError(f"--conditioning-cycles must be 0 to {MAX_CONDITIONING_CYCLES:,}, "
+                              f"got {self.conditioning_cycles:,}", key="conditioning_cycles")
 
     def check_limits(self, limits: Limits, *, before: str = "") -> None:
         """The ramp, the conditioning sweeps, the gate and the compliance against the chip's

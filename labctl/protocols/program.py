@@ -32,6 +32,10 @@ from labctl.protocols.unformed import form_unformed
 GROUP = "program"
 
 
+#: most cells (levels x repeats) one run programs: ten times a 1024x1024 chip, in batches
+MAX_PROGRAM_CELLS = 10_000_000
+
+
 @dataclass(frozen=True)
 class ProgramConfig:
     """Levels (or a targets file) and the closed-loop settings."""
@@ -53,8 +57,17 @@ class ProgramConfig:
                     self.levels == 1 and 0 < self.g_min_S <= self.g_max_S):
                 raise ConfigError(f"need 0 < --g-min-S < --g-max-S, got {self.g_min_S:g} and "
                                   f"{self.g_max_S:g}", key="g_min_S")
-        if self.repeats < 1:
-            raise ConfigError(f"--repeats must be >= 1, got {self.repeats}", key="repeats")
+        check_cell_count(self.levels if self.targets_file is None else 1, self.repeats)
+
+
+def check_cell_count(levels: int, repeats: int) -> None:
+    """--repeats >= 1 and at most MAX_PROGRAM_CELLS cells in all (a mistyped count would
+    otherwise allocate its targets, or program for days)."""
+    if repeats < 1:
+        raise ConfigError(f"--repeats must be >= 1, got {repeats}", key="repeats")
+    if levels * repeats > MAX_PROGRAM_CELLS:
+        raise ConfigError(f"{levels:,} levels x {repeats:,} repeats is {levels * repeats:,} "
+                          f"cells; at most {MAX_PROGRAM_CELLS:,} in one run", key="repeats")
 
 
 def level_targets(cfg: ProgramConfig) -> np.ndarray:

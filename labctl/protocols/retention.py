@@ -37,6 +37,7 @@ from labctl.protocols.forming import FormingConfig
 from labctl.protocols.program import (
     analyse_program,
     batch_cells,
+    check_cell_count,
     check_targets,
     form_step,
     job_targets,
@@ -68,8 +69,7 @@ class RetentionConfig:
         if not (0 < self.g_min_S < self.g_max_S):
             raise ConfigError(f"need 0 < --g-min-S < --g-max-S, got {self.g_min_S:g} and "
                               f"{self.g_max_S:g}", key="g_min_S")
-        if self.repeats < 1:
-            raise ConfigError(f"--repeats must be >= 1, got {self.repeats}", key="repeats")
+        check_cell_count(self.levels, self.repeats)
         if self.times_s is not None:
             t = np.asarray(self.times_s, dtype=float)
             if t.size == 0 or not np.all(np.isfinite(t)) or np.any(t <= 0):

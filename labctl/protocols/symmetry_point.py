@@ -38,6 +38,11 @@ from labctl.protocols.unformed import form_unformed
 GROUP = "symmetry"
 
 
+#: most pulses per device in one schedule: ~500x the default 2,100; the schedule and its
+#: records are held per pulse, and a longer train is an endurance test
+MAX_SCHEDULE_PULSES = 1_000_000
+
+
 @dataclass(frozen=True)
 class SymmetryPointConfig:
     """The open-loop scheme; defaults follow devices.md section 1."""
@@ -74,6 +79,11 @@ class SymmetryPointConfig:
                               key="cycles")
         if self.alternating_pulses < 4:
             raise ConfigError("need >= 4 alternating pulses", key="alternating_pulses")
+        total = 2 * self.cycles * self.batch_pulses + self.alternating_pulses
+        if total > MAX_SCHEDULE_PULSES:
+            raise ConfigError(f"the schedule has {total:,} pulses per device (2 x --cycles x "
+                              f"--batch-pulses + --alternating-pulses); at most "
+                              f"{MAX_SCHEDULE_PULSES:,}", key="batch_pulses")
         if not (0 <= self.settle < 1):
             raise ConfigError("settle must be in [0, 1)", key="settle")
         if self.read_repeats < 0 or self.chunk < 1:

@@ -91,6 +91,23 @@ def test_voltages_beyond_the_limits_are_refused_before_a_run_file_exists(
     assert not out.exists()
 
 
+@pytest.mark.parametrize("argv, words", [
+    (["run", "forming", "--conditioning-cycles", "100000000"], "0 to 1,000"),
+    (["run", "symmetry-point", "--batch-pulses", "1000000000"], "at most 1,000,000"),
+    (["run", "program", "--levels", "100000000"], "at most 10,000,000"),
+    (["run", "retention", "--levels", "10000", "--repeats", "10000"], "at most 10,000,000"),
+])
+def test_counts_that_would_run_for_days_are_refused_before_a_run_file_exists(
+        tmp_path, capsys, argv, words):
+    """A mistyped count used to allocate its schedule (MemoryError, an aborted file) or
+    program for days: one line, exit 2, nothing written."""
+    out = tmp_path / "r.h5"
+    assert main([*argv, "--out", str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and words in err[0], err
+    assert not out.exists()
+
+
 @pytest.mark.parametrize("argv", [
     ["run", "program", "--levels", "3", "--width-s", "10"],
     ["run", "symmetry-point", "--width-s", "1e-12"],
