@@ -192,6 +192,10 @@ def _instruments(doc: dict[str, Any]) -> dict[str, InstrumentSpec]:
         if not (_VISA.match(resource) or _SERIAL.match(resource)):
             raise ConfigError(f"station file: {where}.resource {resource!r} is neither a VISA "
                               f"resource nor a serial port", key=f"{where}.resource")
+        port = _SOCKET.match(resource) or re.match(r"^socket://[^:/]+:(\d+)", resource)
+        if port and not 1 <= int(port.groups()[-1]) <= 65535:
+            raise ConfigError(f"station file: {where}.resource {resource!r}: port "
+                              f"{port.groups()[-1]} is not 1 to 65535", key=f"{where}.resource")
         options = spec.get("options", {})
         if not isinstance(options, dict):
             raise ConfigError(f"station file: {where}.options must be a table",
