@@ -45,3 +45,20 @@ def test_demo_never_replaces_files_it_did_not_write(
     assert (out / "program.h5").read_bytes() == b"the user's own run"
     assert (out / "report" / "thesis.png").is_file()
     assert not (out / ".labctl-demo").exists()
+
+
+def test_a_failed_demo_step_ends_with_one_line_and_the_json_status(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The step says why in its own one line; with --json the demo's last stdout line says
+    how it ended (it used to end with the step's banner, and a second stderr line)."""
+    from labctl.commands import demo
+
+    monkeypatch.setattr(demo, "STEPS", [("forming", "run_forming",
+                                          ["run", "forming", "--v-step-V", "-1"], "forming.h5")])
+    assert main(["demo", "--out", str(tmp_path / "d"), "--quiet", "--json"]) == 2
+    captured = capsys.readouterr()
+    assert len(captured.err.strip().splitlines()) == 1, captured.err
+    end = json.loads(captured.out.strip().splitlines()[-1])
+    assert end == {"status": "failed", "exit_code": 2,
+                   "error": "demo step 'forming' failed with exit code 2"}

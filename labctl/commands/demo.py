@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -82,9 +81,11 @@ def handle(args: argparse.Namespace) -> int:
         print(f"== {label} -> {path}", flush=True)
         code = main([*argv, "--seed", str(args.seed), "--out", str(path),
                      *(["--quiet"] if args.quiet else [])])
-        if code != 0:
-            sys.stderr.write(f"labctl: demo step '{label}' failed with exit code {code}\n")
-            return code
+        if code != 0:   # the step said why in its one line; --json: how the demo ended
+            from labctl.cli import _fail
+
+            return _fail(args, code, f"demo step '{label}' failed with exit code {code}",
+                         stderr=False)
         with RunReader(path) as r:
             runs[argv[1]] = {"run_file": str(path), "status": r.status, "summary": r.summary}
         figures = render_report(path, out / "report")

@@ -121,10 +121,16 @@ def table(report: dict[str, Any]) -> str:
 def handle_check(args: argparse.Namespace) -> int:
     report = check_station(args.station)
     print(table(report))
-    if args.json:
-        print(json.dumps(jsonable(report)))
     problems = [i["problem"] for i in report["instruments"].values() if i["problem"]]
-    if problems:
-        sys.stderr.write(f"labctl: instrument fault: {problems[0]}\n")
-        return 3
-    return 0 if report["ok"] else 1
+    queued = [f"{role}: {e['code']} {e['text']}" for role, i in report["instruments"].items()
+              for e in i["errors"]]
+    code, error = ((3, f"instrument fault: {problems[0]}") if problems else
+                   (1, f"errors left in the queues: {'; '.join(queued)}") if queued else
+                   (0, None))
+    if args.json:   # one object: the report, and how the command ended (as every --json)
+        end = ({"status": "complete"} if code == 0 else
+               {"status": "failed", "exit_code": code, "error": error})
+        print(json.dumps(jsonable({**report, **end})))
+    if code == 3:
+        sys.stderr.write(f"labctl: {error}\n")
+    return code

@@ -33,6 +33,7 @@ def test_emulate_serves_until_sigterm(tmp_path: Path, capsys: pytest.CaptureFixt
         assert main(["instruments", "check", str(station), "--json"]) == 0
         report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
         assert report["ok"] and "707B" in report["instruments"]["matrix"]["identity"]
+        assert report["status"] == "complete"
     finally:
         proc.send_signal(signal.SIGTERM)
         rc = proc.wait(timeout=10)

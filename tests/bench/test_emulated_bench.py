@@ -95,6 +95,8 @@ def test_instruments_check_reports_every_instrument(
     out, err = capsys.readouterr()
     report = json.loads(out.strip().splitlines()[-1])
     assert code == 1, err  # an error was queued on the generator
+    assert report["status"] == "failed" and report["exit_code"] == 1
+    assert "Data out of range" in report["error"]
     assert set(report["instruments"]) == {"smu", "gate", "pulse", "pulse_reset", "matrix"}
     assert "2636B" in report["instruments"]["smu"]["identity"]
     errs = report["instruments"]["pulse"]["errors"] + report["instruments"]["pulse_reset"]["errors"]

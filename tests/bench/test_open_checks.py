@@ -5,6 +5,7 @@ refuses the connection fails fast with one line naming its role, driver and reso
 
 from __future__ import annotations
 
+import json
 import re
 import socket
 import threading
@@ -233,5 +234,7 @@ def test_instruments_check_leaves_a_bench_in_use_alone(serve_station: Any, tmp_p
     assert code == 3
     err = captured.err.strip().splitlines()
     assert len(err) == 1 and "is in use by another labctl process" in err[0], err
+    end = json.loads(captured.out.strip().splitlines()[-1])
+    assert end["status"] == "failed" and end["exit_code"] == 3
     assert after == before
     assert main(["instruments", "check", str(station)]) == 0   # free again once it closed
