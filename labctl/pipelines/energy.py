@@ -9,13 +9,10 @@ old run file.
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import asdict, dataclass, fields
-from importlib import resources
-from pathlib import Path
 from typing import Any
 
-from labctl.errors import ConfigError
+from labctl.pipelines.param_file import check_values, read_sections
 
 DEFAULT_FILE = "energy_prune.toml"
 
@@ -38,39 +35,13 @@ class EnergyModel:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> EnergyModel:
-        names = [f.name for f in fields(cls)]
-        missing = [n for n in names if n not in values]
-        unknown = sorted(set(values) - set(names))
-        if missing or unknown:
-            key = (missing or unknown)[0]
-            raise ConfigError(f"energy model: {'missing' if missing else 'unknown'} key {key}",
-                              key=key)
-        for n in names:
-            v = values[n]
-            if isinstance(v, bool) or not isinstance(v, int | float) or v < 0:
-                raise ConfigError(f"energy model: {n} must be a number >= 0, got {v!r}", key=n)
-        return cls(**{n: float(values[n]) for n in names})
+        return cls(**check_values(values, [f.name for f in fields(cls)], "energy model"))
 
 
 def load_energy_model(path: str | None = None) -> EnergyModel:
     """Read an energy-model TOML (sections are for the reader; keys must be unique)."""
-    try:
-        if path is None:
-            text = resources.files("labctl.pipelines").joinpath(DEFAULT_FILE).read_text()
-        else:
-            text = Path(path).read_text()
-        raw = tomllib.loads(text)
-    except FileNotFoundError as exc:
-        raise ConfigError(f"energy model file {path} does not exist", key="energy_model") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"energy model {path}: {exc}", key="energy_model") from exc
-    flat: dict[str, Any] = {}
-    for section in raw.values():
-        if not isinstance(section, dict):
-            raise ConfigError("energy model: every value belongs in a [section]",
-                              key="energy_model")
-        flat.update(section)
-    return EnergyModel.from_dict(flat)
+    return EnergyModel.from_dict(read_sections(path, "labctl.pipelines", DEFAULT_FILE,
+                                               "energy model", "energy_model"))
 
 
 def inference_J(counts: dict[str, float], m: EnergyModel) -> float:

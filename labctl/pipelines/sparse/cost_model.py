@@ -33,13 +33,11 @@ sample through the network); the training-run figures are stored beside them.
 from __future__ import annotations
 
 import math
-import tomllib
 from dataclasses import MISSING, asdict, dataclass, fields, replace
-from importlib import resources
-from pathlib import Path
 from typing import Any
 
 from labctl.errors import ConfigError
+from labctl.pipelines.param_file import check_values, read_sections
 
 DEFAULT_FILE = "cost_fefet.toml"
 DESIGNS = ("index_free", "index_free_cell", "index_based", "dense")
@@ -95,45 +93,15 @@ class CostParams:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> CostParams:
-        names = [f.name for f in fields(cls)]
         optional = {f.name: f.default for f in fields(cls) if f.default is not MISSING}
-        values = {**optional, **values}
-        missing = [n for n in names if n not in values]
-        unknown = sorted(set(values) - set(names))
-        if missing or unknown:
-            key = (missing or unknown)[0]
-            raise ConfigError(f"cost model: {'missing' if missing else 'unknown'} key {key}",
-                              key=key)
-        for n in names:
-            v = values[n]
-            if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v) \
-                    or v < 0:
-                raise ConfigError(f"cost model: {n} must be a finite number >= 0, got {v!r}",
-                                  key=n)
-            if n in _INT_KEYS and (v < 1 or v != int(v)):
-                raise ConfigError(f"cost model: {n} must be a whole number >= 1, got {v!r}",
-                                  key=n)
-        return cls(**{n: float(values[n]) for n in names})
+        return cls(**check_values({**optional, **values}, [f.name for f in fields(cls)],
+                                  "cost model", whole=_INT_KEYS))
 
 
 def load_cost_model(path: str | None = None) -> CostParams:
     """Read a cost-model TOML (sections are for the reader; keys must be unique)."""
-    try:
-        if path is None:
-            text = resources.files("labctl.pipelines.sparse").joinpath(DEFAULT_FILE).read_text()
-        else:
-            text = Path(path).read_text()
-        raw = tomllib.loads(text)
-    except (FileNotFoundError, IsADirectoryError) as exc:
-        raise ConfigError(f"cost model file {path} does not exist", key="cost_model") from exc
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cost model {path}: {exc}", key="cost_model") from exc
-    flat: dict[str, Any] = {}
-    for section in raw.values():
-        if not isinstance(section, dict):
-            raise ConfigError("cost model: every value belongs in a [section]", key="cost_model")
-        flat.update(section)
-    return CostParams.from_dict(flat)
+    return CostParams.from_dict(read_sections(path, "labctl.pipelines.sparse", DEFAULT_FILE,
+                                              "cost model", "cost_model"))
 
 
 # --- the measured workload ---------------------------------------------------------------------
