@@ -184,6 +184,21 @@ def _differences(a: Any, b: Any, prefix: str = "") -> list[str]:
     return [] if a == b else [prefix.rstrip(".")]
 
 
+def _at(d: Any, path: str) -> Any:
+    """The value at a dotted ``path`` of nested dicts (None where it is missing)."""
+    for key in path.split("."):
+        d = d.get(key) if isinstance(d, dict) else None
+    return d
+
+
+def describe_differences(then: Any, now: Any, limit: int = 3) -> str:
+    """``key.sub: recorded X, now Y; ...`` for the first ``limit`` leaves that differ."""
+    diff = _differences(then, now)
+    shown = "; ".join(f"{k}: recorded {_at(then, k)!r}, now {_at(now, k)!r}"
+                      for k in diff[:limit])
+    return shown + (f" (and {len(diff) - limit} more)" if len(diff) > limit else "")
+
+
 def check_opened_backend(args: argparse.Namespace, desc: dict[str, Any],
                          recorded: dict[str, Any] | None) -> None:
     """After the backend opened, before any voltage and before the run file is touched.
@@ -208,9 +223,7 @@ def check_opened_backend(args: argparse.Namespace, desc: dict[str, Any],
     then = json.loads(json.dumps(jsonable(backend_identity(recorded))))
     diff = _differences(then, now)
     if diff:
-        flat_then, flat_now = _flat(then), _flat(now)
-        shown = "; ".join(f"{k}: recorded {flat_then.get(k)!r}, now {flat_now.get(k)!r}"
-                          for k in diff[:3])
+        shown = describe_differences(then, now)
         what = "instruments answering" if any(k.startswith(("instruments", "drivers"))
                                                for k in diff) else "options"
         raise ConfigError(f"--resume {getattr(args, 'resume', '')}: this backend is not the one "
@@ -244,9 +257,3 @@ def changed_preset(desc: Any) -> str | None:
             if hit:
                 return hit
     return None
-
-
-def _flat(d: Any, prefix: str = "") -> dict[str, Any]:
-    if not isinstance(d, dict):
-        return {prefix.rstrip("."): d}
-    return {k: v for key, val in d.items() for k, v in _flat(val, f"{prefix}{key}.").items()}

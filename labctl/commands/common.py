@@ -133,7 +133,12 @@ def execute_protocol(args: argparse.Namespace, command: str, protocol: Any, *,
     opens and before the file.  On any error or interrupt the outputs go off
     (``array.close()``) and the file says ``aborted``.
     """
-    from labctl.commands.backend import check_opened_backend, check_resume_backend, open_backend
+    from labctl.commands.backend import (
+        check_opened_backend,
+        check_resume_backend,
+        describe_differences,
+        open_backend,
+    )
     from labctl.commands.progress import ProgressBar
     from labctl.data.runfile import RunReader, RunWriter, check_writable
     from labctl.protocols.base import run
@@ -150,13 +155,17 @@ def execute_protocol(args: argparse.Namespace, command: str, protocol: Any, *,
             if rr.status == "complete":   # first: whatever the options, nothing is left
                 raise ConfigError(f"--resume {args.resume}: the run is already complete",
                                   key="resume")
-            if jsonable(rr.config) != jsonable(json.loads(json.dumps(jsonable(config)))):
-                diff = sorted(k for k in set(rr.config) | set(config)
-                              if jsonable(rr.config.get(k)) != jsonable(config.get(k)))
-                changed = (f" (the matrix in {config.get('weights_source')} is not the one "
-                           f"the run programmed)" if "weights_sha256" in diff else "")
-                raise ConfigError(f"--resume {args.resume}: its config differs from this command "
-                                  f"in {', '.join(diff)}{changed}", key="resume")
+            then = jsonable(rr.config)
+            now = jsonable(json.loads(json.dumps(jsonable(config))))
+            if then != now:
+                if then.get("weights_sha256") != now.get("weights_sha256"):
+                    shown = (f"the matrix in {config.get('weights_source')} is not the one the "
+                             f"run programmed")
+                else:
+                    shown = describe_differences(then, now)
+                raise ConfigError(f"--resume {args.resume}: this command differs from the run "
+                                  f"it resumes ({shown}); drop the options that changed",
+                                  key="resume")
             check_resume_backend(args, rr.backend, args.resume)
             resume_ckpt = rr.checkpoint()
             recorded = rr.backend

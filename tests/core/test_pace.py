@@ -80,7 +80,11 @@ def test_a_paced_run_resumes_at_its_pace_and_refuses_another(
         ProgressBar.__call__ = original
     capsys.readouterr()
     assert main(["run", "forming", "--resume", str(out), "--pace", "1e-3"]) == 2
-    assert "pace_s" in capsys.readouterr().err
+    err = capsys.readouterr().err          # the values that differ, not "None, now None"
+    assert "pace_s.mvm: recorded 0.002, now 0.001" in err and "(and 1 more)" in err, err
+    assert main(["run", "forming", "--resume", str(out), "--gate-V", "1.1"]) == 2
+    err = capsys.readouterr().err          # the option's own value, not its config group
+    assert "gate_V: recorded 1.2, now 1.1" in err and len(err.splitlines()) == 1, err
     assert main(["run", "forming", "--resume", str(out), "--quiet"]) == 0
     assert main(["run", "forming", "--pace", "2e-3", "--quiet",
                  "--out", str(tmp_path / "whole.h5")]) == 0
