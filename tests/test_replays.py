@@ -73,6 +73,34 @@ def test_an_unfinished_run_is_sent_to_resume_first(status, tmp_path, capsys):
     assert not (tmp_path / "r.h5").exists()
 
 
+def test_a_run_still_being_written_is_not_sent_to_resume(tmp_path, capsys):
+    """A live run holds its file's lock, so --resume would be refused: wait for it; and an
+    existing --out is refused without advising replay's non-existent --resume."""
+    import fcntl
+    import os
+    import shutil
+
+    import h5py
+
+    src = tmp_path / "run.h5"
+    shutil.copy(RECORDED[0], src)
+    with h5py.File(src, "r+") as h:
+        h.attrs["status"] = "running"
+    fd = os.open(src, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)          # as a live writer holds it
+        code = main(["replay", str(src), "--out", str(tmp_path / "r.h5")])
+    finally:
+        os.close(fd)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "still being written" in err[0], err
+    assert "--resume" not in err[0]
+    (tmp_path / "taken.h5").write_bytes(b"")
+    assert main(["replay", str(RECORDED[0]), "--out", str(tmp_path / "taken.h5")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "already exists" in err[0] and "--resume" not in err[0], err
+
+
 def test_a_replay_interrupted_while_comparing_says_its_replayed_run_is_complete(
         tmp_path, capsys, monkeypatch):
     import labctl.data.compare

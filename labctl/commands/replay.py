@@ -218,6 +218,9 @@ def handle(args: argparse.Namespace) -> int:
         recorded_backend = rec.backend
         if status != "complete":   # before the transcript check: resuming is the way on
             how = ("it was killed" if status == "killed" else f"it is {status}")
+            if status == "running":   # a live run holds its file: nothing to resume yet
+                raise DataFormatError(f"{src} is still being written by its run: replay it "
+                                      "once that run has ended")
             if not rec.resumable():
                 raise DataFormatError(f"{src} is not complete ({how}) and the kill left its "
                                       "checkpoint unreadable, so it can be neither resumed "
@@ -274,7 +277,7 @@ def _replay_outputs(src: Path, out_arg: str | None, n: int, argv: list[str]) -> 
     beside it; each must be new, and so must the preset a symmetry-point replay writes."""
     from labctl.data.runfile import check_writable
 
-    outs = [check_writable(o) for o in _numbered(Path(out_arg) if out_arg
+    outs = [check_writable(o, resumable=False) for o in _numbered(Path(out_arg) if out_arg
                                                  else _free_replay_name(src, n), n)]
     for out in outs:
         if out.resolve() == src.resolve():

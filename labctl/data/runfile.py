@@ -164,16 +164,18 @@ def find_checkpoint(h5: h5py.File) -> str:
     return best
 
 
-def check_writable(path: str | os.PathLike[str]) -> Path:
+def check_writable(path: str | os.PathLike[str], *, resumable: bool = True) -> Path:
     """Refuse (ConfigError) an --out path that cannot be written, before anything runs, or
-    that already exists: a run file is never overwritten (``--resume`` continues one)."""
+    that already exists: a run file is never overwritten (``--resume`` continues one, where
+    the command has it: ``resumable``)."""
     p = Path(path)
     parent = p.parent if str(p.parent) else Path(".")
     if p.is_dir() or str(path).endswith(("/", os.sep)):
         raise ConfigError(f"--out {path} is a directory, expected a file name", key="out")
     if p.exists():
         raise ConfigError(f"--out {p} already exists; labctl does not overwrite run files "
-                          f"(choose another name, or --resume {p} if it was interrupted)",
+                          f"(choose another name"
+                          + (f", or --resume {p} if it was interrupted)" if resumable else ")"),
                           key="out")
     if not parent.is_dir():
         raise ConfigError(f"--out {p}: directory {parent} does not exist", key="out")
