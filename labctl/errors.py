@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 
 class LabctlError(Exception):
     """Base of every error labctl raises on purpose."""
@@ -66,3 +69,12 @@ class IdentityMismatch(InstrumentError):
         self.resource = resource
         self.identity = identity
         self.expected = expected
+
+
+def missing(path: str | os.PathLike[str], *, directory: bool = False) -> str:
+    """Why ``path`` is not the file (``directory``: the directory) asked for, in the words
+    of a one-line error: it does not exist, or it is the other kind."""
+    p = Path(path)
+    if directory:
+        return "is a file, not a directory" if p.exists() else "does not exist"
+    return "is a directory, not a file" if p.is_dir() else "does not exist"

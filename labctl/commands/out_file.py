@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from labctl.errors import ConfigError
+from labctl.errors import ConfigError, missing
 
 
 def check_out_file(path: Path, option: str, *, suffix: str, why_suffix: str) -> Path:
@@ -17,7 +17,8 @@ def check_out_file(path: Path, option: str, *, suffix: str, why_suffix: str) -> 
         raise ConfigError(f"{option} {path}: {why_suffix}", key=key)
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.is_dir():
-        raise ConfigError(f"{option} {path}: directory {parent} does not exist", key=key)
+        raise ConfigError(f"{option} {path}: {parent} {missing(parent, directory=True)}",
+                          key=key)
     if not os.access(parent, os.W_OK):
         raise ConfigError(f"{option} {path}: directory {parent} is not writable", key=key)
     if path.is_dir():

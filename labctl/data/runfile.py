@@ -53,7 +53,7 @@ import numpy as np
 from labctl import __version__
 from labctl.data.h5tree import read_tree, write_tree
 from labctl.data.journal import JournaledFile, journal_path, recover
-from labctl.errors import ConfigError, DataFormatError
+from labctl.errors import ConfigError, DataFormatError, missing
 from labctl.interrupts import interrupts_deferred
 
 _Method = TypeVar("_Method", bound=Callable[..., Any])
@@ -178,7 +178,7 @@ def check_writable(path: str | os.PathLike[str], *, resumable: bool = True) -> P
                           + (f", or --resume {p} if it was interrupted)" if resumable else ")"),
                           key="out")
     if not parent.is_dir():
-        raise ConfigError(f"--out {p}: directory {parent} does not exist", key="out")
+        raise ConfigError(f"--out {p}: {parent} {missing(parent, directory=True)}", key="out")
     if not os.access(parent, os.W_OK):
         raise ConfigError(f"--out {p}: directory {parent} is not writable", key="out")
     if p.exists() and not os.access(p, os.W_OK):

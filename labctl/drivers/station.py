@@ -27,7 +27,7 @@ from labctl.drivers.station_fields import (
     get_str,
     get_table,
 )
-from labctl.errors import ConfigError
+from labctl.errors import ConfigError, missing
 
 __all__ = ["CAPABILITIES", "Capability", "ChipSpec", "EmulationSpec", "InstrumentSpec",
            "Station", "Timing", "Wiring", "load_station", "matrix_size", "parse_station"]
@@ -468,7 +468,7 @@ def load_station(path: str | Path) -> Station:
     """Read and validate a station file; nothing is opened or switched on."""
     p = Path(path)
     if not p.is_file():
-        raise ConfigError(f"station file {p} does not exist", key="backend")
+        raise ConfigError(f"station file {p} {missing(p)}", key="backend")
     try:
         text = p.read_text(encoding="utf-8")
         doc = tomllib.loads(text)

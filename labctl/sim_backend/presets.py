@@ -19,7 +19,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from labctl.errors import ConfigError
+from labctl.errors import ConfigError, missing
 from labctl.sim_backend.device_model import DeviceModel
 
 PRESET_DIR = Path(__file__).with_name("presets")
@@ -52,7 +52,7 @@ def preset_path(name_or_path: str) -> Path:
     if _is_path(name_or_path):
         path = Path(name_or_path).expanduser()
         if not path.is_file():
-            raise ConfigError(f"preset file {name_or_path} does not exist", key="preset")
+            raise ConfigError(f"preset file {name_or_path} {missing(path)}", key="preset")
         return path
     if name_or_path not in shipped_presets():
         raise ConfigError(f"unknown preset {name_or_path!r}; choose one of "

@@ -250,3 +250,21 @@ def test_out_with_resume_naming_another_file_is_refused(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "carries on in its own file" in err[0], err
     assert not other.exists()
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["run", "forming", "--preset", "{dir}.toml"], "is a directory, not a file"),
+    (["emulate", "{dir}"], "is a directory, not a file"),
+    (["run", "forming", "--backend", "{dir}.toml"], "is a directory, not a file"),
+    (["run", "forming", "--out", "{file}/a.h5"], "is a file, not a directory"),
+])
+def test_a_path_of_the_wrong_kind_is_named_as_such(tmp_path, capsys, argv, words):
+    """A directory given for a file (or a file for a directory) used to read 'does not
+    exist', sending the user to look for a path that is right there."""
+    (tmp_path / "d.toml").mkdir()
+    (tmp_path / "f").write_text("")
+    subs = {"{dir}.toml": str(tmp_path / "d.toml"), "{dir}": str(tmp_path / "d.toml"),
+            "{file}/a.h5": str(tmp_path / "f" / "a.h5")}
+    assert main([subs.get(a, a) for a in argv]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and words in err[0], err
