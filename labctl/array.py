@@ -17,7 +17,7 @@ Conventions, shared by every backend:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -102,6 +102,21 @@ class Limits:
     max_current_A: float
     min_pulse_width_s: float = 1e-9
     max_pulse_width_s: float = 1.0
+
+    def __post_init__(self) -> None:
+        """Every limit a finite positive number, the width range in order (a preset's
+        negative voltage limit used to pass, and every voltage then 'exceeded' it)."""
+        from labctl.errors import ConfigError
+
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if isinstance(v, bool) or not isinstance(v, int | float) or not (
+                    math.isfinite(v) and v > 0):
+                raise ConfigError(f"limits.{f.name} must be a finite number > 0, got {v!r}",
+                                  key=f"limits.{f.name}")
+        if self.min_pulse_width_s > self.max_pulse_width_s:
+            raise ConfigError("limits.min_pulse_width_s exceeds limits.max_pulse_width_s",
+                              key="limits.min_pulse_width_s")
 
     def check_voltage(self, voltage_V: npt.ArrayLike, terminal: str = "bit line") -> None:
         if isinstance(voltage_V, int | float):  # one value (gates, pulse amplitudes): no array

@@ -73,8 +73,9 @@ class IdentityMismatch(InstrumentError):
 
 def missing(path: str | os.PathLike[str], *, directory: bool = False) -> str:
     """Why ``path`` is not the file (``directory``: the directory) asked for, in the words
-    of a one-line error: it does not exist, or it is the other kind."""
+    of a one-line error: ``directory D does not exist``, ``D is a file, not a directory``
+    (and likewise for a file: ``F does not exist``, ``F is a directory, not a file``)."""
     p = Path(path)
     if directory:
-        return "is a file, not a directory" if p.exists() else "does not exist"
-    return "is a directory, not a file" if p.is_dir() else "does not exist"
+        return f"{p} is a file, not a directory" if p.exists() else f"directory {p} does not exist"
+    return f"{p} is a directory, not a file" if p.is_dir() else f"{p} does not exist"

@@ -91,7 +91,7 @@ def open_backend(args: argparse.Namespace, *, default_preset: str = "cmo-hfox-1t
         raise ConfigError(f"--backend must be 'sim' or a station file (.toml), got {backend!r}",
                           key="backend")
     if not path.is_file():
-        raise ConfigError(f"station file {backend} {missing(path)}", key="backend")
+        raise ConfigError(f"station file {missing(backend)}", key="backend")
     given = [f"--{k}" for k in ("preset", "rows", "cols") if getattr(args, k, None) is not None]
     if given:
         raise ConfigError(f"{', '.join(given)}: for the simulated chip; the station file "

@@ -17,7 +17,7 @@ def check_out_file(path: Path, option: str, *, suffix: str, why_suffix: str) -> 
         raise ConfigError(f"{option} {path}: {why_suffix}", key=key)
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.is_dir():
-        raise ConfigError(f"{option} {path}: {parent} {missing(parent, directory=True)}",
+        raise ConfigError(f"{option} {path}: {missing(parent, directory=True)}",
                           key=key)
     if not os.access(parent, os.W_OK):
         raise ConfigError(f"{option} {path}: directory {parent} is not writable", key=key)

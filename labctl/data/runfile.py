@@ -178,7 +178,7 @@ def check_writable(path: str | os.PathLike[str], *, resumable: bool = True) -> P
                           + (f", or --resume {p} if it was interrupted)" if resumable else ")"),
                           key="out")
     if not parent.is_dir():
-        raise ConfigError(f"--out {p}: {parent} {missing(parent, directory=True)}", key="out")
+        raise ConfigError(f"--out {p}: {missing(parent, directory=True)}", key="out")
     if not os.access(parent, os.W_OK):
         raise ConfigError(f"--out {p}: directory {parent} is not writable", key="out")
     if p.exists() and not os.access(p, os.W_OK):

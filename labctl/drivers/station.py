@@ -468,7 +468,7 @@ def load_station(path: str | Path) -> Station:
     """Read and validate a station file; nothing is opened or switched on."""
     p = Path(path)
     if not p.is_file():
-        raise ConfigError(f"station file {p} {missing(p)}", key="backend")
+        raise ConfigError(f"station file {missing(p)}", key="backend")
     try:
         text = p.read_text(encoding="utf-8")
         doc = tomllib.loads(text)

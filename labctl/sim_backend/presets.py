@@ -52,7 +52,7 @@ def preset_path(name_or_path: str) -> Path:
     if _is_path(name_or_path):
         path = Path(name_or_path).expanduser()
         if not path.is_file():
-            raise ConfigError(f"preset file {name_or_path} {missing(path)}", key="preset")
+            raise ConfigError(f"preset file {missing(path)}", key="preset")
         return path
     if name_or_path not in shipped_presets():
         raise ConfigError(f"unknown preset {name_or_path!r}; choose one of "
@@ -135,10 +135,12 @@ def load_model(name_or_toml_path: str) -> DeviceModel:
     try:
         return cls.from_preset(preset, str(preset["name"]))  # type: ignore[no-any-return]
     except ConfigError as exc:
-        if preset["name"] in str(exc) or name_or_toml_path in str(exc):
+        if name_or_toml_path in str(exc):
             raise
-        # the model's own check (e.g. "[pulse] needs ..."): say which preset it is about
-        raise ConfigError(f"preset {name_or_toml_path}: {exc}", key=exc.key) from exc
+        # the model's own check (e.g. "[pulse] needs ..."): say which preset (file) it is
+        # about, not the name written inside a copied file
+        text = str(exc).removeprefix(f"preset {preset['name']}: ")
+        raise ConfigError(f"preset {name_or_toml_path}: {text}", key=exc.key) from exc
     except (KeyError, TypeError, ValueError) as exc:
         raise ConfigError(f"preset {preset['name']}: bad or missing parameter ({exc})",
                           key="preset") from exc

@@ -149,3 +149,22 @@ def test_non_finite_values_in_any_table_are_refused(tmp_path: Path, table: str,
     assert bad != text
     with pytest.raises(ConfigError, match=rf"{table}\] {name} must be a finite number"):
         load_model(write(tmp_path, bad, f"{table}.toml"))
+
+
+@pytest.mark.parametrize("old, new, words", [
+    ("max_voltage_V = 4.0", "max_voltage_V = -4.0", "limits.max_voltage_V must be a finite "
+                                                    "number > 0, got -4.0"),
+    ("\ndw_min = 0.088", "\n", "[pulse] is missing dw_min"),
+    ("\ndw_min = ", "\ndw_mni = 0.1\ndw_min = ", "unknown key pulse.dw_mni"),
+])
+def test_a_bad_preset_file_is_named_with_the_key_in_words(tmp_path: Path, old: str, new: str,
+                                                          words: str) -> None:
+    """The copied file's path, not the name written inside it; the key, not a Python
+    signature; a negative limit refused, not every voltage 'exceeding' it later."""
+    text = (presets.PRESET_DIR / "cmo-hfox-1t1r.toml").read_text()
+    assert old in text
+    path = tmp_path / "mine.toml"
+    path.write_text(text.replace(old, new, 1))
+    with pytest.raises(ConfigError) as err:
+        load_model(str(path))
+    assert str(err.value) == f"preset {path}: {words}"

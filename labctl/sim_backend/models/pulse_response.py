@@ -27,7 +27,7 @@ state and parameters are plain arrays, the RNG is explicit.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import MISSING, asdict, dataclass, fields
 from typing import Any, cast
 
 import numpy as np
@@ -74,10 +74,13 @@ class PulseResponseSpec:
             if not math.isfinite(v) and not (k == "ceiling_S" and v == float("inf")):
                 raise ConfigError(f"[{where}] {k} must be a finite number, got {v}",
                                   key=f"{where}.{k}")
-        try:
-            spec = cls(**{k: float(v) for k, v in values.items()})
-        except TypeError as exc:
-            raise ConfigError(f"[{where}] is missing a parameter ({exc})", key=where) from exc
+        required = [f.name for f in fields(cls)
+                    if f.default is MISSING and f.default_factory is MISSING]
+        absent = [k for k in required if k not in values]
+        if absent:
+            raise ConfigError(f"[{where}] is missing {', '.join(absent)}",
+                              key=f"{where}.{absent[0]}")
+        spec = cls(**{k: float(v) for k, v in values.items()})
         spec.validate(where)
         return spec
 
