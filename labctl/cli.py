@@ -159,6 +159,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler.setFormatter(_OneLineFormatter("%(levelname)s %(name)s: %(message)s",
                                            tracebacks=args.verbose >= 2))
     logging.basicConfig(level=logging.WARNING - 10 * min(args.verbose, 2), handlers=[handler])
+    for noisy in ("h5py", "matplotlib", "PIL"):   # -vv is for labctl's debug lines, not theirs
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
     signal.signal(signal.SIGTERM, _interrupt)
     if previous[signal.SIGINT] is signal.default_int_handler:   # not if ignored

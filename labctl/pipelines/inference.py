@@ -245,6 +245,19 @@ class Inference(BaseProtocol):
         self.tiles = list(plan.placement.tiles)
         g = plan.mapping.devices_per_weight
         self.full_scale = [self._full_scale(t, g) for t in self.tiles]
+        self._check_calibration_inputs()
+
+    def _check_calibration_inputs(self) -> None:
+        """Enough calibration inputs for the fit's unknowns: a gain and an offset per column,
+        and with ``rows`` a reference per row of the tile (fewer leave it underdetermined)."""
+        cfg = self.config
+        n, rows = cfg.calibration_inputs, max(t.shape[0] for t in self.tiles)
+        need = {"rows": rows + 2, "columns": 3}.get(cfg.calibration, 0)
+        if 0 < n < need:
+            raise ConfigError(f"--calibration-inputs {n} is too few for --calibration "
+                              f"{cfg.calibration} on a {rows}-row tile: at least {need} (0: "
+                              f"automatic, {auto_calibration_inputs(rows)})",
+                              key="calibration_inputs")
 
     def config_dict(self) -> dict[str, Any]:
         return asdict(self.config)

@@ -71,6 +71,17 @@ def test_one_bit_converters_are_refused(transfer, tmp_path, capsys):
         assert len(err) == 1 and "2..24" in err[0] and not out.exists(), err
 
 
+def test_too_few_calibration_inputs_are_refused(transfer, tmp_path, capsys):
+    """One input cannot fit a gain and an offset per column: refused before the run file,
+    not fitted underdetermined."""
+    for calibration, n in (("rows", "5"), ("columns", "2")):
+        out = tmp_path / f"i-{calibration}.h5"
+        assert main(["pipeline", "inference", str(transfer[0]), "--calibration", calibration,
+                     "--calibration-inputs", n, "--quiet", "--out", str(out)]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "too few" in err[0] and not out.exists(), err
+
+
 @pytest.fixture(scope="module")
 def transfer(tmp_path_factory):
     d = tmp_path_factory.mktemp("inference")
