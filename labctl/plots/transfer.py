@@ -14,6 +14,8 @@ def render(reader, out_dir: Path) -> list[Path]:  # type: ignore[no-untyped-def]
     cfg = reader.config
     res = load_results(reader, int(cfg["placement"]["loads"]))
     t, g = res["target_S"] * 1e6, res["g_S"] * 1e6
+    if not t.size:   # stopped before its first batch ended: report says so, as for any run
+        raise KeyError("programmed cells")
     conv = res["converged"].astype(bool)
     paths = []
     fig, ax = figure(2)
@@ -21,7 +23,7 @@ def render(reader, out_dir: Path) -> list[Path]:  # type: ignore[no-untyped-def]
     a.plot(t[conv], g[conv], ".", ms=2, label="converged")
     if (~conv).any():
         a.plot(t[~conv], g[~conv], "x", ms=4, color="C3", label="not converged")
-    lim = [min(t.min(), g.min()), max(t.max(), g.max())] if t.size else [0, 1]
+    lim = [min(t.min(), g.min()), max(t.max(), g.max())]
     a.plot(lim, lim, "k-", lw=0.6)
     a.set(xlabel="target G (uS)", ylabel="programmed G (uS)",
           title=f"Transfer: {t.size} cells, {cfg['mapping']['kind']}, "
@@ -33,8 +35,6 @@ def render(reader, out_dir: Path) -> list[Path]:  # type: ignore[no-untyped-def]
     b.set(xlabel="programmed - target (nS), converged cells", ylabel="cells",
           title=f"rms {np.sqrt(np.mean(err ** 2)) if err.size else float('nan'):.1f} nS")
     paths.append(save(fig, out_dir, "transfer_conductance"))
-    if not t.size:    # a run stopped before its first batch: nothing more to draw
-        return paths
 
     fig, ax = figure()
     p = res["pulses"]

@@ -223,7 +223,8 @@ def test_sigkill_then_resume_ends_with_the_same_chip(tmp_path):
 
 
 def test_report_of_a_transfer_stopped_before_its_first_batch(tmp_path, capsys, monkeypatch):
-    """An aborted transfer with no finished batch renders what it has, without a crash."""
+    """An aborted transfer with no finished batch is said to have recorded nothing to draw
+    (one line, exit 2, as every other report), not drawn as an empty '0 cells' figure."""
     from labctl.protocols.program_verify import VerifyConfig
 
     def stop(*a, **k):
@@ -237,8 +238,9 @@ def test_report_of_a_transfer_stopped_before_its_first_batch(tmp_path, capsys, m
     code, _, _ = _run_cli(["program", str(f), "--out", str(out), "--quiet"], capsys)
     assert code == 130
     code, _, err = _run_cli(["report", str(out)], capsys)
-    assert code == 0, err
-    assert (tmp_path / "run-report" / "transfer_conductance.png").is_file()
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert "is aborted and stopped before it recorded anything" in err
+    assert not (tmp_path / "run-report" / "transfer_conductance.png").exists()
 
 
 def test_a_w_max_below_the_largest_weight_is_said_to_clip(tmp_path, capsys):
