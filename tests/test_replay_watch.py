@@ -49,6 +49,21 @@ def test_replay_on_another_preset_is_inconsistent_and_names_what_moved(forming_r
     assert "INCONSISTENT" in out and "v_form_mean_V" in out
 
 
+def test_replay_on_another_preset_keeps_the_recorded_die_size(tmp_path, capsys):
+    """A run on the default 8x4 die replayed on a preset whose default die is 64x64 runs on
+    8x4 too: counts (cells, formed, ramped) are not flagged as moved for the size alone."""
+    src = tmp_path / "f.h5"
+    assert main(["run", "forming", "--quiet", "--out", str(src)]) == 0
+    capsys.readouterr()
+    main(["replay", str(src), "--preset", "rram-40nm-random", "--out",
+          str(tmp_path / "rep.h5"), "--json"])
+    res = _json_line(capsys.readouterr().out)
+    moved = {k for k, v in res["metrics"].items() if not v["pass"]}
+    assert not moved & {"cells", "formed", "ramped"}, moved
+    with RunReader(tmp_path / "rep.h5") as r:
+        assert (r.backend["rows"], r.backend["cols"]) == (8, 4)
+
+
 def test_replay_refuses_what_it_cannot_replay(tmp_path, capsys):
     assert main(["replay", str(tmp_path / "missing.h5")]) == 2
     junk = tmp_path / "junk.h5"

@@ -102,7 +102,7 @@ def replay_argv(recorded_argv: list[str], args: argparse.Namespace, out: Path,
         extra += _station_die(recorded_argv, args.backend, recorded_backend or {})
     if args.preset is not None:
         replaced["--preset"] = True
-        extra += ["--preset", args.preset]
+        extra += ["--preset", args.preset, *_recorded_size(recorded_argv, recorded_backend)]
     if args.seed is not None:
         replaced["--seed"] = True
         extra += ["--seed", str(args.seed)]
@@ -142,6 +142,17 @@ def _station_die(recorded_argv: list[str], backend: str, recorded: dict[str, Any
     except (ConfigError, OSError):   # no stored station text and its file is gone
         return []
     return ["--rows", str(chip.rows), "--cols", str(chip.cols)]
+
+
+def _recorded_size(recorded_argv: list[str], recorded: dict[str, Any] | None) -> list[str]:
+    """``--rows R --cols C`` of the simulated die a run measured, for its replay on another
+    preset (whose default die may be another size: 4,096 cells against 32 would flag every
+    count as moved); [] where the run named its size or had no single array."""
+    rec = recorded or {}
+    if {"--rows", "--cols"} & set(recorded_argv) or rec.get("backend") != "sim" \
+            or not isinstance(rec.get("rows"), int) or not isinstance(rec.get("cols"), int):
+        return []
+    return ["--rows", str(rec["rows"]), "--cols", str(rec["cols"])]
 
 
 def recorded_inputs(rec: Any, argv: list[str]) -> tuple[list[str], dict[str, Any]]:
