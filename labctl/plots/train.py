@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from matplotlib.ticker import MaxNLocator
 
 from labctl.plots.style import figure, run_is, save, status_note, title_note
 
@@ -17,9 +18,14 @@ def _note(reader: Any) -> str:
     if not arrays:
         return title_note(reader)
     first = next(iter(arrays.values()))
-    seeds = [a["seed"] for a in arrays.values() if isinstance(a.get("seed"), int)]
-    lo, hi = (min(seeds), max(seeds)) if seeds else (first.get("seed"), None)
-    span = f"seeds {lo}-{hi}" if hi is not None and hi != lo else f"seed {lo}"
+    # the run's --seed (each array's simulator draws from seed x 100 + its number)
+    seed = reader.config.get("seed")
+    if isinstance(seed, int):
+        span = f"seed {seed}"
+    else:
+        seeds = [a["seed"] for a in arrays.values() if isinstance(a.get("seed"), int)]
+        lo, hi = (min(seeds), max(seeds)) if seeds else (first.get("seed"), None)
+        span = f"array seeds {lo}-{hi}" if hi is not None and hi != lo else f"seed {lo}"
     where = (f"{first.get('preset')}, {span}" if first.get("backend") == "sim"
              else f"station {first.get('station', '')}")
     note = f"{where} ({len(arrays)} array{'' if len(arrays) == 1 else 's'})"
@@ -54,6 +60,7 @@ def _curves(reader: Any, out_dir: Path) -> Path:
                        f"{_note(reader)}")
     ax[0, 1].set(xlabel="epoch", ylabel="cross-entropy", title="Loss")
     for a in ax[0]:
+        a.xaxis.set_major_locator(MaxNLocator(integer=True))   # epochs are whole
         if a.get_lines():
             a.legend(fontsize=8)
         else:   # stopped before its first epoch ended
@@ -73,10 +80,14 @@ def _pulses(reader: Any, out_dir: Path) -> Path | None:
         ax[0, 0].plot(ep, p[:, k], "o-", label=n)
     ax[0, 0].set(xlabel="epoch", ylabel="pulses sent (cumulative)", yscale="symlog",
                  title="Training pulses per array")
+    ax[0, 0].xaxis.set_major_locator(MaxNLocator(integer=True))
     ax[0, 0].legend(fontsize=7)
-    ax[0, 1].bar(range(len(names)), p[-1])
+    bars = ax[0, 1].bar(range(len(names)), p[-1])
+    # every total written on its bar: an array that got no pulse has no bar to see
+    ax[0, 1].bar_label(bars, labels=[f"{int(v):,}" for v in p[-1]], fontsize=7)
     ax[0, 1].set_xticks(range(len(names)), names, rotation=45, fontsize=7)
-    ax[0, 1].set(ylabel="pulses", yscale="log", title="Total per array")
+    ax[0, 1].set(ylabel="pulses", yscale="symlog", title="Total per array")
+    ax[0, 1].set_ylim(0, max(float(p[-1].max()), 1.0) * 10)
     return save(fig, out_dir, "train_pulses")
 
 
