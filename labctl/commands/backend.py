@@ -33,6 +33,11 @@ def open_sim(preset: str | None, rows: int | None, cols: int | None, seed: int,
                           pace_s=pace_s)
 
 
+#: slowest pace a number may give: a station spends milliseconds per cell operation; a minute
+#: or more is a mistyped unit, and an astronomical one overflows the die's clock
+MAX_PACE_S = 60.0
+
+
 def sim_pace(args: argparse.Namespace) -> dict[str, float] | None:
     """``--pace``: seconds per cell operation by kind, from a station run file's record or
     one figure for every kind; None when not given.  ConfigError (one line) otherwise."""
@@ -49,9 +54,9 @@ def sim_pace(args: argparse.Namespace) -> dict[str, float] | None:
     except ValueError:
         seconds = None
     if seconds is not None:
-        if not (seconds >= 0 and seconds < float("inf")):
-            raise ConfigError(f"--pace must be a time >= 0 s per cell operation or a station "
-                              f"run file, got {text!r}", key="pace")
+        if not (0 <= seconds <= MAX_PACE_S):
+            raise ConfigError(f"--pace must be a time of 0 to {MAX_PACE_S:g} s per cell "
+                              f"operation or a station run file, got {text!r}", key="pace")
         return dict.fromkeys(KINDS, seconds)
     from labctl.data.runfile import RunReader
 

@@ -26,7 +26,7 @@ def add_common(p: argparse.ArgumentParser, *, preset_default: str = "cmo-hfox-1t
     refusal that says why)."""
     g = p.add_argument_group("common options")
     # default None (= sim): a command can tell an explicit 'sim' from no --backend at all
-    g.add_argument("--backend", default=None,
+    g.add_argument("--backend", type=name, default=None,
                    help="'sim' (default: the simulated chip) or a station file STATION.toml")
     g.add_argument("--preset", type=name, default=None,
                    help="simulated device preset name or preset FILE.toml "
@@ -44,8 +44,8 @@ def add_common(p: argparse.ArgumentParser, *, preset_default: str = "cmo-hfox-1t
                    "recorded, or SECONDS for each cell pulse, read, sweep point and MVM "
                    "input), so the die relaxes during a measurement as it did on that station "
                    "(default: the clock moves only with waits)")
-    g.add_argument("--out", default=out_default, help="run file to write (RUN.h5)")
-    g.add_argument("--resume", default=None, metavar="RUN.h5",
+    g.add_argument("--out", type=name, default=out_default, help="run file to write (RUN.h5)")
+    g.add_argument("--resume", type=name, default=None, metavar="RUN.h5",
                    help="carry on an interrupted run file; options not given are the "
                         "run's own (a station run needs its --backend STATION.toml again)")
     g.add_argument("--json", action="store_true",

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from labctl.commands.argtypes import name as nonempty
 from labctl.commands.argtypes import seed
 
 # (label, run-command module that must exist, argv after `labctl`, file name)
@@ -36,7 +37,7 @@ def register(sub: Any) -> None:
     p = sub.add_parser("demo", help="run every protocol on the simulated chip, then the report",
                        description="The main job on the default simulated chip: every protocol, "
                        "then a report with figures.")
-    p.add_argument("--out", default="demo-run",
+    p.add_argument("--out", type=nonempty, default="demo-run",
                    help="output directory (default demo-run/): new, empty, or an earlier demo's "
                    "(whose run files and figures a rerun replaces)")
     p.add_argument("--seed", type=seed, default=0, help="simulator seed (default 0)")

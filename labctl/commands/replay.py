@@ -70,7 +70,7 @@ def register(sub: Any) -> None:
                    help="replay a station run on the simulator with its clock moving only "
                    "with waits (default: at the station's recorded time per cell operation, "
                    "so the die relaxes during the measurement as it did there)")
-    p.add_argument("--out", default=None,
+    p.add_argument("--out", type=name, default=None,
                    help="replayed run file (default RUN-replay.h5, numbered -2, -3 ... when "
                    "taken); with --realisations N, the first of N (OUT-2.h5 ... beside it)")
     p.add_argument("--json", action="store_true", help="print a JSON summary line")

@@ -9,6 +9,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from labctl.commands.argtypes import name
 from labctl.errors import ConfigError, DataFormatError
 
 
@@ -16,7 +17,8 @@ def register(sub: Any) -> None:
     p = sub.add_parser("report", help="draw PNG figures of a run file",
                        description="Draw the figures of a run file into a directory.")
     p.add_argument("run_file", metavar="RUN.h5")
-    p.add_argument("--out", default=None, help="directory for the figures (default RUN-report/)")
+    p.add_argument("--out", type=name, default=None,
+                   help="directory for the figures (default RUN-report/)")
     p.add_argument("--json", action="store_true", help="print a JSON summary line")
     p.set_defaults(handler=handle)
 

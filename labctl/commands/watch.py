@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from labctl.commands.argtypes import finite_float
+from labctl.commands.argtypes import finite_float, name
 
 
 def register(sub: Any) -> None:
@@ -21,7 +21,7 @@ def register(sub: Any) -> None:
                        description="Follow a run file being written; redraw figures as data "
                        "arrive (PNG files in --out, refreshed in place).")
     p.add_argument("run_file", metavar="RUN.h5")
-    p.add_argument("--out", default=None, help="figure directory (default RUN-live/)")
+    p.add_argument("--out", type=name, default=None, help="figure directory (default RUN-live/)")
     p.add_argument("--interval-s", type=finite_float, default=1.0,
                    help="poll interval (default 1 s)")
     p.add_argument("--timeout-s", type=finite_float, default=None,

@@ -75,6 +75,9 @@ class FormingConfig:
                               f"{self.v_stop_V / MAX_RAMP_STEPS:.2g} V)", key="v_step_V")
         if self.compliance_A <= 0:
             raise ConfigError("compliance must be > 0 A", key="compliance_A")
+        if not self.gate_V > 0:
+            raise ConfigError(f"--gate-V must be > 0 V (the 1T1R selector conducts only with a "
+                              f"positive gate), got {self.gate_V:g} V", key="gate_V")
         if not 0 <= self.conditioning_cycles <= MAX_CONDITIONING_CYCLES:
             raise ConfigError(f"--conditioning-cycles must be 0 to {MAX_CONDITIONING_CYCLES:,}, "
                               f"got {self.conditioning_cycles:,}", key="conditioning_cycles")

@@ -78,6 +78,9 @@ class VerifyConfig:
                               key="max_pulses")
         if not self.width_s > 0:
             raise ConfigError(f"pulse width must be > 0 s, got {self.width_s}", key="width_s")
+        if self.gate_V is not None and not self.gate_V > 0:
+            raise ConfigError(f"--gate-V must be > 0 V (the 1T1R selector conducts only with a "
+                              f"positive gate), got {self.gate_V:g} V", key="gate_V")
         if self.reset not in RESET_METHODS:
             raise ConfigError(f"reset must be one of {', '.join(RESET_METHODS)}, got "
                               f"{self.reset!r}", key="reset")

@@ -72,6 +72,9 @@ class SymmetryPointConfig:
             raise ConfigError("need up_V > 0 > down_V (positive = set/potentiate)", key="up_V")
         if not self.width_s > 0:
             raise ConfigError("pulse width must be > 0 s", key="width_s")
+        if self.gate_V is not None and not self.gate_V > 0:
+            raise ConfigError(f"--gate-V must be > 0 V (the 1T1R selector conducts only with a "
+                              f"positive gate), got {self.gate_V:g} V", key="gate_V")
         if self.batch_pulses < 0 or self.cycles < 0:
             raise ConfigError("batch pulses and cycles must be >= 0", key="batch_pulses")
         if self.cycles * self.batch_pulses == 0:

@@ -268,3 +268,25 @@ def test_a_path_of_the_wrong_kind_is_named_as_such(tmp_path, capsys, argv, words
     assert main([subs.get(a, a) for a in argv]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and words in err[0], err
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["run", "forming", "--backend="], "--backend: empty"),   # "$STATION" unset in a script
+    (["run", "forming", "--out="], "--out: empty"),
+    (["report", "x.h5", "--out="], "--out: empty"),
+    (["run", "forming", "--gate-V", "0"], "--gate-V must be > 0 V"),
+    (["run", "forming", "--gate-V", "-1"], "--gate-V must be > 0 V"),
+])
+def test_empty_paths_and_a_gate_that_cannot_open_are_refused(tmp_path, capsys, monkeypatch,
+                                                             argv, words):
+    """An empty --backend used to run on the simulator, an empty --out to pick a default
+    name, and a gate of 0 V to 'complete' a forming run at yield 0."""
+    monkeypatch.chdir(tmp_path)
+    try:
+        code = main(argv)
+    except SystemExit as e:   # a usage error: argparse exits
+        code = e.code
+    assert code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and words in err[0], err
+    assert not list(tmp_path.iterdir())
