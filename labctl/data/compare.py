@@ -95,15 +95,16 @@ NOT_JUDGED = ("timing", "realisation", "new")
 def realisation_sensitive(name: str) -> bool:
     """Statistics another realisation of the same physics moves by more than a mean's
     tolerance: sample extremes (``pulses_max``, ``n_states_min``: heavy-tailed), spreads
-    (``*_std_*``, ``*_d2d*``: a standard deviation of n values has a relative standard
-    error of 1/sqrt(2(n - 1)), 13 % at n = 32) and line-fit intercepts (near zero by
+    (``*_std_*``, ``*_d2d*``, and RMS errors ``*_rms*``: a standard deviation of n values
+    has a relative standard error of 1/sqrt(2(n - 1)), 13 % at n = 32, 18 % for the 16
+    cells of a small transfer) and line-fit intercepts (near zero by
     construction, so any relative difference is large).  A replay on hardware, or with
     another seed, is such a realisation; the values these come from are compared whole,
     as distributions."""
     base = name.split("[", 1)[0].rsplit(".", 1)[-1].replace("dw_min", "dwmin")  # a step
     parts = set(base.split("_"))
     return (base.endswith(("_max", "_min")) or base.startswith(("max_", "min_"))
-            or bool(parts & {"std", "d2d", "intercept"}))
+            or bool(parts & {"std", "d2d", "intercept", "rms"}))
 
 
 def relative_difference(a: float, b: float, floor: float = 1e-15) -> float:
