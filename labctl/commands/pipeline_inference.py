@@ -179,6 +179,10 @@ def _row_label(label: str, t_actual_s: float | None) -> str:
     return f"{label} (read at {at} s)"
 
 
+#: breakdown terms estimated by removing read noise in quadrature (can come out at zero)
+_BY_SUBTRACTION = ("ir_drop", "mvm_vs_reads")
+
+
 def human(s: dict[str, Any]) -> str:
     wires = s.get("wire_resistance_ohm")
     rows = {lab: _row_label(lab, s.get("t_actual_s", {}).get(lab)) for lab in s["rmse"]}
@@ -191,8 +195,15 @@ def human(s: dict[str, Any]) -> str:
                                                             {}))]
     for lab, v in s["rmse"].items():
         b = s["rmse_breakdown"][lab]
+        # a term estimated by subtracting noise in quadrature can come out at or below
+        # zero: there it is below what the estimate resolves, not a measured 0
         lines.append(f"  {rows[lab]:>{w}} {v:7.4f}   "
-                     + " ".join(f"{x:12.4f}" for x in b.values()))
+                     + " ".join(f"{x:12.4f}" if x > 0 or c not in _BY_SUBTRACTION
+                                else f"{'< noise':>12}" for c, x in b.items()))
+    if any(x <= 0 and c in _BY_SUBTRACTION for b in s["rmse_breakdown"].values()
+           for c, x in b.items()):
+        lines.append("  < noise: the term's estimate (noise removed in quadrature) is at or "
+                     "below zero")
     lines.append(f"  run file        {s['run_file']}")
     return "\n".join(lines)
 

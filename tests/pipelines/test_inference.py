@@ -163,6 +163,13 @@ def test_human_table_names_the_wires_and_flags_late_reads():
     assert rows[1].split()[:2] == ["1h", "0.0300"]             # on time: the asked-for label
     assert len(rows[0]) == len(rows[1])                        # columns stay aligned
     assert "0.35 ohm/segment" in human({**s, "wire_resistance_ohm": 0.35}).splitlines()[0]
+    # an IR-drop term whose estimate came out at zero is below resolution, not a measured 0
+    zero = {**b, "ir_drop": 0.0}
+    text = human({**s, "rmse_breakdown": {"1s": zero, "1h": b}})
+    rows = text.splitlines()[3:5]
+    assert rows[0].endswith("< noise") and rows[1].endswith("0.0100")
+    assert len(rows[0]) == len(rows[1]) and "at or below zero" in text
+    assert "< noise" not in human(s)
 
 
 def test_inference_refuses_what_is_not_a_transfer(tmp_path, capsys):
