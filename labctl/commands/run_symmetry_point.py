@@ -112,11 +112,16 @@ def write_preset(summary: dict[str, Any], base_text: str, path: Path) -> None:
                           f"--up-V/--down-V/--width-s", key="preset_out")
     note = f"labctl run symmetry-point, {fit['population']['devices_fitted']} devices, " \
            f"{Path(summary['run_file']).name}"
-    text = fitted_preset_text(
-        base_text, name=path.stem,
-        source=f"fitted by labctl run symmetry-point from {Path(summary['run_file']).name}",
-        table_values={"pulse": pulse_table(fit["population"], fit["scheme"])}, note=note,
-        key_notes=pulse_notes(Path(summary["run_file"]).name))
+    try:
+        text = fitted_preset_text(
+            base_text, name=path.stem,
+            source=f"fitted by labctl run symmetry-point from {Path(summary['run_file']).name}",
+            table_values={"pulse": pulse_table(fit["population"], fit["scheme"])}, note=note,
+            key_notes=pulse_notes(Path(summary["run_file"]).name))
+    except ValueError as e:   # a fitted value is not finite (nan from too few pulses)
+        raise ConfigError(f"the fit gave no usable value ({e}): measure more pulses "
+                          f"(--batch-pulses, --cycles, --alternating-pulses)",
+                          key="preset_out") from None
     # only a preset the simulator can load is written (a fit of a few noisy pulses can give
     # an upside-down window)
     import tomllib

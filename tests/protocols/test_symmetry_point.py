@@ -168,14 +168,21 @@ def test_symmetric_variant_moves_only_the_symmetry_point(tmp_path, capsys):
     assert abs(sym["nsr_mean"] / base["nsr_mean"] - 1) < 0.05, (sym, base)
 
 
-def test_a_fit_the_simulator_cannot_use_writes_no_preset(tmp_path, capsys):
-    """A handful of noisy pulses can fit an upside-down window or a step larger than the
-    window: no preset file (it used to be written, and then refused by every command that
-    loaded it), one warning line; the measurement itself is complete and kept (it used to
-    exit 2 with a 'complete' file)."""
+@pytest.mark.parametrize("schedule", [
+    ["--rows", "2", "--cols", "2", "--batch-pulses", "20", "--cycles", "1",
+     "--alternating-pulses", "10", "--read-repeats", "3"],
+    # a fitted cycle-to-cycle noise of nan: it was an internal error (exit 1) after the run
+    # file said complete
+    ["--rows", "4", "--cols", "4", "--batch-pulses", "50", "--cycles", "1",
+     "--alternating-pulses", "50"],
+])
+def test_a_fit_the_simulator_cannot_use_writes_no_preset(tmp_path, capsys, schedule):
+    """A handful of noisy pulses can fit an upside-down window, a step larger than the
+    window or a non-finite value: no preset file (it used to be written, and then refused by
+    every command that loaded it), one warning line; the measurement itself is complete and
+    kept (it used to exit 2 with a 'complete' file)."""
     preset = tmp_path / "few.toml"
-    code = main(["run", "symmetry-point", "--rows", "2", "--cols", "2", "--batch-pulses", "20",
-                 "--cycles", "1", "--alternating-pulses", "10", "--read-repeats", "3",
+    code = main(["run", "symmetry-point", *schedule,
                  "--out", str(tmp_path / "few.h5"), "--preset-out", str(preset), "--quiet",
                  "--json"])
     out, err = capsys.readouterr()
