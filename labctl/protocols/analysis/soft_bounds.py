@@ -365,6 +365,12 @@ def _spread(x: np.ndarray, noise_var: np.ndarray | None = None) -> float:
     return float(np.sqrt(max(var, 0.0)))
 
 
+def _finite_mean(x: np.ndarray) -> float:
+    """Mean of the finite values (nan when there is none)."""
+    ok = np.isfinite(x)
+    return float(np.mean(x[ok])) if ok.any() else float("nan")
+
+
 def population(fits: dict[str, np.ndarray]) -> dict[str, Any]:
     """Means and device-to-device spreads in the simulator preset's terms ([pulse] keys)."""
     ok = np.isfinite(fits["dw_min"])
@@ -380,7 +386,8 @@ def population(fits: dict[str, np.ndarray]) -> dict[str, Any]:
         "asymmetry": float(np.mean(f["asymmetry"])),
         "gamma_up": float(np.mean(f["gamma_up"])),
         "gamma_down": float(np.mean(f["gamma_down"])),
-        "sigma_c2c": float(np.mean(f["sigma_c2c"])),
+        # a device whose steps were too few for a noise estimate leaves it out (nan)
+        "sigma_c2c": _finite_mean(f["sigma_c2c"]),
         "g_min_d2d_S": _spread(f["g_min_S"], f["var_g_min_S"]),
         "g_max_d2d_S": _spread(f["g_max_S"], f["var_g_max_S"]),
         "dw_min_d2d_ln": _spread(ln_dw, f["var_ln_dw"]),
