@@ -15,9 +15,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from labctl.commands.common import jsonable
+
+if TYPE_CHECKING:
+    from labctl.drivers.station import Station
 
 
 def register(sub: Any) -> None:
@@ -46,7 +49,7 @@ def check_station(path: str) -> dict[str, Any]:
         lock.release()
 
 
-def _query(station: Any) -> dict[str, Any]:
+def _query(station: Station) -> dict[str, Any]:
     """Identify, drain and make safe every instrument of a validated station."""
     from labctl.drivers.bench_open import identify_all
     from labctl.drivers.links import Links

@@ -15,7 +15,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from labctl.errors import ConfigError
+from labctl.errors import ConfigError, missing
 
 
 def read_sections(path: str | None, package: str, default_file: str, what: str,
@@ -25,13 +25,10 @@ def read_sections(path: str | None, package: str, default_file: str, what: str,
         if path is None:
             text = resources.files(package).joinpath(default_file).read_text()
         else:
-            p = Path(path)
-            if p.is_dir():
-                raise ConfigError(f"{what} file {path} is a directory, not a TOML file", key=key)
-            text = p.read_text()
+            if not Path(path).is_file():
+                raise ConfigError(f"{what} file {missing(path)}", key=key)
+            text = Path(path).read_text()
         raw = tomllib.loads(text)
-    except FileNotFoundError as exc:
-        raise ConfigError(f"{what} file {path} does not exist", key=key) from exc
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{what} {path}: {exc}", key=key) from exc
     flat: dict[str, Any] = {}
