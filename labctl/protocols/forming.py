@@ -280,7 +280,8 @@ def analyse_forming(data: RunData) -> dict[str, Any]:
     n_formed = int((measured | earlier).sum())
 
     def stat(x: np.ndarray, f: Any) -> float | None:
-        return float(f(x)) if x.size else None
+        # a spread of one value is no measured spread: none rather than 0
+        return float(f(x)) if x.size >= (2 if f is np.std else 1) else None
 
     return {
         "cells": n,

@@ -290,3 +290,16 @@ def test_empty_paths_and_a_gate_that_cannot_open_are_refused(tmp_path, capsys, m
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and words in err[0], err
     assert not list(tmp_path.iterdir())
+
+
+def test_a_single_cell_has_no_spread_rather_than_a_spread_of_zero(tmp_path, capsys):
+    """One formed cell printed 'V_form 3.400 V +/- 0.000 V': a standard deviation of one
+    value is none, not a measured 0."""
+    import json
+
+    assert main(["run", "forming", "--rows", "1", "--cols", "1", "--json",
+                 "--out", str(tmp_path / "one.h5")]) == 0
+    out = capsys.readouterr().out
+    s = json.loads(out.strip().splitlines()[-1])
+    assert s["formed"] == 1 and s["v_form_mean_V"] > 0
+    assert s["v_form_std_V"] is None and s["i_form_std_A"] is None and "+/-" not in out
