@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from matplotlib.ticker import MaxNLocator
 
 from labctl.plots.style import figure, save, title_note
 
@@ -25,10 +26,14 @@ def curves(reader, out_dir: Path) -> Path:  # type: ignore[no-untyped-def]
         a.plot(ep, 100 * reader.data("prune/train/test_accuracy"), "o-", ms=3,
                label="pruned random (software est.)")
         a.plot(ep, 100 * reader.data("prune/train/train_accuracy"), "--", label="pruned, train")
-        b.plot(ep, reader.data("prune/train/resets") + reader.data("prune/train/sets"), "o-",
-               ms=3, label="mask flips")
-        b.set(xlabel="epoch", ylabel="edges flipped per epoch (2 cells each)", yscale="symlog",
-              title="Mask flips (set + reset)")
+        flips = reader.data("prune/train/resets") + reader.data("prune/train/sets")
+        b.plot(ep, flips, "o-", ms=3, label="mask flips")
+        # a log axis only where the flips span decades (within one it shows a single tick)
+        wide = flips.size and flips.max() > 20 * max(float(flips.min()), 1.0)
+        b.set(xlabel="epoch", ylabel="edges flipped per epoch (2 cells each)",
+              yscale="symlog" if wide else "linear", title="Mask flips (set + reset)")
+        if not wide:
+            b.set_ylim(bottom=0)
     if "software/train/epoch" in reader:
         a.plot(reader.data("software/train/epoch"),
                100 * reader.data("software/train/test_accuracy"), "s-", ms=3, label="software")
@@ -37,6 +42,8 @@ def curves(reader, out_dir: Path) -> Path:  # type: ignore[no-untyped-def]
         if key in reader:   # in the legend: a label on the line would sit on the curves
             a.axhline(100 * reader.data(key)[0], ls=style, c="gray", lw=1,
                       label=f"{name} on chip, final ({100 * reader.data(key)[0]:.1f} %)")
+    for axis in (a, b):
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))   # epochs are whole
     a.set(xlabel="epoch", ylabel="accuracy (%)",   # test, and the dashed train curve
           title=f"Training curves\n{title_note(reader)}")
     a.legend(fontsize=7)
@@ -94,7 +101,7 @@ def comparison(reader, out_dir: Path) -> Path | None:  # type: ignore[no-untyped
     for i, v in enumerate(acc):
         ax[0, 0].text(i, v, f"{v:.1f}", ha="center", va="bottom", fontsize=8)
     note, label = title_note(reader), str(s.get("dataset_label"))
-    ax[0, 0].set(ylabel="test accuracy on chip (%)", ylim=(0, 105),
+    ax[0, 0].set(ylabel="test accuracy (%; software: on the host)", ylim=(0, 105),
                  title=note if label in note else f"{label}\n{note}")
     energy = [s["energy_J"].get(a) or 0 for a in APPROACHES]
     bars = ax[0, 1].bar(APPROACHES, energy, color=["C0", "C1", "C7", "C2"])
