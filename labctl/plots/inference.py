@@ -49,7 +49,7 @@ def render(reader, out_dir: Path) -> list[Path]:  # type: ignore[no-untyped-def]
         lim = [y_fp.min(), y_fp.max()]
         a.plot(lim, lim, "k-", lw=0.6)
         late = f" (read at {t[k]:.3g} s)" if read_late(nominal[k], t[k]) else ""
-        a.set(xlabel="floating point W x", ylabel="analog",
+        a.set(xlabel="floating point (W / w_max) x", ylabel="analog",
               title=f"t = {time_label(nominal[k])}{late}: RMSE {rmse[k]:.3f}")
     paths.append(save(fig, out_dir, "inference_scatter"))
     return paths

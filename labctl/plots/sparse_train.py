@@ -20,9 +20,13 @@ def title_note(reader: Any) -> str:
     b = reader.backend
     members = list(b.get("arrays", {}).values()) if b.get("backend") == "bank" else [b]
     first = members[0] if members else {}
-    if first.get("backend") == "sim":
+    seed = reader.config.get("seed")
+    if first.get("backend") == "sim" and isinstance(seed, int):   # the run's --seed, as train
+        note = f"{first.get('preset')}, {len(members)} arrays, seed {seed}"
+    elif first.get("backend") == "sim":
         seeds = sorted({int(m.get("seed", 0)) for m in members})
-        note = f"{first.get('preset')}, {len(members)} arrays, seeds {seeds[0]}..{seeds[-1]}"
+        note = (f"{first.get('preset')}, {len(members)} arrays, array seeds "
+                f"{seeds[0]}..{seeds[-1]}")
     else:
         note = f"station {first.get('station', '')}"
     prov = reader.provenance

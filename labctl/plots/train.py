@@ -86,7 +86,8 @@ def _pulses(reader: Any, out_dir: Path) -> Path | None:
     # every total written on its bar: an array that got no pulse has no bar to see
     ax[0, 1].bar_label(bars, labels=[f"{int(v):,}" for v in p[-1]], fontsize=7)
     ax[0, 1].set_xticks(range(len(names)), names, rotation=45, fontsize=7)
-    ax[0, 1].set(ylabel="pulses", yscale="symlog", title="Total per array")
+    ax[0, 1].set(ylabel="pulses", yscale="symlog",
+                 title="Training total per array (calibration not included)")
     ax[0, 1].set_ylim(0, max(float(p[-1].max()), 1.0) * 10)
     return save(fig, out_dir, "train_pulses")
 
@@ -103,7 +104,7 @@ def _maps(reader: Any, out_dir: Path) -> list[Path]:
             lim = float(np.percentile(np.abs(w), 99)) or 1.0
             im = a.imshow(w.T, aspect="auto", cmap="RdBu_r", vmin=-lim, vmax=lim,
                           interpolation="nearest")
-            fig.colorbar(im, ax=a)
+            fig.colorbar(im, ax=a, label="weight (array units)")
             a.set(xlabel="input (array row)", ylabel="output (array column)", title=title)
         paths.append(save(fig, out_dir, f"train_weights_L{k}"))
         k += 1
