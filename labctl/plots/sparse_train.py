@@ -51,15 +51,20 @@ def render(reader: Any, out_dir: Path) -> list[Path]:
 def _training(reader: Any, out_dir: Path) -> Path:
     fig, ax = figure(ncols=2)
     update = reader.config.get("update", "")
+    # each network its own line style and marker: the two sparse runs hold the same
+    # sparsity, and one solid line hid the other
+    styles = iter([("-", "o"), ("--", "s"), (":", "^"), ("-.", "v")])
     for name, label in NETWORKS:
         if f"{name}/test_accuracy" not in reader:
             continue
+        ls, mk = next(styles, ("-", "o"))
         ep = reader.data(f"{name}/epoch")
         acc = 100 * reader.data(f"{name}/test_accuracy")
         std = 100 * reader.data(f"{name}/test_accuracy_std")
         lab = label.replace("main update", update)
-        ax[0, 0].errorbar(ep, acc, yerr=std, marker="o", ms=3, capsize=2, label=lab)
-        ax[0, 1].plot(ep, 100 * reader.data(f"{name}/sparsity"), marker="o", ms=3, label=lab)
+        ax[0, 0].errorbar(ep, acc, yerr=std, ls=ls, marker=mk, ms=3, capsize=2, label=lab)
+        ax[0, 1].plot(ep, 100 * reader.data(f"{name}/sparsity"), ls=ls, marker=mk, ms=4,
+                      mfc="none", label=lab)
     ax[0, 0].set(xlabel="epoch", ylabel="test accuracy (%)",
                  title=f"Accuracy over training\n{title_note(reader)}")
     ax[0, 0].legend(fontsize=8)
