@@ -247,6 +247,11 @@ class Inference(BaseProtocol):
         self.full_scale = [self._full_scale(t, g) for t in self.tiles]
         self._check_calibration_inputs()
 
+    def calibration_count(self) -> int:
+        """The calibration inputs the readout fit uses (--calibration-inputs, or automatic)."""
+        return self.config.calibration_inputs or auto_calibration_inputs(
+            max(t.shape[0] for t in self.tiles))
+
     def _check_calibration_inputs(self) -> None:
         """Enough calibration inputs for the fit's unknowns: a gain and an offset per column,
         and with ``rows`` a reference per row of the tile (fewer leave it underdetermined)."""
@@ -337,6 +342,9 @@ class Inference(BaseProtocol):
             write = dict(first) if k == 0 else {}
             if k == 0 and cfg.calibration != "none" and not state["calibration"]:
                 state["calibration"] = self._calibrate(array, np.mean(reads, axis=0))
+                # the count used (the config says 0 where it was automatic)
+                write[f"{GROUP}/calibration/inputs"] = (np.array([self.calibration_count()]),
+                                                         "")
                 for key, per_tile in state["calibration"].items():
                     write[f"{GROUP}/calibration/{key}"] = (
                         np.concatenate([per_tile[str(i)] for i in range(len(self.tiles))]), "")
@@ -365,8 +373,7 @@ class Inference(BaseProtocol):
         ablation compares against, so that both absorb the same non-IR errors).
         """
         cfg = self.config
-        n_cal = cfg.calibration_inputs or auto_calibration_inputs(
-            max(t.shape[0] for t in self.tiles))
+        n_cal = self.calibration_count()
         rng = np.random.default_rng([cfg.input_seed, 1])
         fits: dict[str, dict[str, np.ndarray]] = {k + suffix: {} for suffix in ("", "_ideal")
                                                   for k in CALIBRATION_KEYS}
@@ -475,4 +482,6 @@ def analyse_inference(data: RunData) -> dict[str, Any]:
         "dac_bits": cfg["dac_bits"], "adc_bits": cfg["adc_bits"],
         "wire_resistance_ohm": cfg.get("wire_resistance_ohm"),   # None: a station's chip
         "inputs": cfg["inputs"],
+        "calibration_inputs": (int(data.data(f"{GROUP}/calibration/inputs")[0])
+                               if f"{GROUP}/calibration/inputs" in data else None),
     }

@@ -116,8 +116,11 @@ def test_inference_summary_breakdown_and_growth(transfer, tmp_path, capsys):
     # the simulator's wires are known and applied; its virtual clock reads on time
     assert s["wire_resistance_ohm"] == 0.35
     assert s["t_actual_s"] == {"1s": 1.0, "1d": 86400.0, "10y": 10 * 365.25 * 86400.0}
+    # the readout calibration's inputs as used (the config records 0: automatic)
+    assert s["calibration_inputs"] == max(256, 4 * 16)
     with RunReader(tmp_path / "i.h5") as r:
         assert r.config["transfer_file"] == str(tf)
+        assert r.config["calibration_inputs"] == 0
         assert r.backend["wire_resistance_ohm"] == 0.35
         x, y_fp = r.data("inference/inputs"), r.data("inference/y_fp")
         assert np.allclose(y_fp, x @ w)                      # w_max = 1 for clipped N(0,1)
