@@ -429,6 +429,9 @@ def test_run_file_holds_curves_maps_costs_and_provenance(digits_run, tmp_path):
         assert len(acc) == 9 and acc[-1] > acc[0] + 0.5
         assert np.allclose(r.data("sparse/sparsity"), 0.75, atol=0.01)
         assert r.data("sparse/topology").shape[1] == 4    # step, fraction, moved per layer
+        # the epoch-0 evaluation comes before any training sample: no training loss yet
+        loss, seen = r.data("sparse/train_loss"), r.data("sparse/samples")
+        assert seen[0] == 0 and np.isnan(loss[0]) and np.all(np.isfinite(loss[1:]))
     from labctl.commands.report import render_report
 
     pngs = sorted(p.name for p in render_report(out, tmp_path / "rep"))

@@ -345,9 +345,11 @@ class SparseTraining(BaseProtocol):
                 f"{name}/test_accuracy": (np.array([acc.mean()]), ""),
                 f"{name}/test_accuracy_std": (np.array([acc.std()]), ""),
                 f"{name}/test_loss": (np.array([np.mean([lo for _, lo in passes])]), ""),
-                f"{name}/train_loss": (np.array([st["loss_sum"] / max(st["samples"], 1)]), ""),
-                f"{name}/train_accuracy": (np.array([st["correct"] / max(st["samples"], 1)]),
-                                           ""),
+                # no training sample yet (the epoch-0 evaluation): none, not 0
+                f"{name}/train_loss": (np.array([st["loss_sum"] / st["samples"]
+                                                 if st["samples"] else np.nan]), ""),
+                f"{name}/train_accuracy": (np.array([st["correct"] / st["samples"]
+                                                     if st["samples"] else np.nan]), ""),
                 f"{name}/sparsity": (np.array([float((layer_sp * cells).sum() / cells.sum())]),
                                      ""),
                 f"{name}/sparsity_layers": (layer_sp[None, :], ""),
