@@ -97,8 +97,7 @@ class Keysight33500B(ScpiInstrument, PulseGenerator):
         if self.output_on:
             cmds = [f":OUTP{ch} OFF", *cmds, f":OUTP{ch} ON"]
         self._run(*cmds)
-        self.configured = {"amplitude_V": amp, "programmed_V": prog, "width_s": w, "count": n,
-                           "period_s": p}
+        self.configured = {"amplitude_V": amp, "width_s": w, "count": n, "period_s": p}
 
     def output(self, on: bool) -> None:
         if on and self.configured is None:

@@ -76,7 +76,7 @@ class Keysight81150A(ScpiInstrument, PulseGenerator):
         ``amplitude_V`` is the level at the (high-impedance) chip."""
         top = self.limit_V if self.limit_V is not None else self.level_max_V
         amp = v.magnitude(amplitude_V, top, quantity="amplitude_V", unit="V")
-        prog, g = amp / self.chip_gain, self.chip_gain
+        prog = amp / self.chip_gain
         if amp == 0.0:
             raise LimitError("amplitude_V must be non-zero", quantity="amplitude_V", value=0.0)
         w = v.number(width_s, self.width_min_s, self.PERIOD_MAX_S, quantity="width_s", unit="s")
@@ -91,8 +91,9 @@ class Keysight81150A(ScpiInstrument, PulseGenerator):
         ch = self.channel
         cmds = [f":FUNC{ch} PULS", f":OUTP{ch}:IMP:EXT {'1E6' if self.high_z else '50'}"]
         if self.limit_V is not None:
-            cmds += [f":VOLT{ch}:LIM:HIGH {v.fmt(self.limit_V / g)}",
-                     f":VOLT{ch}:LIM:LOW {v.fmt(-self.limit_V / g)}", f":VOLT{ch}:LIM:STAT ON"]
+            box = self.limit_V / self.chip_gain   # the box's limits are programmed levels
+            cmds += [f":VOLT{ch}:LIM:HIGH {v.fmt(box)}", f":VOLT{ch}:LIM:LOW {v.fmt(-box)}",
+                     f":VOLT{ch}:LIM:STAT ON"]
         # the shortest width first, so no intermediate width/edge/period combination conflicts
         cmds += [f":PULS:WIDT{ch} {v.fmt(self.width_min_s)}", f":PULS:PER{ch} {v.fmt(p)}",
                  f":PULS:TRAN{ch} {v.fmt(e)}", f":PULS:WIDT{ch} {v.fmt(w)}"]
@@ -103,8 +104,7 @@ class Keysight81150A(ScpiInstrument, PulseGenerator):
         if self.output_on:   # new levels and polarity pass through a DC level: output off
             cmds = [f":OUTP{ch} OFF", *cmds, f":OUTP{ch} ON"]
         self._run(*cmds)
-        self.configured = {"amplitude_V": amp, "programmed_V": prog, "width_s": w, "count": n,
-                           "period_s": p}
+        self.configured = {"amplitude_V": amp, "width_s": w, "count": n, "period_s": p}
 
     def output(self, on: bool) -> None:
         if on and self.configured is None:

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from labctl.plots.style import figure, save, status_note
+from labctl.plots.style import figure, save, seed_note, status_note
 
 NETWORKS = (("sparse", "sparse (main update)"), ("sparse_cell", "sparse, cell-by-cell"),
             ("dense", "dense"))
@@ -20,13 +20,8 @@ def title_note(reader: Any) -> str:
     b = reader.backend
     members = list(b.get("arrays", {}).values()) if b.get("backend") == "bank" else [b]
     first = members[0] if members else {}
-    seed = reader.config.get("seed")
-    if first.get("backend") == "sim" and isinstance(seed, int):   # the run's --seed, as train
-        note = f"{first.get('preset')}, {len(members)} arrays, seed {seed}"
-    elif first.get("backend") == "sim":
-        seeds = sorted({int(m.get("seed", 0)) for m in members})
-        note = (f"{first.get('preset')}, {len(members)} arrays, array seeds "
-                f"{seeds[0]}..{seeds[-1]}")
+    if first.get("backend") == "sim":
+        note = f"{first.get('preset')}, {len(members)} arrays, {seed_note(reader, members)}"
     else:
         note = f"station {first.get('station', '')}"
     prov = reader.provenance

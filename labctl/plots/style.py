@@ -73,6 +73,18 @@ def title_note(reader: Any) -> str:
     return note + status_note(reader)
 
 
+def seed_note(reader: Any, arrays: Any) -> str:
+    """``seed N``: the run's --seed (a bank's simulated arrays draw from seeds derived from
+    it), or for a run that recorded none the range of its arrays' seeds."""
+    seed = reader.config.get("seed")
+    if isinstance(seed, int):
+        return f"seed {seed}"
+    seeds = sorted({int(a["seed"]) for a in arrays if isinstance(a.get("seed"), int)})
+    if len(seeds) > 1:
+        return f"array seeds {seeds[0]}-{seeds[-1]}"
+    return f"seed {seeds[0] if seeds else None}"
+
+
 def shown_status(reader: Any) -> str:
     """The run's status word (:attr:`labctl.data.runfile.RunReader.shown_status`):
     ``killed`` for a file left ``running`` that no process writes."""

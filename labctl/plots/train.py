@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 from matplotlib.ticker import MaxNLocator
 
-from labctl.plots.style import figure, run_is, save, status_note, title_note
+from labctl.plots.style import figure, run_is, save, seed_note, status_note, title_note
 
 
 def _note(reader: Any) -> str:
@@ -18,15 +18,8 @@ def _note(reader: Any) -> str:
     if not arrays:
         return title_note(reader)
     first = next(iter(arrays.values()))
-    # the run's --seed (each array's simulator draws from seed x 100 + its number)
-    seed = reader.config.get("seed")
-    if isinstance(seed, int):
-        span = f"seed {seed}"
-    else:
-        seeds = [a["seed"] for a in arrays.values() if isinstance(a.get("seed"), int)]
-        lo, hi = (min(seeds), max(seeds)) if seeds else (first.get("seed"), None)
-        span = f"array seeds {lo}-{hi}" if hi is not None and hi != lo else f"seed {lo}"
-    where = (f"{first.get('preset')}, {span}" if first.get("backend") == "sim"
+    where = (f"{first.get('preset')}, {seed_note(reader, arrays.values())}"
+             if first.get("backend") == "sim"
              else f"station {first.get('station', '')}")
     note = f"{where} ({len(arrays)} array{'' if len(arrays) == 1 else 's'})"
     if reader.provenance.get("stand_in"):
