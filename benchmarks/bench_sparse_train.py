@@ -60,7 +60,7 @@ def quick(dataset: str, hidden: int, limit: int | None, seed: int) -> None:
             idx = order[i:i + batch]
             net.train_batch(data.x_train[idx], data.y_train[idx], mode=mode, lr=0.2, rng=rng)
         wall = time.perf_counter() - t0
-        acc, _ = net.evaluate(data.x_test, data.y_test)
+        acc, _, _ = net.evaluate(data.x_test, data.y_test)
         print(f"  update {mode:<10} {len(order) / wall:8.0f} training samples/s   "
               f"(1 epoch {wall:6.1f} s, test accuracy after it {100 * acc:5.1f} %)")
 

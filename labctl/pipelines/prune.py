@@ -33,6 +33,7 @@ from labctl.array import Array
 from labctl.datasets import Dataset
 from labctl.errors import ConfigError
 from labctl.pipelines import edge_popup as ep
+from labctl.pipelines import predictions as pred
 from labctl.pipelines.chip_layers import ChipLayout, ChipMatMul, plan_layout
 from labctl.pipelines.nn.models import build_network
 from labctl.pipelines.nn.network import Network, software_matmul
@@ -48,7 +49,7 @@ from labctl.pipelines.prune_report import analyse_prune
 from labctl.pipelines.train_loop import (
     Schedule,
     calibrate,
-    evaluate,
+    predict,
     train_scores_epoch,
     train_weights_epoch,
 )
@@ -198,6 +199,7 @@ class PrunePipeline(BaseProtocol):
     def _read(self, array: Array, state: dict[str, Any]) -> Iterator[Step]:
         write = read_random_weights(array, self.layout, self.net, state,
                                     np.random.default_rng([self.cfg.seed, 11]))
+        write.update(pred.labels_record(self.data.y_test))
         state["stage"] = "random"
         yield self._step(array, state, "read random weights", write=write)
 
@@ -209,8 +211,10 @@ class PrunePipeline(BaseProtocol):
         write = self._chip_test(array, "random", net_state, state["row_g_formed"],
                                 state["scale"])
         x, y = self._test_set()
-        acc_sw = evaluate(net, x, y, software_matmul(state["w"]), net_state, 500)
-        write["prune/result/accuracy_random_software"] = (np.array([acc_sw]), "")
+        predicted = predict(net, x, software_matmul(state["w"]), net_state, 500)
+        write["prune/result/accuracy_random_software"] = (
+            np.array([pred.accuracy(predicted, y)]), "")
+        write["prune/result/test_predictions_random_software"] = (pred.stored(predicted), "")
         state["stage"] = "train"
         yield self._step(array, state, "random network on the chip", write=write)
 
@@ -221,11 +225,12 @@ class PrunePipeline(BaseProtocol):
         mm = ChipMatMul(array, self.layout, scales, row_g, counts)
         digital = [0]
         x, y = self._test_set()
-        acc = evaluate(self.net, x, y, mm, net_state, self.cfg.chip_batch, digital_ops=digital)
+        predicted = predict(self.net, x, mm, net_state, self.cfg.chip_batch, digital_ops=digital)
         counts["digital_ops"] = float(digital[0])
         counts["samples"] = float(len(y))
         write = {f"prune/energy/{approach}/{k}": (np.array([v]), "") for k, v in counts.items()}
-        write[f"prune/result/accuracy_{approach}"] = (np.array([acc]), "")
+        write[f"prune/result/accuracy_{approach}"] = (np.array([pred.accuracy(predicted, y)]), "")
+        write[f"prune/result/test_predictions_{approach}"] = (pred.stored(predicted), "")
         return write
 
     def _train(self, array: Array, state: dict[str, Any]) -> Iterator[Step]:
@@ -243,7 +248,8 @@ class PrunePipeline(BaseProtocol):
                                        np.random.default_rng([cfg.seed, 21, epoch]))
             w_eff = {n: ep.effective_weights(state["w"][n], state["residual"][n],
                                              state["mask"][n]) for n in net.weights}
-            acc = evaluate(net, d.x_test, d.y_test, software_matmul(w_eff), state["net"], 500)
+            predicted = predict(net, d.x_test, software_matmul(w_eff), state["net"], 500)
+            acc = pred.accuracy(predicted, d.y_test)
             kept = sum(int(m.sum()) for m in state["mask"].values()) / net.n_weights()
             state["epoch"] = epoch + 1
             state["train_acc"] = stats["accuracy"]
@@ -256,6 +262,7 @@ class PrunePipeline(BaseProtocol):
                    "threshold": thr, "kept_fraction": kept}
             append = {f"prune/train/{k}": (np.array([v]), _TRAIN_UNITS.get(k, ""))
                       for k, v in rec.items()}
+            append["prune/train/test_predictions"] = (pred.stored(predicted)[None, :], "")
             yield self._step(array, state, f"prune epoch {epoch + 1}/{cfg.epochs}: test {acc:.3f}",
                              append=append)
         state["stage"] = "apply"
@@ -287,8 +294,9 @@ class PrunePipeline(BaseProtocol):
             stats = train_weights_epoch(net, d.x_train, d.y_train, state["sw_w"],
                                         state["sw_buf"], state["sw_net"], sched, epoch,
                                         np.random.default_rng([cfg.seed, 31, epoch]))
-            acc = evaluate(net, d.x_test, d.y_test, software_matmul(state["sw_w"]),
-                           state["sw_net"], 500)
+            predicted = predict(net, d.x_test, software_matmul(state["sw_w"]), state["sw_net"],
+                                500)
+            acc = pred.accuracy(predicted, d.y_test)
             state["sw_epoch"] = epoch + 1
             rec = {"epoch": epoch + 1, "loss": stats["loss"], "train_accuracy": stats["accuracy"],
                    "test_accuracy": acc}
@@ -297,8 +305,10 @@ class PrunePipeline(BaseProtocol):
                 state["stage"] = "program"
                 write = self._software_result(state)
             yield self._step(array, state, f"software epoch {epoch + 1}/{epochs}: test {acc:.3f}",
-                             append={f"software/train/{k}": (np.array([v]), "")
-                                     for k, v in rec.items()}, write=write)
+                             append={**{f"software/train/{k}": (np.array([v]), "")
+                                        for k, v in rec.items()},
+                                     "software/train/test_predictions": (
+                                         pred.stored(predicted)[None, :], "")}, write=write)
         state["stage"] = "program"
 
     def _software_result(self, state: dict[str, Any]) -> dict[str, Any]:
@@ -306,12 +316,13 @@ class PrunePipeline(BaseProtocol):
         counts: dict[str, float] = {}
         digital = [0]
         x, y = self._test_set()
-        acc = evaluate(self.net, x, y, counting_matmul(state["sw_w"], counts), state["sw_net"],
-                       500, digital_ops=digital)
+        predicted = predict(self.net, x, counting_matmul(state["sw_w"], counts), state["sw_net"],
+                            500, digital_ops=digital)
         counts["digital_ops"] = float(digital[0])
         counts["samples"] = float(len(y))
         write = {f"prune/energy/software/{k}": (np.array([v]), "") for k, v in counts.items()}
-        write["prune/result/accuracy_software"] = (np.array([acc]), "")
+        write["prune/result/accuracy_software"] = (np.array([pred.accuracy(predicted, y)]), "")
+        write["prune/result/test_predictions_software"] = (pred.stored(predicted), "")
         return write
 
     def _program(self, array: Array, state: dict[str, Any]) -> Iterator[Step]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from labctl.pipelines import predictions
 from labctl.pipelines.energy import EnergyModel, inference_J, load_energy_model, programming_J
 from labctl.protocols.base import RunData
 
@@ -29,7 +30,8 @@ def analyse_prune(data: RunData) -> dict[str, Any]:
     """Accuracies, kept fraction, set/reset operations and energy per approach."""
     cfg = data.config
     model = energy_model(cfg)
-    acc = {a: _scalar(data, f"prune/result/accuracy_{a}") for a in APPROACHES}
+    acc = {a: _accuracy(data, f"prune/result/test_predictions_{a}",
+                        f"prune/result/accuracy_{a}") for a in APPROACHES}
     ops = {a: _group(data, f"prune/ops/{a}", OPS) for a in APPROACHES}
     counts = {a: _group(data, f"prune/energy/{a}", COUNTERS) for a in APPROACHES}
     e_prog = {a: programming_J(ops[a], model) for a in APPROACHES}
@@ -44,7 +46,8 @@ def analyse_prune(data: RunData) -> dict[str, Any]:
         "stand_in": bool(cfg.get("stand_in")),
         "network": cfg.get("network"),
         **{f"accuracy_{a}": acc[a] for a in APPROACHES},
-        "accuracy_pruned_software": _last(data, "prune/train/test_accuracy"),
+        "accuracy_pruned_software": _accuracy(data, "prune/train/test_predictions",
+                                              "prune/train/test_accuracy"),
         "kept_fraction": (n_k / n_w) if n_w and n_k is not None else None,
         "set_reset_ops": sr,
         "set_reset_ops_applied": int(applied.get("resets", 0)),
@@ -60,3 +63,9 @@ def analyse_prune(data: RunData) -> dict[str, Any]:
 
 def _last(data: RunData, name: str) -> float | None:
     return float(data.data(name)[-1]) if name in data and len(data.data(name)) else None
+
+
+def _accuracy(data: RunData, predicted: str, stored: str) -> float | None:
+    """An accuracy recomputed from its stored predictions (the last row), else as stored."""
+    value = predictions.recomputed(data, predicted)
+    return value if value is not None else _last(data, stored)

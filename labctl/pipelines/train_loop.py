@@ -98,11 +98,19 @@ def calibrate(net: Network, x: np.ndarray, matmul: MatMul, state: dict[str, Any]
         forward(net, x[idx], matmul, state, train=True, rng=rng)
 
 
+def predict(net: Network, x: np.ndarray, matmul: MatMul, state: dict[str, Any],
+            batch_size: int, digital_ops: list[int] | None = None) -> np.ndarray:
+    """Predicted class of every input with ``matmul`` (software or an array); each batch
+    calls it afresh."""
+    predicted = np.empty(len(x), dtype=np.int64)
+    for idx in batches(len(x), batch_size, None):
+        logits = forward(net, x[idx], matmul, state, train=False, digital_ops=digital_ops)
+        predicted[idx] = logits.argmax(axis=1)
+    return predicted
+
+
 def evaluate(net: Network, x: np.ndarray, y: np.ndarray, matmul: MatMul, state: dict[str, Any],
              batch_size: int, digital_ops: list[int] | None = None) -> float:
-    """Test accuracy with ``matmul`` (software or an array); each batch calls it afresh."""
-    correct = 0
-    for idx in batches(len(y), batch_size, None):
-        logits = forward(net, x[idx], matmul, state, train=False, digital_ops=digital_ops)
-        correct += int((logits.argmax(axis=1) == y[idx]).sum())
-    return correct / max(len(y), 1)
+    """Test accuracy with ``matmul`` (software or an array)."""
+    predicted = predict(net, x, matmul, state, batch_size, digital_ops)
+    return float(np.mean(predicted == y)) if len(y) else 0.0

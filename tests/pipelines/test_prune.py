@@ -69,6 +69,19 @@ def test_run_file_records_provenance_and_figures(digits_run: tuple[dict, Path, s
         g0, g1 = r.data("prune/chip/g_formed_S"), r.data("prune/chip/g_pruned_S")
         assert np.median(g1) < np.median(g0)  # pruned cells went to the reset residual
         assert len(r.data("prune/train/epoch")) == 30
+        # every printed accuracy is the stored predictions against the stored labels
+        labels = r.data("dataset/test_labels")
+        for a in ("software", "programmed", "random", "pruned", "random_software"):
+            predicted = r.data(f"prune/result/test_predictions_{a}")
+            hits = float(np.mean(predicted == labels[:predicted.size]))
+            assert hits == r.data(f"prune/result/accuracy_{a}")[0], a
+            if a != "random_software":
+                assert r.summary[f"accuracy_{a}"] == hits
+        per_epoch = {}
+        for group in ("prune/train", "software/train"):
+            per_epoch[group] = (r.data(f"{group}/test_predictions") == labels).mean(axis=1)
+            assert np.array_equal(per_epoch[group], r.data(f"{group}/test_accuracy"))
+        assert r.summary["accuracy_pruned_software"] == per_epoch["prune/train"][-1]
     names = {p.name for p in render_report(path, tmp_path / "fig")}
     assert {"prune_curves.png", "prune_weights.png", "prune_masks.png"} <= names
 

@@ -427,6 +427,15 @@ def test_run_file_holds_curves_maps_costs_and_provenance(digits_run, tmp_path):
         assert {"epoch_000", "epoch_004", "epoch_008"} <= set(r.h5["maps"].keys())
         acc = r.data("sparse/test_accuracy")
         assert len(acc) == 9 and acc[-1] > acc[0] + 0.5
+        # every printed accuracy is the stored predictions (3 passes) against the labels
+        labels = r.data("dataset/test_labels")
+        for network, key in (("sparse", "accuracy"), ("dense", "accuracy_dense")):
+            predicted = r.data(f"{network}/test_predictions")
+            assert predicted.shape == (9, 3, labels.size)
+            hits = (predicted == labels).mean(axis=2)
+            assert np.allclose(hits.mean(axis=1), r.data(f"{network}/test_accuracy"),
+                               rtol=0, atol=1e-12)
+            assert s[key] == pytest.approx(hits[-1].mean(), abs=1e-12)
         assert np.allclose(r.data("sparse/sparsity"), 0.75, atol=0.01)
         assert r.data("sparse/topology").shape[1] == 4    # step, fraction, moved per layer
         # the epoch-0 evaluation comes before any training sample: no training loss yet

@@ -247,6 +247,14 @@ def test_agad_digits_end_to_end(tmp_path: Path) -> None:
         assert r.status == "complete"
         assert r.data("weights/L0/C").shape == (64, 256)
         assert r.data("train/pulses").shape == (12, 6)
+        # every printed accuracy is the stored predictions against the stored labels
+        labels = r.data("dataset/test_labels")
+        assert labels.shape == (450,)
+        for group, key in (("train", "accuracy"), ("fp", "fp_accuracy")):
+            predicted = r.data(f"{group}/test_predictions")
+            hits = (predicted == labels[None, :]).mean(axis=1)
+            assert np.array_equal(hits, r.data(f"{group}/test_accuracy"))
+            assert s[key] == hits[-1]
         paths = render(r, tmp_path / "fig")
     assert {p.name for p in paths} >= {"train_curves.png", "train_pulses.png",
                                         "train_weights_L0.png"}

@@ -88,14 +88,19 @@ class SparseNetwork:
             layer.apply(counts, mode)
         return res
 
-    def evaluate(self, x: np.ndarray, y: np.ndarray, batch: int = 1000) -> tuple[float, float]:
-        """(accuracy, mean loss) through the arrays (fresh read noise on every MVM)."""
-        hits, loss_sum = 0, 0.0
+    def evaluate(self, x: np.ndarray, y: np.ndarray,
+                 batch: int = 1000) -> tuple[float, float, np.ndarray]:
+        """(accuracy, mean loss, predicted class of every input) through the arrays (fresh
+        read noise on every MVM)."""
+        loss_sum = 0.0
+        predicted = np.empty(len(y), dtype=np.int64)
         for i in range(0, len(x), batch):
-            loss, _, correct = softmax_cross_entropy(self.logits(x[i:i + batch]), y[i:i + batch])
-            hits += correct
+            z = self.logits(x[i:i + batch])
+            loss, _, _ = softmax_cross_entropy(z, y[i:i + batch])
+            predicted[i:i + batch] = z.argmax(axis=1)
             loss_sum += loss * len(y[i:i + batch])
-        return hits / max(len(y), 1), loss_sum / max(len(y), 1)
+        return (float(np.mean(predicted == y)) if len(y) else 0.0,
+                loss_sum / max(len(y), 1), predicted)
 
     def state(self) -> dict[str, Any]:
         return {"scales": [s if s is not None else -1.0 for s in self.scales],

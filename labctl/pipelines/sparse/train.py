@@ -34,6 +34,7 @@ import numpy as np
 
 from labctl.array import Cells
 from labctl.errors import ConfigError
+from labctl.pipelines import predictions as pred
 from labctl.pipelines.nn import cosine_lr
 from labctl.pipelines.sparse import cost_model as cm
 from labctl.pipelines.sparse.analysis import analyse_sparse, cost_table
@@ -246,9 +247,11 @@ class SparseTraining(BaseProtocol):
         append = self._epoch_record(state, net, name, 0)
         append[f"{name}/dw_min"] = (np.array([[layer.dw_min for layer in net.layers]]), "")
         state["net"] = net.state()
+        write = self._maps(state, net, name, 0)
+        if state["variant"] == 0:
+            write.update(pred.labels_record(self.data.y_test))
         return Step(done=self._done(state), total=self._progress_total(),
-                    label=f"{name}: calibrated", append=append,
-                    write=self._maps(state, net, name, 0))
+                    label=f"{name}: calibrated", append=append, write=write)
 
     def _train(self, state: dict[str, Any], net: SparseNetwork, name: str, mode: str,
                sparsity: float) -> Iterator[Step]:
@@ -334,7 +337,7 @@ class SparseTraining(BaseProtocol):
         cfg: SparseTrainConfig = self.config
         passes = [net.evaluate(self.data.x_test, self.data.y_test)
                   for _ in range(cfg.eval_passes)]
-        acc = np.array([a for a, _ in passes])
+        acc = np.array([a for a, _, _ in passes])
         layer_sp = np.array([1.0 - layer.read_mask().mean() for layer in net.layers])
         cells = np.array([layer.mask.size for layer in net.layers])
         st = state["epoch_stats"]
@@ -344,7 +347,10 @@ class SparseTraining(BaseProtocol):
         return {f"{name}/epoch": (np.array([epoch]), ""),
                 f"{name}/test_accuracy": (np.array([acc.mean()]), ""),
                 f"{name}/test_accuracy_std": (np.array([acc.std()]), ""),
-                f"{name}/test_loss": (np.array([np.mean([lo for _, lo in passes])]), ""),
+                f"{name}/test_loss": (np.array([np.mean([lo for _, lo, _ in passes])]), ""),
+                # one row per pass: the accuracy above is their mean (predictions.py)
+                f"{name}/test_predictions": (
+                    pred.stored(np.stack([p for _, _, p in passes]))[None], ""),
                 # no training sample yet (the epoch-0 evaluation): none, not 0
                 f"{name}/train_loss": (np.array([st["loss_sum"] / st["samples"]
                                                  if st["samples"] else np.nan]), ""),

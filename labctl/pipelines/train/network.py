@@ -173,12 +173,13 @@ class DigitalNetwork:
 
 
 def evaluate(logits_fn: Callable[[np.ndarray], np.ndarray], x: np.ndarray, y: np.ndarray,
-             chunk: int = 1000) -> tuple[float, float]:
-    """(accuracy, mean loss) over a data set, in chunks."""
-    correct, loss_sum = 0, 0.0
+             chunk: int = 1000) -> tuple[float, float, np.ndarray]:
+    """(accuracy, mean loss, predicted class of every input) over a data set, in chunks."""
+    loss_sum = 0.0
+    predicted = np.empty(len(x), dtype=np.int64)
     for i in range(0, len(x), chunk):
         z = logits_fn(x[i:i + chunk])
         loss, _ = softmax_xent(z, y[i:i + chunk])
         loss_sum += loss * len(z)
-        correct += int(np.sum(np.argmax(z, axis=1) == y[i:i + chunk]))
-    return correct / len(x), loss_sum / len(x)
+        predicted[i:i + chunk] = np.argmax(z, axis=1)
+    return float(np.mean(predicted == y)), loss_sum / len(x), predicted

@@ -23,6 +23,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from labctl.errors import ConfigError
+from labctl.pipelines import predictions as pred
 from labctl.pipelines.train import calibrate as cal
 from labctl.pipelines.train.network import (
     ACTIVATIONS,
@@ -225,6 +226,7 @@ class Training(BaseProtocol):
                      f"calibration/{name}/step_S": (sp.step_S, "S")}
             if state["cal_index"] == 1:
                 write["arrays/names"] = (np.array([p[0] for p in plan]), "")
+                write.update(pred.labels_record(self.data.y_test))
             yield Step(done=0, total=self._total(), label=f"calibrate {name}", write=write,
                        append={"calibration/dw_min": (np.array([tile.dw_min]), ""),
                                "calibration/formed_cells": (np.array([formed]), ""),
@@ -262,9 +264,10 @@ class Training(BaseProtocol):
     def _end_epoch(self, state: dict[str, Any], tiles: dict[str, AnalogTile],
                    net: AnalogNetwork) -> dict[str, tuple[Any, str]]:
         st = state["epoch_stats"]
-        acc, loss = evaluate(net.logits, self.data.x_test, self.data.y_test)
+        acc, loss, predicted = evaluate(net.logits, self.data.x_test, self.data.y_test)
         rec = {"train/epoch": (np.array([state["epoch"] + 1]), ""),
                "train/test_accuracy": (np.array([acc]), ""),
+               "train/test_predictions": (pred.stored(predicted)[None, :], ""),
                "train/test_loss": (np.array([loss]), ""),
                "train/train_loss": (np.array([st["loss_sum"] / max(st["samples"], 1)]), ""),
                "train/train_accuracy": (np.array([st["correct"] / max(st["samples"], 1)]), ""),
@@ -299,7 +302,7 @@ class Training(BaseProtocol):
                 idx = order[b:b + cfg.batch]
                 loss_sum += net.train_batch(x[idx], y[idx])[0] * idx.size
             wall = time.perf_counter() - t0
-            acc, loss = evaluate(net.logits, self.data.x_test, self.data.y_test)
+            acc, loss, predicted = evaluate(net.logits, self.data.x_test, self.data.y_test)
             state["fp_epoch"] += 1
             state["fp_net"] = net.state()
             if state["fp_epoch"] == self._fp_epochs():
@@ -308,6 +311,7 @@ class Training(BaseProtocol):
                        label=f"fp epoch {state['fp_epoch']}",
                        append={"fp/epoch": (np.array([state["fp_epoch"]]), ""),
                                "fp/test_accuracy": (np.array([acc]), ""),
+                               "fp/test_predictions": (pred.stored(predicted)[None, :], ""),
                                "fp/test_loss": (np.array([loss]), ""),
                                "fp/train_loss": (np.array([loss_sum / n_used]), ""),
                                "fp/wall_s": (np.array([wall]), "s")})
@@ -354,9 +358,10 @@ def analyse_training(data: RunData) -> dict[str, Any]:
         "dataset": cfg.get("dataset"),
         "network": "-".join(str(s) for s in cfg.get("sizes", [])),
         "rule_options": dict(cfg.get("rule", {})),
-        "accuracy": float(acc[-1]) if acc.size else None,
+        # from the stored predictions where the file has them (predictions.py)
+        "accuracy": _accuracy(data, "train", acc),
         "best_accuracy": float(acc.max()) if acc.size else None,
-        "fp_accuracy": float(fp[-1]) if fp.size else None,
+        "fp_accuracy": _accuracy(data, "fp", fp),
         "epochs": int(acc.size),
         "train_loss": float(get("train/train_loss")[-1]) if acc.size else None,
         "samples_per_s": float(samples.sum() / wall.sum()) if wall.size and wall.sum() > 0
@@ -368,3 +373,11 @@ def analyse_training(data: RunData) -> dict[str, Any]:
         "calibration_pulses_total": (int(np.sum(get("arrays/calibration_pulses")))
                                      if "arrays/calibration_pulses" in data else None),
     }
+
+
+def _accuracy(data: RunData, group: str, stored: np.ndarray) -> float | None:
+    """The last evaluation's accuracy: recomputed from its predictions, else as stored."""
+    value = pred.recomputed(data, f"{group}/test_predictions")
+    if value is not None:
+        return value
+    return float(stored[-1]) if stored.size else None
