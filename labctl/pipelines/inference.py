@@ -330,7 +330,9 @@ class Inference(BaseProtocol):
                  f"{GROUP}/y_quantised": (digital, ""), f"{GROUP}/weights": (w, ""),
                  f"{GROUP}/g_programmed_S": (self.plan.g_programmed_S, "S"),
                  f"{GROUP}/pulses": (self.plan.pulses, ""),
-                 f"{GROUP}/adc_full_scale": (np.array(self.full_scale), "")}
+                 f"{GROUP}/adc_full_scale": (np.array(self.full_scale), ""),
+                 # the columns of breakdown, as the summary names them
+                 f"{GROUP}/breakdown_causes": (np.array(cause_names(asdict(cfg))), "")}
         n_t = len(cfg.times_s)
         while int(state["k"]) < n_t:
             k = int(state["k"])

@@ -122,6 +122,11 @@ def test_inference_summary_breakdown_and_growth(transfer, tmp_path, capsys):
         assert r.config["transfer_file"] == str(tf)
         assert r.config["calibration_inputs"] == 0
         assert r.backend["wire_resistance_ohm"] == 0.35
+        # the breakdown's columns are named in the file, as in the summary
+        causes = [c.decode() for c in r.data("inference/breakdown_causes")]
+        assert causes == list(s["rmse_breakdown"]["1s"])
+        assert r.data("inference/breakdown")[0].tolist() == list(s["rmse_breakdown"]["1s"]
+                                                                .values())
         x, y_fp = r.data("inference/inputs"), r.data("inference/y_fp")
         assert np.allclose(y_fp, x @ w)                      # w_max = 1 for clipped N(0,1)
         y = r.data("inference/y_analog")
