@@ -18,6 +18,10 @@ from typing import Any
 
 #: option destinations that belong to one session, or that must be typed again (--backend)
 NOT_INHERITED = frozenset({"out", "resume", "json", "quiet", "blas_threads", "backend"})
+#: options that replace others (``program``'s ``--targets`` the ``--levels`` grid): typing
+#: one drops the recorded others, so the command judges what was typed, not a mixture
+REPLACES = {"targets": frozenset({"levels", "repeats"}),
+            "levels": frozenset({"targets"}), "repeats": frozenset({"targets"})}
 
 Item = tuple[argparse.Action | None, list[str]]   # (option, its tokens) or (None, [positional])
 
@@ -51,8 +55,9 @@ def resume_command_line(parser: argparse.ArgumentParser, argv: list[str]) -> lis
     if positional_now and positional_now != [t for a, toks in rec if a is None for t in toks]:
         return argv          # other inputs than the run's: the command says what differs
     given = {a for a, _ in now if a is not None}
+    replaced = NOT_INHERITED.union(*(REPLACES.get(a.dest, ()) for a in given))
     kept = [t for a, toks in rec
-            if a is None or (a not in given and a.dest not in NOT_INHERITED) for t in toks]
+            if a is None or (a not in given and a.dest not in replaced) for t in toks]
     typed = [t for a, toks in now if a is not None for t in toks]
     return [*glob_now, *path, *kept, *typed]
 

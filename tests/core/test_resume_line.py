@@ -42,6 +42,15 @@ def test_typed_options_replace_the_recorded_ones(tmp_path):
                     "--resume", f, "--rule-option", "a=3", "--epochs", "4"]
 
 
+def test_an_option_that_replaces_others_drops_the_recorded_ones(tmp_path):
+    f = str(_run_file(tmp_path, ["run", "program", "--levels", "8", "--repeats", "2"]))
+    assert _line(["run", "program", "--resume", f, "--targets", "t.npy"]) == [
+        "run", "program", "--resume", f, "--targets", "t.npy"]
+    g = str(_run_file(tmp_path, ["run", "program", "--targets", "t.npy"], name="g.h5"))
+    assert _line(["run", "program", "--resume", g, "--levels", "4"]) == [
+        "run", "program", "--resume", g, "--levels", "4"]
+
+
 def test_positional_inputs_come_from_the_run_or_must_match_it(tmp_path):
     rec = ["program", "w.npy", "--rows", "8", "--window-S", "1e-5", "9e-5"]
     f = str(_run_file(tmp_path, rec))
