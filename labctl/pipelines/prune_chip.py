@@ -154,6 +154,8 @@ def programmed_readback(array: Array, layout: ChipLayout, state: dict[str, Any])
         err.append((w_chip - w_sw).ravel() / np.max(np.abs(w_sw)))
         ref.append(w_sw.ravel())
         write[f"prune/layers/{name}/w_programmed"] = (w_chip, "")
+        # the weights it was asked for: program_rmse is their difference, relative to max |w|
+        write[f"prune/layers/{name}/w_software"] = (w_sw, "")
     v = state["verify"]
     pulses = np.asarray(v["pulses"])
     n = int(pulses.size)

@@ -82,6 +82,14 @@ def test_run_file_records_provenance_and_figures(digits_run: tuple[dict, Path, s
             per_epoch[group] = (r.data(f"{group}/test_predictions") == labels).mean(axis=1)
             assert np.array_equal(per_epoch[group], r.data(f"{group}/test_accuracy"))
         assert r.summary["accuracy_pruned_software"] == per_epoch["prune/train"][-1]
+        # the programming error is the programmed weights against the software ones
+        err = []
+        for layer in r.h5["prune/layers"]:
+            w_sw = r.data(f"prune/layers/{layer}/w_software")
+            w_chip = r.data(f"prune/layers/{layer}/w_programmed")
+            err.append(((w_chip - w_sw) / np.abs(w_sw).max()).ravel())
+        rmse = float(np.sqrt(np.mean(np.concatenate(err) ** 2)))
+        assert r.summary["program_rmse"] == pytest.approx(rmse, rel=1e-12)
     names = {p.name for p in render_report(path, tmp_path / "fig")}
     assert {"prune_curves.png", "prune_weights.png", "prune_masks.png"} <= names
 
