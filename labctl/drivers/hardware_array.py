@@ -49,12 +49,14 @@ class HardwareArray:
     switches = 0
     #: the instruments' locks while this process drives them (None: replay, or not yet held)
     _bench_lock: BenchLock | None = None
+    #: the die this class drives (two-FeFET dies: fefet_array.FefetHardwareArray)
+    technology = "1t1r-reram"
 
     def __init__(self, station: Station, instruments: dict[str, Instrument], *,
                  links: Links | None = None) -> None:
-        if station.chip.technology != "1t1r-reram":
-            raise ConfigError(f"a station drives 1t1r-reram chips; {station.chip.technology} "
-                              "wiring (sparsity gates) is not supported yet", key="chip.technology")
+        if station.chip.technology != self.technology:
+            raise ConfigError(f"{type(self).__name__} drives {self.technology} chips; this "
+                              f"station's is {station.chip.technology}", key="chip.technology")
         self.station = station
         self.instruments = instruments
         self.links = links
@@ -175,6 +177,10 @@ class HardwareArray:
         except BaseException:
             links.close()
             raise
+        if station.chip.technology == "fefet-2t" and cls is HardwareArray:
+            from labctl.drivers.fefet_array import FefetHardwareArray
+
+            return FefetHardwareArray(station, instruments, links=links)
         native = (station.wiring.set_line is not None
                   and callable(getattr(instruments["smu"], "program_verify", None)))
         if native and cls is HardwareArray:
@@ -503,7 +509,10 @@ class HardwareArray:
                 (w.inputs["ground"], w.source(row)))
 
     def _connect(self, source: str | tuple[str, ...], row: int, col: int) -> None:
-        routes = self.routes_for(source, row, col)
+        self._close(self.routes_for(source, row, col))
+
+    def _close(self, routes: tuple[Route, ...]) -> None:
+        """Exactly ``routes`` closed (an exclusive close; nothing sent when they already are)."""
         if routes == self._route:
             return
         self.matrix.connect(list(routes), exclusive=True)

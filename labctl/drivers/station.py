@@ -65,7 +65,8 @@ class Wiring:
 
     ``sources`` has one port per row, or a single port for a common source line.
     ``gate_fixed_V`` is set when the word lines are biased from a fixed supply on the
-    ``gate_bias`` input instead of a ``gate`` source-meter.
+    ``gate_bias`` input instead of a ``gate`` source-meter.  A two-FeFET die also has
+    ``sparsity`` lines, one per column: the gates of its sparsity FeFETs (seed 001).
     """
 
     inputs: dict[str, int]
@@ -73,6 +74,7 @@ class Wiring:
     words: tuple[int, ...]
     sources: tuple[int, ...]
     gate_fixed_V: float | None = None
+    sparsity: tuple[int, ...] = ()
     #: SMU digio trigger lines wired to the Trig In of the set (``pulse``) and reset
     #: (``pulse_reset``) generators: what the on-instrument verify loop fires
     set_line: int | None = None
@@ -87,15 +89,19 @@ class Wiring:
     def source(self, row: int) -> int:
         return self.sources[row if len(self.sources) > 1 else 0]
 
+    def sparsity_gate(self, col: int) -> int:
+        return self.sparsity[col]
+
     @property
     def gate_input(self) -> int:
         return self.inputs["gate"] if "gate" in self.inputs else self.inputs["gate_bias"]
 
     def line_of_output(self) -> dict[int, tuple[str, int]]:
         """Output port -> (line kind, index): ``("bit", col)``, ``("word", row)``,
-        ``("source", k)``."""
+        ``("source", k)``, ``("sparsity", col)``."""
         out: dict[int, tuple[str, int]] = {}
-        for kind, ports in (("bit", self.bits), ("word", self.words), ("source", self.sources)):
+        for kind, ports in (("bit", self.bits), ("word", self.words), ("source", self.sources),
+                            ("sparsity", self.sparsity)):
             for i, p in enumerate(ports):
                 out[p] = (kind, i)
         return out
@@ -127,11 +133,15 @@ class ChipSpec:
     read_voltage_V: float = 0.2
     gate_voltage_V: float = 1.2
     selector_resistance_ohm: float = 0.0
-    #: 1T1R mask: cells are switched out by reset pulses and back in by set pulses
+    #: mask: a 1T1R cell is switched out by reset pulses and back in by set pulses; a
+    #: two-FeFET cell's sparsity FeFET is programmed off / on by gate pulses of these
     mask_reset_V: float = 1.5
     mask_set_V: float = 1.5
     mask_width_s: float = 2.5e-6
     mask_pulses: int = 20
+    #: two-FeFET die: a gate pulse's unselected cells see this fraction of it on their
+    #: channel lines (the V/2 inhibit scheme), so only the addressed cell switches
+    inhibit_fraction: float = 0.5
 
 
 @dataclass(frozen=True)
@@ -286,13 +296,45 @@ def _wiring(doc: dict[str, Any], chip: ChipSpec, instruments: dict[str, Instrume
     if len(sources) not in (1, chip.rows):
         raise ConfigError(f"station file: wiring.mapping.sources needs 1 (common) or {chip.rows} "
                           f"ports, got {len(sources)}", key="wiring.mapping.sources")
+    sparsity = _sparsity_lines(mapping, chip, instruments, sources, trig)
     outs = {f"bits[{i}]": p for i, p in enumerate(bits)}
     outs |= {f"words[{i}]": p for i, p in enumerate(words)}
     outs |= {f"sources[{i}]": p for i, p in enumerate(sources)}
+    outs |= {f"sparsity[{i}]": p for i, p in enumerate(sparsity)}
     check_unique(outs, "wiring.mapping")
     return Wiring(inputs=inputs, bits=bits, words=words, sources=sources,
-                  gate_fixed_V=gate_fixed, set_line=lines.get("set_line"),
+                  gate_fixed_V=gate_fixed, sparsity=sparsity, set_line=lines.get("set_line"),
                   reset_line=lines.get("reset_line"))
+
+
+def _sparsity_lines(mapping: dict[str, Any], chip: ChipSpec,
+                    instruments: dict[str, InstrumentSpec], sources: tuple[int, ...],
+                    triggers: dict[str, Any]) -> tuple[int, ...]:
+    """A two-FeFET die's sparsity-gate lines (one per column), and what its pulses need: a
+    source line per row and a gate source-meter (it holds the inhibit level)."""
+    where = "wiring.mapping.sparsity"
+    if chip.technology != "fefet-2t":
+        if "sparsity" in mapping:
+            raise ConfigError(f"station file: {where} is for fefet-2t dies (the sparsity "
+                              f"FeFETs' gates); this chip is {chip.technology}", key=where)
+        return ()
+    sparsity = get_ports(mapping, "sparsity", "wiring.mapping")
+    if len(sparsity) != chip.cols:
+        raise ConfigError(f"station file: {where} has {len(sparsity)} ports for {chip.cols} "
+                          "columns (sparsity-gate lines)", key=where)
+    if len(sources) != chip.rows:
+        raise ConfigError(f"station file: a fefet-2t die needs one source line per row in "
+                          f"wiring.mapping.sources ({chip.rows}): a sparsity pulse selects its "
+                          "row by them", key="wiring.mapping.sources")
+    if "gate" not in instruments:
+        raise ConfigError("station file: a fefet-2t die needs [instruments.gate], a "
+                          "source-meter: it holds the read gates, and the inhibit level on "
+                          "the unselected lines during gate pulses", key="instruments.gate")
+    if triggers:
+        raise ConfigError("station file: wiring.triggers: the on-instrument program-verify "
+                          "loop pulses 1t1r-reram bit lines; a fefet-2t die is pulsed from "
+                          "the host", key="wiring.triggers")
+    return sparsity
 
 
 def _limits(doc: dict[str, Any]) -> Limits:
@@ -331,7 +373,7 @@ def _chip(doc: dict[str, Any]) -> ChipSpec:
     w, dflt = "chip", ChipSpec(1, 1)
     check_unknown(d, {"rows", "cols", "technology", "window_S", "set_polarity", "read_voltage_V",
                  "gate_voltage_V", "selector_resistance_ohm", "mask_reset_V", "mask_set_V",
-                 "mask_width_s", "mask_pulses"}, w)
+                 "mask_width_s", "mask_pulses", "inhibit_fraction"}, w)
     tech = get_str(d, "technology", w, dflt.technology)
     if tech not in TECHNOLOGIES:
         raise ConfigError(f"station file: chip.technology {tech!r} is not one of "
@@ -358,7 +400,22 @@ def _chip(doc: dict[str, Any]) -> ChipSpec:
                     mask_reset_V=get_number(d, "mask_reset_V", w, dflt.mask_reset_V, positive=True),
                     mask_set_V=get_number(d, "mask_set_V", w, dflt.mask_set_V, positive=True),
                     mask_width_s=get_number(d, "mask_width_s", w, dflt.mask_width_s, positive=True),
-                    mask_pulses=get_int(d, "mask_pulses", w, dflt.mask_pulses, minimum=1))
+                    mask_pulses=get_int(d, "mask_pulses", w, dflt.mask_pulses, minimum=1),
+                    inhibit_fraction=_inhibit_fraction(d, tech))
+
+
+def _inhibit_fraction(d: dict[str, Any], technology: str) -> float:
+    if "inhibit_fraction" not in d:
+        return ChipSpec(1, 1).inhibit_fraction
+    if technology != "fefet-2t":
+        raise ConfigError("station file: chip.inhibit_fraction is for fefet-2t dies (gate "
+                          "pulses on shared lines); a 1t1r-reram cell is selected by its "
+                          "transistor", key="chip.inhibit_fraction")
+    f = get_number(d, "inhibit_fraction", "chip", positive=True)
+    if not f < 1:
+        raise ConfigError("station file: chip.inhibit_fraction must be between 0 and 1 "
+                          "(0.5: the V/2 scheme)", key="chip.inhibit_fraction")
+    return f
 
 
 def _emulation(doc: dict[str, Any]) -> EmulationSpec | None:
@@ -420,7 +477,7 @@ def _check_consistency(st: Station) -> None:
             raise ConfigError(f"station file: wiring.inputs.{k} = {p} but the matrix has "
                               f"{n_in} input ports", key=f"wiring.inputs.{k}")
     for kind, ports in (("bits", st.wiring.bits), ("words", st.wiring.words),
-                        ("sources", st.wiring.sources)):
+                        ("sources", st.wiring.sources), ("sparsity", st.wiring.sparsity)):
         for i, p in enumerate(ports):
             if p > n_out:
                 raise ConfigError(f"station file: wiring.mapping.{kind}[{i}] = {p} but the "

@@ -105,6 +105,10 @@ class SymmetryPoint(BaseProtocol):
 
     def preflight(self, array: Array) -> None:
         cfg, limits = self.config, array.info.limits
+        if array.info.technology != "1t1r-reram":   # before any voltage reaches the chip
+            raise ConfigError("the symmetry-point fit models 1T1R ReRAM cells (seed 004's "
+                              f"soft bounds); this chip is {array.info.technology}",
+                              key="backend")
         limits.check_width(cfg.width_s)
         for v in (cfg.up_V, cfg.down_V):
             limits.check_voltage(v)

@@ -18,11 +18,12 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
 from labctl.drivers.station import Station
+from labctl.sim_backend.models.fefet_2t import Fefet2tModel
 from labctl.sim_backend.simulated_array import SimulatedArray
 
 log = logging.getLogger(__name__)
@@ -94,6 +95,10 @@ class EmulatedBench:
             raise ConfigError(f"station file {station.path} has no [emulation] section",
                               key="emulation")
         model = load_model(em.preset)
+        if model.technology != station.chip.technology:
+            raise ConfigError(f"station file {station.path}: emulation.preset {em.preset} is a "
+                              f"{model.technology} die but chip.technology is "
+                              f"{station.chip.technology}", key="emulation.preset")
         array = SimulatedArray(model, station.chip.rows, station.chip.cols, seed=em.seed,
                                preset_name=model.name)
         return cls(station, array, clock=em.clock)
@@ -258,6 +263,9 @@ class EmulatedBench:
                 return
             self.exposure.pulses += int(count)
             self._expose(role, abs(amplitude_V))
+            if self.station.chip.technology == "fefet-2t":
+                self._gate_pulse(role, float(amplitude_V), float(width_s), int(count))
+                return
             cells = self._cells_on(role)
             if cells is None or not cells[0].size:
                 return
@@ -270,6 +278,44 @@ class EmulatedBench:
                         np.full(r.size, int(count), dtype=np.int64), self.array.rng,
                         self.array.now())
             self.array.state_changed()
+
+    def _gate_pulse(self, role: str, amplitude_V: float, width_s: float, count: int) -> None:
+        """Two-FeFET die: a pulse on word lines writes the weight FeFETs of those rows, one on
+        sparsity lines the sparsity FeFETs of those columns.  Each FeFET's ferroelectric sees
+        the pulse minus the potential of the channel line on its side of the series stack
+        (its bit line for the weight FeFET, its source line for the sparsity FeFET); a cell
+        whose channel line floats is not written (its channel follows the gate)."""
+        lines = [self._line.get(o, ("", -1)) for o in self._lines_driven_by(role)]
+        rows = sorted(i for kind, i in lines if kind == "word")
+        cols = sorted(i for kind, i in lines if kind == "sparsity")
+        w, model = self.station.wiring, self.array.model
+        if not rows and not cols:
+            return
+        self._sync_clock()
+        self._check_overstress(abs(amplitude_V), 0.0, f"gate pulse {amplitude_V:+.3g} V")
+        pairs: list[tuple[int, int, float]] = []
+        for row in rows:
+            for col in range(self.station.chip.cols):
+                ch = self._line_potential(w.bit(col))
+                if ch is not None:
+                    pairs.append((row, col, amplitude_V - ch))
+        if pairs:
+            r, c, v = (np.asarray(x) for x in zip(*pairs, strict=True))
+            model.pulse(self.array.state, r.astype(np.int64), c.astype(np.int64),
+                        v * model.set_polarity, width_s, 0.0,
+                        np.full(r.size, count, dtype=np.int64), self.array.rng, self.array.now())
+        pairs = []
+        for col in cols:
+            for row in range(self.station.chip.rows):
+                ch = self._line_potential(w.source(row))
+                if ch is not None:
+                    pairs.append((row, col, amplitude_V - ch))
+        if pairs:
+            r, c, v = (np.asarray(x) for x in zip(*pairs, strict=True))
+            fefet = cast(Fefet2tModel, model)
+            fefet.mask_pulse(self.array.state, r.astype(np.int64), c.astype(np.int64),
+                             v * model.set_polarity, width_s, self.array.rng, self.array.now())
+        self.array.state_changed()
 
     # --- routing -----------------------------------------------------------------------------
     def _lines_driven_by(self, role: str) -> set[int]:
@@ -303,6 +349,9 @@ class EmulatedBench:
         if any((ground, o) in self.closed for o in outs):
             return None
         cols = [idx for o in outs for kind, idx in [self._line.get(o, ("", -1))] if kind == "bit"]
+        w = self.station.wiring
+        if w.sparsity:   # a two-FeFET cell conducts only with its sparsity gate driven
+            cols = [c for c in cols if self._line_potential(w.sparsity_gate(c)) is not None]
         rows, gates = [], []
         if cols:
             for row in range(self.station.chip.rows):
@@ -331,7 +380,7 @@ class EmulatedBench:
         idle level, not a pulse)."""
         for o in self._lines_driven_by(role):
             kind = self._line.get(o, ("", -1))[0]
-            if kind == "word":
+            if kind in ("word", "sparsity"):
                 self.exposure.max_gate_V = max(self.exposure.max_gate_V, volts)
             elif kind:
                 self.exposure.max_line_V = max(self.exposure.max_line_V, volts)

@@ -251,6 +251,17 @@ class Fefet2tModel:
         """Program the sparsity FeFETs on (enabled) or off; the weight FeFETs are untouched."""
         state["s_on"][r, c] = enabled
 
+    def mask_pulse(self, state: State, r: IntArray, c: IntArray, amplitude_V: FloatArray,
+                   width_s: float, rng: np.random.Generator, t_s: float) -> None:
+        """Gate pulses on the sparsity FeFETs (an emulated bench's sparsity lines): beyond the
+        coercive voltage a positive pulse programs a sparsity FeFET on, a negative one off;
+        below it (an inhibited cell) nothing changes.  The sparsity FeFET is digital, so the
+        one coercive voltage of the weight FeFET's stack is taken for it too [C]."""
+        amp = np.asarray(amplitude_V, dtype=float)
+        over = np.abs(amp) > self.update.v_coercive_V
+        if np.any(over):
+            self.mask(state, r[over], c[over], amp[over] > 0, rng, t_s)
+
     def sweep(self, state: State, r: IntArray, c: IntArray, voltages_V: FloatArray,
               gate_V: float, compliance_A: float, rng: np.random.Generator,
               t_s: float) -> FloatArray:

@@ -1,0 +1,99 @@
+"""FefetHardwareArray: the Array interface on a two-FeFET die (seed 001) at a probe station.
+
+Each cell is a sparsity FeFET in series with a weight FeFET between its row's source line
+and its column's bit line; the weight FeFETs' gates run along the rows (the word lines),
+the sparsity FeFETs' gates along the columns (``wiring.mapping.sparsity``), as in seed 001's
+array (Ext. Data Fig. 6: update lines across the rows, sparsity lines down the columns).
+
+- ``read`` / ``sweep`` / ``mvm``: the SMU on the cell's bit line, its source line grounded,
+  the gate source-meter holding the read gate on its word line and its sparsity line.
+- ``pulse``: gate pulses on the weight FeFET.  The generator drives the cell's word line;
+  the cell's bit line is grounded, so its ferroelectric sees the whole pulse; every other bit
+  line is held by the gate source-meter at ``chip.inhibit_fraction`` of the pulse (the V/2
+  scheme), so the other cells of the row see at most half of it, below the coercive voltage.
+- ``mask``: the same on the sparsity FeFETs: the generator on the cell's sparsity line, its
+  source line grounded, the other source lines at the inhibit level; ``chip.mask_set_V``
+  programs it on, ``-chip.mask_reset_V`` off.
+
+The addressing scheme is this module's, not the seed's (which does not give one): check on
+your die that half the pulse disturbs no cell (`labctl run ...` on a test pattern, or the
+emulator with your preset), and set ``chip.inhibit_fraction`` to what your die needs.
+Every level is checked against the station limits before anything is sent: pulses and
+inhibit levels against ``limits.max_voltage_V`` (as the simulator checks a FeFET's write
+gate), read gates against ``limits.max_gate_voltage_V``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+
+from labctl.array import Cells
+from labctl.drivers.hardware_array import HardwareArray, Route
+
+
+class FefetHardwareArray(HardwareArray):
+    """A two-FeFET die: weight FeFETs pulsed on the word lines, sparsity FeFETs on the
+    sparsity lines, the unselected cells inhibited through their channel lines."""
+
+    technology = "fefet-2t"
+
+    def routes_for(self, source: str | tuple[str, ...], row: int, col: int) -> tuple[Route, ...]:
+        """Read routes: as a 1T1R cell's, plus the cell's sparsity line on the gate source."""
+        w = self.station.wiring
+        return (*super().routes_for(source, row, col), (w.gate_input, w.sparsity_gate(col)))
+
+    def pulse(self, cells: Cells, amplitude_V: float | npt.ArrayLike, width_s: float, *,
+              gate_V: float | None = None, count: int | npt.ArrayLike = 1) -> None:
+        """Gate pulses on the weight FeFETs (positive potentiates); ``gate_V`` (the read
+        gate) plays no part, as in the simulator."""
+        if gate_V is not None:
+            self._gate_value(gate_V)   # still a level someone asked for: within the limits
+        self._gate_pulses(cells, amplitude_V, width_s, count, line="word")
+
+    def mask(self, cells: Cells, enabled: bool | npt.ArrayLike) -> None:
+        """Program the cells' sparsity FeFETs on (enabled) or off with gate pulses."""
+        r, c = cells.indices(self._info.shape)
+        en = np.broadcast_to(np.asarray(enabled, dtype=bool), r.shape)
+        chip = self.station.chip
+        amp = np.where(en, chip.mask_set_V, -chip.mask_reset_V)
+        self._gate_pulses(Cells.at(r, c), amp, chip.mask_width_s, chip.mask_pulses,
+                          line="sparsity")
+
+    def _gate_pulses(self, cells: Cells, amplitude_V: float | npt.ArrayLike, width_s: float,
+                     count: int | npt.ArrayLike, *, line: str) -> None:
+        r, c = cells.indices(self._info.shape)
+        amp = np.broadcast_to(np.asarray(amplitude_V, dtype=float), r.shape)
+        n = np.broadcast_to(np.asarray(count, dtype=np.int64), r.shape)
+        if np.any(n < 0):
+            raise ValueError("pulse count must be >= 0")
+        phys = amp * self._info.set_polarity
+        lim = self._info.limits
+        lim.check_voltage(phys, terminal="write gate")
+        inhibit = phys * self.station.chip.inhibit_fraction
+        lim.check_voltage(inhibit)          # on the bit or source lines
+        lim.check_width(float(width_s))
+        active = np.flatnonzero((n > 0) & (amp != 0))
+        if active.size == 0:
+            return
+        # one inhibit level and one generator setting per group of equal pulses
+        order = active[np.lexsort((n[active], phys[active]))]
+        with self._operation("pulse", active.size):
+            for k in order.tolist():
+                self._gate_to(float(inhibit[k]))
+                self._pulser_to(float(phys[k]), float(width_s), int(n[k]))
+                self._close(self._pulse_routes(line, int(r[k]), int(c[k])))
+                self.pulser.fire()
+
+    def _pulse_routes(self, line: str, row: int, col: int) -> tuple[Route, ...]:
+        """The generator on the cell's gate line, the cell's channel line grounded, the other
+        channel lines at the inhibit level (the gate source-meter); the rest floats."""
+        w = self.station.wiring
+        pulse, ground, hold = w.inputs["pulse"], w.inputs["ground"], w.gate_input
+        if line == "word":
+            channel = [w.bit(j) for j in range(self._info.cols)]
+            return ((pulse, w.word(row)), (ground, channel[col]),
+                    *((hold, p) for j, p in enumerate(channel) if j != col))
+        channel = [w.source(i) for i in range(self._info.rows)]
+        return ((pulse, w.sparsity_gate(col)), (ground, channel[row]),
+                *((hold, p) for i, p in enumerate(channel) if i != row))
