@@ -190,3 +190,26 @@ def test_what_a_fefet_station_cannot_do_is_refused_before_a_pulse(
     err = capsys.readouterr().err
     assert code == 2 and words in err and len(err.strip().splitlines()) == 1, err
     assert running.bench.exposure.pulses == 0 and running.all_safe()
+
+
+def test_a_fefet_station_run_replays_from_its_transcript(
+        serve_fefet: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Weight pulses and reads through the word and bit lines, recorded, then replayed
+    offline through the same FefetHardwareArray: the same summary."""
+    import json
+
+    from labctl.cli import main
+
+    running, station = serve_fefet()
+    out = tmp_path / "p.h5"
+    assert main(["run", "program", "--backend", str(station), "--levels", "2", "--g-min-S",
+                 "3e-6", "--g-max-S", "6e-6", "--max-pulses", "20", "--quiet", "--json",
+                 "--out", str(out)]) == 0
+    recorded = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert recorded["pulses_mean_all"] > 0 and running.bench.exposure.pulses > 0
+    running.stop()     # no instrument from here on
+    code = main(["replay", str(out), "--backend", "transcript", "--json"])
+    replay = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert code == 0, [k for k, v in replay["metrics"].items() if not v["pass"]]
+    with RunReader(tmp_path / "p-replay.h5") as r:
+        assert r.summary["pulses_mean_all"] == recorded["pulses_mean_all"]
