@@ -69,3 +69,48 @@ def test_no_voltage_beyond_the_station_limit_reaches_the_chip(
         assert exposure.max_line_V <= v_max + 1e-9, (exposure, v_max)
         assert exposure.max_gate_V <= g_max + 1e-9, (exposure, g_max)
         assert bench.all_safe()
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=list(HealthCheck))
+@given(v_max=st.floats(1.0, 4.0), g_max=st.floats(1.0, 4.0), amp=st.floats(-5.0, 5.0),
+       mask_V=st.floats(0.5, 5.0), fraction=st.floats(0.05, 0.95),
+       width=st.floats(1e-8, 1e-3), load=st.sampled_from(["INF", "50"]))
+def test_no_voltage_beyond_the_station_limit_reaches_a_fefet_die(
+        v_max: float, g_max: float, amp: float, mask_V: float, fraction: float, width: float,
+        load: str) -> None:
+    """The same on a two-FeFET die: gate pulses on word and sparsity lines, inhibit levels
+    on the bit and source lines, read gates and MVMs all stay within the station limits."""
+    doc = tomllib.loads((Path(__file__).resolve().parents[2] / "examples" /
+                         "emulated-fefet-bench.toml").read_text())
+    doc["instruments"]["pulse"]["options"]["load"] = load
+    doc["limits"].update(max_voltage_V=v_max, max_gate_voltage_V=g_max)
+    doc["chip"].update(gate_voltage_V=min(1.0, g_max), read_voltage_V=0.1,
+                       mask_set_V=mask_V, mask_reset_V=mask_V, inhibit_fraction=fraction)
+    doc["chip"]["mask_width_s"] = 1e-4
+    text = dump_toml(doc)
+    try:
+        station = parse_station(tomllib.loads(text), Path("prop.toml"), text=text)
+    except Exception as e:   # a mask level beyond the limits is refused at load
+        assert "mask" in str(e) and mask_V > v_max
+        return
+    with tempfile.TemporaryDirectory() as tmp, start_bench(station, ephemeral=True) as bench:
+        path = Path(tmp) / "station.toml"
+        path.write_text(bench.station_text())
+        with HardwareArray.from_station(path, record=False) as hw:
+            attempts = [
+                lambda: hw.pulse(Cells.at([1, 2], [3, 3]), [amp, -amp], width, count=2),
+                lambda: hw.mask(Cells.at([0, 5], [2, 7]), [False, True]),
+                lambda: hw.mvm([0.1] * 8),
+                lambda: hw.read(Cells.all(), gate_V=min(1.5 * g_max, 4.0)),
+            ]
+            for attempt in attempts:
+                try:
+                    attempt()
+                except LimitError:
+                    pass
+        exposure = bench.bench.exposure
+        # gate lines carry the pulses (write gate: max_voltage_V) and the read gates
+        assert exposure.max_gate_V <= v_max + 1e-9, (exposure, v_max)
+        assert exposure.max_line_V <= v_max + 1e-9, (exposure, v_max)
+        assert exposure.overstress == [] or v_max > 4.0
+        assert bench.all_safe()
