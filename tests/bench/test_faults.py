@@ -121,3 +121,22 @@ def test_simulator_options_are_refused_on_a_station(serve_station: Any, tmp_path
         err = capsys.readouterr().err.strip().splitlines()
         assert code == 2 and len(err) == 1 and "for the simulated chip" in err[0], err
         assert extra[0] in err[0] and not out.exists()
+
+
+def test_a_failed_operation_leaves_the_bench_safe_before_the_array_closes(
+        serve_station: Any) -> None:
+    """The operation itself makes the bench safe on a fault, not only the CLI's exit: a
+    script that catches the error and carries on holds no output on in the meantime."""
+    from labctl.array import Cells
+    from labctl.drivers.hardware_array import HardwareArray
+    from labctl.errors import InstrumentError
+
+    running, station = serve_station(small_doc())
+    with HardwareArray.from_station(station) as hw:
+        hw.read(Cells.all())                       # outputs on, routes used
+        running.server("smu").inject_fault("error", after=2, code=-222,
+                                           text="Data out of range")
+        with pytest.raises(InstrumentError):
+            hw.sweep(Cells.all(), [0.1, 0.2, 0.3], gate_V=1.2, compliance_A=1e-4)
+            hw.check_errors()
+        assert running.all_safe()                  # before close()

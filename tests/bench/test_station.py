@@ -87,6 +87,10 @@ CASES = [
     ("chip.technology", "pcm", "chip.technology"),
     ("chip.window_S", [9e-5, 8e-6], "chip.window_S"),
     ("chip.rows", 0, "chip.rows"),
+    ("chip.mask_reset_V", 9.0, "chip.mask_reset_V"),     # beyond limits.max_voltage_V
+    ("chip.mask_set_V", 9.0, "chip.mask_set_V"),
+    ("chip.mask_width_s", 1.0, "chip.mask_width_s"),     # beyond limits.max_pulse_width_s
+    ("limits.max_gate_voltage_V", 300.0, "limits.max_gate_voltage_V"),   # beyond the gate SMU
     ("timing.timeout_s", 0, "timing.timeout_s"),
     ("timing.bogus", 1, "timing.bogus"),
     ("emulation.clock", "sundial", "emulation.clock"),

@@ -21,6 +21,8 @@ def test_rect_mask_and_index_agree():
 
 
 @pytest.mark.parametrize("cells", [Cells.rect(0, 5, 0, 1), Cells.at([0], [9]),
+                                   Cells.at([0], [4]), Cells.at([4], [0]),   # one past the edge
+                                   Cells.at([-1], [0]), Cells.rect(0, 4, 0, 5),
                                    Cells.from_mask(np.ones((2, 2), bool))])
 def test_out_of_range_selection_raises(cells):
     with pytest.raises(IndexError):
@@ -35,7 +37,9 @@ def test_limits_refuse_and_never_clip():
     assert e.value.value == pytest.approx(2.01)
     with pytest.raises(LimitError):
         lim.check_voltage(1.6, terminal="gate")
-    with pytest.raises(LimitError):
-        lim.check_current(2e-3)
+    lim.check_current(1e-3)                         # the limit itself is allowed
+    for bad in (2e-3, 0.0, -1e-4):                  # beyond it, and no compliance at all
+        with pytest.raises(LimitError):
+            lim.check_current(bad)
     with pytest.raises(LimitError):
         lim.check_voltage(float("nan"))

@@ -303,3 +303,25 @@ def test_a_single_cell_has_no_spread_rather_than_a_spread_of_zero(tmp_path, caps
     s = json.loads(out.strip().splitlines()[-1])
     assert s["formed"] == 1 and s["v_form_mean_V"] > 0
     assert s["v_form_std_V"] is None and s["i_form_std_A"] is None and "+/-" not in out
+
+
+def test_a_path_the_system_refuses_is_one_line_naming_it(tmp_path, capsys, monkeypatch):
+    """The last safety net: an OSError about a file, from wherever it comes (a full disk, a
+    read-only mount), is bad input naming the file, not an internal error."""
+    import errno
+
+    from labctl.commands import report
+
+    run = tmp_path / "f.h5"
+    assert main(["run", "forming", "--rows", "1", "--cols", "1", "--quiet", "--out",
+                 str(run)]) == 0
+    capsys.readouterr()
+
+    def refused(*args, **kwargs):
+        raise OSError(errno.EROFS, "Read-only file system", "/mnt/ro/f-report/forming.png")
+
+    monkeypatch.setattr(report, "_render", refused)
+    assert main(["report", str(run), "--json"]) == 2
+    out, err = capsys.readouterr()
+    assert err == "labctl: /mnt/ro/f-report/forming.png: Read-only file system\n"
+    assert '"exit_code": 2' in out.strip().splitlines()[-1]
