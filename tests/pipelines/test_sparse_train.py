@@ -39,6 +39,7 @@ from labctl.pipelines.sparse.vau import (
     exact_sample_counts,
     update_error_curve,
     vau_counts,
+    vau_trains,
 )
 from labctl.protocols.base import run
 from labctl.sim_backend.simulated_array import SimulatedArray
@@ -67,6 +68,35 @@ def test_updates_are_unbiased_estimates_of_the_exact_update(rule):
         mean = sum(exact_counts(x, d, mask, 6.0, rng, 64).net for _ in range(draws)) / draws
     assert np.abs(mean - target).max() < 0.12
     assert np.corrcoef(mean.ravel(), target.ravel())[0, 1] > 0.99
+
+
+def test_vau_trains_give_each_sample_max_of_slots_and_ceil_k_time_slots():
+    """Sample b takes BL_b = max(slots, ceil(k_b)) slots, k_b = lr max|x_b| max|d_b| / dw_min
+    (fewer than ceil(k_b) would need line probabilities above 1); a silent sample none."""
+    rng = np.random.default_rng(4)
+    x, d = _batch(rng)
+    x[5] = 0.0
+    for lr_over_dw, slots in ((6.0, 31), (300.0, 4), (1000.0, 31)):
+        k = lr_over_dw * np.abs(x).max(axis=1) * np.abs(d).max(axis=1)
+        bl = np.maximum(slots, np.ceil(k[k > 0])).astype(int)
+        assert lr_over_dw < 100 or (bl > slots).any()
+        rows, cols = vau_trains(x, d, lr_over_dw, rng, slots)
+        assert rows.shape == (bl.sum(), 12) and cols.shape == (bl.sum(), 5)
+        assert vau_counts(x, d, lr_over_dw, rng, slots).slots == bl.sum()
+
+
+def test_vau_is_unbiased_when_samples_need_more_than_the_slots():
+    """With k_b > slots (a large lr / dw_min) every sample takes ceil(k_b) slots, so no line
+    probability clips at 1 and the VAU still writes the exact update in expectation."""
+    rng = np.random.default_rng(0)
+    x, d = _batch(rng)
+    lr_over_dw, slots = 2000.0, 31
+    assert (lr_over_dw * np.abs(x).max(axis=1) * np.abs(d).max(axis=1) > slots).all()
+    target = -lr_over_dw * x.T @ d
+    draws = 2000
+    mean = sum(vau_counts(x, d, lr_over_dw, rng, slots).net for _ in range(draws)) / draws
+    assert np.abs(mean - target).max() < 0.01 * np.abs(target).max()
+    assert np.corrcoef(mean.ravel(), target.ravel())[0, 1] > 0.999
 
 
 def test_vau_programs_masked_cells_the_exact_update_does_not():

@@ -321,6 +321,33 @@ def test_tiki_taka_lr_follows_a_finer_device_unless_given(tmp_path: Path) -> Non
     assert s["rule_options"] == {"transfer_every": 1.0, "lr": 0.02, "lr_dw_min_ref": 0.0}
 
 
+def test_transfer_buffer_caps_pulses_and_forgets_or_keeps_the_rest() -> None:
+    """TTv2's buffer H: |H| >= 1 fires trunc(H) pulses capped at transfer_pulses_max; with
+    forget_buffer H is zeroed, else only what was sent is taken off (and fires later)."""
+    rng = np.random.default_rng(0)
+    tile = AnalogTile(open_sim("cmo-hfox-1t1r", 2, 3, 0), IDEAL_IO, rng)
+    cls = RULES["ttv2"]
+    rows = np.array([0, 1])
+    inc = np.array([[3.7, -3.7, 0.5], [0.99, 1.0, -1.2]])
+    fired = [[1, -1, 0], [0, 1, -1]]
+
+    def rule(**over: Any) -> Any:
+        return cls(make_config(cls.Config, over), {"A": tile, "C": tile}, rng)
+
+    forget = rule(transfer_pulses_max=1)
+    assert forget.buffer_step(rows, inc).tolist() == fired
+    assert np.allclose(forget.H, [[0.0, 0.0, 0.5], [0.99, 0.0, 0.0]])
+    keep = rule(transfer_pulses_max=1, forget_buffer=False)
+    assert keep.buffer_step(rows, inc).tolist() == fired
+    assert np.allclose(keep.H, [[2.7, -2.7, 0.5], [0.99, 0.0, -0.2]])
+    # what was held back fires in later steps, one pulse at a time
+    assert keep.buffer_step(rows[:1], np.zeros((1, 3))).tolist() == [[1, -1, 0]]
+    assert np.allclose(keep.H[0], [1.7, -1.7, 0.5])
+    two = rule(transfer_pulses_max=2, forget_buffer=False)
+    assert two.buffer_step(rows, inc).tolist() == [[2, -2, 0], [0, 1, -1]]
+    assert np.allclose(two.H[0], [1.7, -1.7, 0.5])
+
+
 def test_resumed_run_equals_uninterrupted(tmp_path: Path) -> None:
     from labctl.commands.backend import open_sim as sim
     from labctl.data.runfile import RunReader, RunWriter

@@ -35,8 +35,6 @@ class Spy:
     def __init__(self, array):
         self.array = array
         self.pulses: dict[tuple[int, int], int] = {}
-        self.pulse_after_converged = 0
-        self.band = None
 
     def __getattr__(self, name):
         return getattr(self.array, name)
@@ -97,6 +95,7 @@ def test_every_pulse_is_accounted_for_and_cells_stop_inside_the_band(cmo_chip, d
 
 
 def test_converged_cells_get_no_more_pulses_in_later_rounds(cmo_chip):
+    """A cell in its band is finished: no round after the one it converged in pulses it."""
     arr = cmo_chip(4, 8, seed=5)
     from labctl.protocols.forming import FormingConfig
     from labctl.protocols.unformed import form_unformed
@@ -105,14 +104,17 @@ def test_converged_cells_get_no_more_pulses_in_later_rounds(cmo_chip):
     spy = Spy(arr)
     targets = np.linspace(15e-6, 80e-6, 32)
     state: dict = {}
-    seen_done: set[tuple[int, int]] = set()
-    cfg = VerifyConfig(tolerance=0.01, rounds_per_step=1)
+    cfg = VerifyConfig(tolerance=0.01, rounds_per_step=1)   # one step per round
+    done: set[tuple[int, int]] = set()       # converged at the end of the previous round
+    before: dict[tuple[int, int], int] = {}  # pulses per cell at the end of that round
+    checked = 0
     for _ in verify_steps(spy, Cells.all(), targets, cfg, state):
+        assert [k for k in done if spy.pulses.get(k, 0) != before.get(k, 0)] == []
+        checked += len(done)
+        done = {(int(i) // 8, int(i) % 8) for i in np.flatnonzero(state["converged"])}
         before = dict(spy.pulses)
-        done = {(i // 8, i % 8) for i in np.flatnonzero(state["converged"])}
-        assert all(spy.pulses.get(k, 0) == before.get(k, 0) for k in seen_done)
-        seen_done |= done
     assert state["phase"] == "done" and state["converged"].all()
+    assert checked > 0   # some cells converged rounds before the last one
 
 
 def test_pulse_cap_reports_cells_that_did_not_converge(cmo_chip, drain):
@@ -124,6 +126,29 @@ def test_pulse_cap_reports_cells_that_did_not_converge(cmo_chip, drain):
     assert sink.data("program/pulses")[~conv].tolist() == [3] * int((~conv).sum())
     assert summary["pulses_mean_all"] == pytest.approx(sink.data("program/pulses").mean())
     assert summary["pulses_max"] is None or summary["pulses_max"] <= 3
+
+
+def test_level_statistics_are_of_the_converged_cells_only(cmo_chip, drain):
+    """A cell stopped at the pulse cap is off its target: it is left out of the per-level
+    count, mean and sigma (else it would inflate the programming noise)."""
+    summary, sink = drain(Program(ProgramConfig(levels=4, repeats=8, verify=VerifyConfig(
+        tolerance=0.02, max_pulses=10))), cmo_chip(8, 4, seed=1))
+    t, g = sink.data("program/target_S"), sink.data("program/g_S")
+    conv = sink.data("program/converged").astype(bool)
+    levels = np.unique(t)
+    per_level = [int(conv[t == lv].sum()) for lv in levels]
+    assert any(0 < n < 8 for n in per_level)      # a level with cells on both sides
+    assert summary["cells_per_level"] == per_level
+    ref = level_stats(t[conv], g[conv])
+    assert np.allclose(summary["levels"], levels)
+    idx = np.searchsorted(levels, ref.levels_S)   # levels with no converged cell: NaN
+    expect = np.full(levels.size, np.nan)
+    expect[idx] = ref.sigma_S
+    assert np.allclose(summary["sigma_S"], expect, equal_nan=True, rtol=1e-12, atol=0)
+    assert np.isfinite(expect).sum() >= 2
+    mean = np.full(levels.size, np.nan)
+    mean[idx] = ref.mean_S
+    assert np.allclose(summary["mean_S"], mean, equal_nan=True, rtol=1e-12, atol=0)
 
 
 def test_text_says_pulse_statistics_and_separation_are_of_the_converged_cells(tmp_path,

@@ -48,6 +48,35 @@ def test_relaxation_statistics_of_synthetic_data():
     assert np.all(np.diff(rel.overlap) > 0)  # spread grows, levels merge
 
 
+def test_cells_that_did_not_converge_are_left_out_of_the_relaxation():
+    """Cells stopped at the pulse cap sit far from their target and drift oddly: the shift,
+    spread, overlap and ages are those of the converged cells alone, as if they were absent."""
+    rng = np.random.default_rng(3)
+    targets = np.repeat([20e-6, 50e-6, 80e-6], 6)
+    valid = np.tile([True, True, True, True, False, False], 3)
+    g_prog = targets + rng.normal(0, 0.2e-6, targets.size)
+    g_prog[~valid] = 0.5 * targets[~valid]                   # never reached its band
+    times = np.array([1.0, 10.0, 100.0])
+    drift = -0.1e-6 * np.log(times)[:, None] + rng.normal(0, 0.4e-6, (times.size, targets.size))
+    drift[:, ~valid] += 5e-6                                 # and moves the other way
+    reads = (g_prog + drift).ravel()
+    jobs = np.tile(np.arange(targets.size), times.size)
+    t_s = np.repeat(times, targets.size)
+    actual = t_s.copy()
+    actual[~np.tile(valid, times.size)] *= 7.0               # ... read much later, too
+    rel = relaxation_at_times(targets, g_prog, valid, jobs, t_s, reads, actual)
+
+    keep = np.flatnonzero(valid)
+    new_job = np.full(targets.size, -1)
+    new_job[keep] = np.arange(keep.size)
+    sel = valid[jobs]
+    alone = relaxation_at_times(targets[keep], g_prog[keep], np.ones(keep.size, bool),
+                                new_job[jobs[sel]], t_s[sel], reads[sel], actual[sel])
+    assert np.isfinite(rel.sigma_S).all() and np.isfinite(rel.overlap).all()
+    for name in ("mean_shift_S", "sigma_S", "overlap", "times_s", "ages_s", "latest_s"):
+        assert np.allclose(getattr(rel, name), getattr(alone, name), rtol=1e-12, atol=0), name
+
+
 def test_bad_config():
     for bad in (dict(times_s=(10.0, 5.0)), dict(times_s=(-1.0,)), dict(duration_s=0.5),
                 dict(levels=1), dict(repeats=0), dict(duration_s=1e12),
