@@ -56,9 +56,13 @@ def test_gate_pulses_and_masks_reach_only_the_addressed_cell(serve_fefet: Any) -
         assert type(hw).__name__ == "FefetHardwareArray"
         assert hw.info.technology == "fefet-2t"
         x0, s0 = die.state["x"].copy(), die.state["s_on"].copy()
+        t0 = die.state["t_prog_s"].copy()
+        die.wait(10.0)                                      # the die's (frozen) clock on
         hw.pulse(Cells.at([2, 5], [3, 0]), [3.0, -3.0], 100e-6, count=4)
         moved = np.argwhere(np.abs(die.state["x"] - x0) > 0)
         assert moved.tolist() == [[2, 3], [5, 0]]          # V/2 left the rest alone
+        # ... down to their relaxation clocks: an inhibited cell was not programmed
+        assert np.argwhere(die.state["t_prog_s"] != t0).tolist() == [[2, 3], [5, 0]]
         assert die.state["x"][2, 3] > x0[2, 3] and die.state["x"][5, 0] < x0[5, 0]
         hw.mask(Cells.at([4], [5]), False)
         assert np.argwhere(die.state["s_on"] != s0).tolist() == [[4, 5]]

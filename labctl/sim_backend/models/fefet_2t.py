@@ -228,9 +228,15 @@ class Fefet2tModel:
               t_s: float) -> None:
         """Gate pulses on the weight FeFET (+ potentiate, - depress); the sparsity FeFET and
         ``gate_V`` (the read word line) play no part.  Loops over the pulse index with a
-        shrinking active set; every addressed cell is updated in one numpy call per pulse."""
-        x = self.x_now(state, (r, c), t_s)   # commit the relaxation before writing
+        shrinking active set; every addressed cell is updated in one numpy call per pulse.
+        A cell whose pulses stay below the coercive voltage (an inhibited cell on an emulated
+        bench) is not written: its state and its relaxation clock are left alone."""
         gain = self.update.gain(np.abs(amplitude_V), width_s)
+        written = (gain > 0) & (count > 0)
+        if not np.all(written):
+            r, c, amplitude_V, count, gain = (np.asarray(v)[written] for v in
+                                              (r, c, amplitude_V, count, gain))
+        x = self.x_now(state, (r, c), t_s)   # commit the relaxation before writing
         up = amplitude_V > 0
         n_full = self.update.pulses_full_range
         a = np.where(up, state["a_pot"][r, c], state["a_dep"][r, c])
