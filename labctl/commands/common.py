@@ -107,8 +107,9 @@ def jsonable(x: Any) -> Any:
 
 
 def emit(summary: dict[str, Any], *, as_json: bool, human: Callable[[dict[str, Any]], str] | None
-         = None) -> None:
-    """Print the human summary, then (with --json) one JSON object as the last stdout line."""
+         = None, json_view: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> None:
+    """Print the human summary, then (with --json) one JSON object as the last stdout line
+    (``json_view`` of the summary, where a command keeps bulky parts to its run file)."""
     if human is not None:
         text = human(summary)
         if text:
@@ -118,7 +119,7 @@ def emit(summary: dict[str, Any], *, as_json: bool, human: Callable[[dict[str, A
             if not isinstance(v, (dict, list)):
                 print(f"{k:>24}: {v}")
     if as_json:
-        print(json.dumps(jsonable(summary)))
+        print(json.dumps(jsonable(summary if json_view is None else json_view(summary))))
     sys.stdout.flush()
 
 

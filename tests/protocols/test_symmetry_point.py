@@ -117,6 +117,11 @@ def test_cli_writes_run_file_and_preset_the_simulator_loads(tmp_path, capsys):
     assert "# not fitted: " in lines["gamma_d2d"] and "# fitted" not in lines["gamma_d2d"]
     with RunReader(out) as r:
         assert r.status == "complete" and r.data("symmetry/trace_S").shape == (301, 32)
+        # the per-device lists stay in the file: the --json line stays short on any die
+        assert len(r.summary["per_device"]["n_states"]) == 32
+        assert len(r.summary["fit"]["per_device"]["dw_min"]) == 32
+        assert s["fit"]["population"] == r.summary["fit"]["population"]
+    assert s["per_device"] == s["fit"]["per_device"] == "in the run file's summary"
     assert len(render_report(out, tmp_path / "rep")) == 3
     out2 = tmp_path / "sp2.h5"
     assert main(["run", "symmetry-point", "--preset", str(preset), "--batch-pulses", "50",
