@@ -27,7 +27,7 @@ from labctl.protocols.analysis.levels import (
 from labctl.protocols.base import BaseProtocol, RunData, Step
 from labctl.protocols.forming import FormingConfig
 from labctl.protocols.program_verify import VerifyConfig, verify_steps
-from labctl.protocols.unformed import form_unformed
+from labctl.protocols.unformed import forming_chunks
 
 GROUP = "program"
 
@@ -139,8 +139,8 @@ class Program(BaseProtocol):
                        write={f"{GROUP}/levels_S": (np.unique(jobs), "S"),
                               f"{GROUP}/jobs_S": (jobs, "S")})
         if cfg.form and not state["formed"]:
-            state["formed"] = True
-            yield form_step(array, jobs.size, GROUP)
+            yield from form_steps(array, jobs.size, GROUP, jobs.size)
+            state["formed"] = True   # (an interrupted forming is redone: formed cells skipped)
         yield from program_batches(array, jobs, cfg.verify, state, group=GROUP)
 
     def analyse(self, data: RunData) -> dict[str, Any]:
@@ -157,12 +157,12 @@ def batch_cells(array: Array, n_jobs: int, batch: int) -> tuple[Cells, slice]:
     return Cells.at(r, c), slice(lo, hi)
 
 
-def form_step(array: Array, n_jobs: int, group: str) -> Step:
-    """Form the cells the batches will use that read as unformed (a fresh die)."""
+def form_steps(array: Array, n_jobs: int, group: str, total: int) -> Iterator[Step]:
+    """Form the cells the batches will use that read as unformed (a fresh die), a step per
+    chunk of cells (``total``: the protocol's progress total)."""
     cells, _ = batch_cells(array, n_jobs, 0)
-    rec = form_unformed(array, cells, FormingConfig(), group=f"{group}/forming")
-    n = rec[f"{group}/forming/row"][0].size if rec else 0
-    return Step(done=0, total=n_jobs, label=f"formed {n} unformed cells", append=rec)
+    for label, rec in forming_chunks(array, cells, FormingConfig(), group=f"{group}/forming"):
+        yield Step(done=0, total=total, label=label, append=rec)
 
 
 def n_batches(array: Array, n_jobs: int) -> int:

@@ -39,7 +39,7 @@ from labctl.protocols.program import (
     batch_cells,
     check_cell_count,
     check_targets,
-    form_step,
+    form_steps,
     job_targets,
     n_batches,
 )
@@ -125,8 +125,8 @@ class Retention(BaseProtocol):
             yield Step(done=0, total=total, label="time grid",
                        write={f"{GROUP}/grid_s": (grid, "s"), f"{GROUP}/jobs_S": (jobs, "S")})
         if cfg.form and not state["formed"]:
-            state["formed"] = True
-            yield form_step(array, jobs.size, GROUP)
+            yield from form_steps(array, jobs.size, GROUP, total)
+            state["formed"] = True   # (an interrupted forming is redone: formed cells skipped)
         while int(state["batch"]) < nb:
             b = int(state["batch"])
             cells, sl = batch_cells(array, jobs.size, b)

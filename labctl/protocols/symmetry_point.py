@@ -33,7 +33,7 @@ from labctl.protocols.analysis.open_loop import (
 from labctl.protocols.analysis.soft_bounds import ModelForm, fit_devices, population
 from labctl.protocols.base import BaseProtocol, RunData, Step
 from labctl.protocols.forming import FormingConfig
-from labctl.protocols.unformed import form_unformed
+from labctl.protocols.unformed import forming_chunks
 
 GROUP = "symmetry"
 
@@ -129,9 +129,10 @@ class SymmetryPoint(BaseProtocol):
         total = sch.n_pulses + cfg.read_repeats
         rv = cfg.read_voltage_V
         if cfg.form and not state["formed"]:
-            state["formed"] = True
-            rec = form_unformed(array, cells, FormingConfig(), group=f"{GROUP}/forming")
-            yield Step(done=0, total=total, label="forming unformed cells", append=rec)
+            for label, rec in forming_chunks(array, cells, FormingConfig(),
+                                             group=f"{GROUP}/forming"):
+                yield Step(done=0, total=total, label=label, append=rec)
+            state["formed"] = True   # (an interrupted forming is redone: formed cells skipped)
         if not state["started"]:
             g0 = array.read(cells, voltage_V=rv)
             r, c = cells.indices(info.shape)

@@ -3,7 +3,10 @@ part (an analysis) comes after the last progress call."""
 
 from __future__ import annotations
 
+import math
 import time
+
+import pytest
 
 from labctl.commands.progress import ProgressBar
 
@@ -38,3 +41,32 @@ def test_long_work_draws_each_tenth_once_when_not_a_terminal(capsys):
     disabled(1, 1)
     disabled.close()
     assert capsys.readouterr().err == ""
+
+
+def test_the_eta_is_the_rate_since_the_work_first_moved(monkeypatch):
+    """Time before ``done`` first moves (forming a fresh die, a resumed run's earlier
+    sessions) is not progress: a resumed run at 50 % that then does 10 % in 10 s has 40 s
+    left, not the 0 s that counting the earlier half as this session's would give."""
+    from labctl.commands import progress
+
+    clock = [100.0]
+    monkeypatch.setattr(progress.time, "monotonic", lambda: clock[0])
+    bar = ProgressBar("run x", enabled=True)
+    bar(50, 100, "resumed")
+    assert math.isnan(bar._eta(50, 100, clock[0]))       # nothing measured yet: "?"
+    clock[0] += 60.0                                     # a slow start: still at 50
+    bar(50, 100, "forming")
+    clock[0] += 10.0
+    bar(60, 100, "measuring")
+    assert bar._eta(60, 100, clock[0]) == pytest.approx(40.0)
+    bar.close()
+
+
+def test_a_long_silence_is_still_reported_in_a_log(capsys):
+    """No call for a while (a long analysis): a log still gets a line now and then."""
+    bar = ProgressBar("run x", delay_s=0.0, log_every_s=0.1)
+    bar(2, 2, "analysing")
+    time.sleep(0.45)
+    bar.close()
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) >= 3 and all("analysing" in ln for ln in lines)

@@ -234,8 +234,8 @@ class Fefet2tModel:
         gain = self.update.gain(np.abs(amplitude_V), width_s)
         written = (gain > 0) & (count > 0)
         if not np.all(written):
-            r, c, amplitude_V, count, gain = (np.asarray(v)[written] for v in
-                                              (r, c, amplitude_V, count, gain))
+            r, c, count = r[written], c[written], count[written]
+            amplitude_V, gain = amplitude_V[written], gain[written]
         x = self.x_now(state, (r, c), t_s)   # commit the relaxation before writing
         up = amplitude_V > 0
         n_full = self.update.pulses_full_range
