@@ -41,6 +41,10 @@ GROUP = "symmetry"
 #: most pulses per device in one schedule: ~500x the default 2,100; the schedule and its
 #: records are held per pulse, and a longer train is an endurance test
 MAX_SCHEDULE_PULSES = 1_000_000
+#: most trace values (devices x reads) one run analyses: the default schedule on a 256x256
+#: die, whose per-device fit (simulation-based calibration, ~8 ms a device) takes ~9 min
+#: and ~4 GB; a 512x512 die took 17 GB and half an hour, a 1024x1024 one ran out of memory
+MAX_TRACE_VALUES = 256 * 256 * 2101
 
 
 @dataclass(frozen=True)
@@ -109,6 +113,13 @@ class SymmetryPoint(BaseProtocol):
             raise ConfigError("the symmetry-point fit models 1T1R ReRAM cells (seed 004's "
                               f"soft bounds); this chip is {array.info.technology}",
                               key="backend")
+        devices, reads = array.info.rows * array.info.cols, cfg.schedule().n_pulses + 1
+        if devices * reads > MAX_TRACE_VALUES:
+            raise ConfigError(
+                f"a symmetry point of {devices:,} devices x {reads:,} reads is more than one "
+                f"run analyses ({MAX_TRACE_VALUES:,} values: the default schedule on 256x256, "
+                "~9 min and ~4 GB of fitting); use a smaller die (--rows/--cols) or a shorter "
+                "schedule (--batch-pulses, --cycles)", key="rows")
         limits.check_width(cfg.width_s)
         for v in (cfg.up_V, cfg.down_V):
             limits.check_voltage(v)

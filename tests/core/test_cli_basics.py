@@ -94,6 +94,8 @@ def test_voltages_beyond_the_limits_are_refused_before_a_run_file_exists(
 @pytest.mark.parametrize("argv, words", [
     (["run", "forming", "--conditioning-cycles", "100000000"], "0 to 1,000"),
     (["run", "symmetry-point", "--batch-pulses", "1000000000"], "at most 1,000,000"),
+    # the fit of 262,144 devices took 17 GB and half an hour (1024x1024: out of memory)
+    (["run", "symmetry-point", "--rows", "512", "--cols", "512"], "use a smaller die"),
     (["run", "program", "--levels", "100000000"], "at most 10,000,000"),
     (["run", "retention", "--levels", "10000", "--repeats", "10000"], "at most 10,000,000"),
 ])
