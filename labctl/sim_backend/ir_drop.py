@@ -72,6 +72,10 @@ class _Lines:
         return x
 
 
+#: node values (rows x cols x batch) one solve holds in each of its arrays (~134 MB)
+MAX_NODE_VALUES = 1 << 24
+
+
 def _direct(G: FloatArray, V: FloatArray, g_w: float) -> FloatArray:
     """The full nodal system by sparse LU: exact reference, and fallback for huge drops."""
     n, m = G.shape
@@ -153,7 +157,12 @@ def mvm_with_ir_drop(G: npt.ArrayLike, inputs_V: npt.ArrayLike, wire_resistance_
     if wire_resistance_ohm <= 0:
         return v @ g
     g_w = 1.0 / float(wire_resistance_ohm)
-    out = _line_solve(g, v, g_w, tol, max_iter)
-    if out is None:
-        out = _direct(g, v, g_w)
-    return out
+    # the solve holds a few (rows, cols, batch) node arrays: a batch of 2,048 inputs on a
+    # 512x1024 array would need ~40 GB at once, so large batches go through in chunks
+    chunk = max(1, MAX_NODE_VALUES // g.size)
+    parts = []
+    for k in range(0, v.shape[0], chunk):
+        vk = v[k:k + chunk]
+        out = _line_solve(g, vk, g_w, tol, max_iter)
+        parts.append(out if out is not None else _direct(g, vk, g_w))
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)
