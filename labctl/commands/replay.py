@@ -347,14 +347,15 @@ def _failed(code: int, stdout: str, args: argparse.Namespace) -> int:
 def _replay_once(argv: list[str], args: argparse.Namespace, out: Path,
                  recorded_backend: dict[str, Any], inputs: dict[str, Any],
                  seed_: int | None) -> int:
-    """Re-execute the recorded command into ``out``, in this process (its stdout kept)."""
+    """Re-execute the recorded command into ``out``, in this process (its stdout kept, its
+    progress bar shown: a large run's replay takes minutes)."""
     from labctl.cli import main
 
     buf = io.StringIO()
     with tempfile.TemporaryDirectory(prefix="labctl-replay-") as tmp, \
             contextlib.redirect_stdout(buf):
-        code = main(_command(argv, args, out, recorded_backend, seed_,
-                             _saved_inputs(tmp, inputs)))
+        cmd = _command(argv, args, out, recorded_backend, seed_, _saved_inputs(tmp, inputs))
+        code = main([t for t in cmd if t != "--quiet"])
     return code if code == 0 else _failed(code, buf.getvalue(), args)
 
 
