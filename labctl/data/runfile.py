@@ -758,6 +758,19 @@ class RunReader:
             return np.array(self.h5[name][:self._cut[name]])
         return np.array(self.h5[name][()])
 
+    def rows(self, name: str, start: int, stop: int) -> np.ndarray:
+        """Rows ``start:stop`` of a dataset (clipped to what the file holds): a figure of a
+        few traces out of a million cells reads only those."""
+        n = self.length(name)
+        return np.array(self.h5[name][min(start, n):min(stop, n)])
+
+    def length(self, name: str) -> int:
+        """Rows of a dataset as this reader sees it."""
+        if name in self._dropped:
+            raise KeyError(f"Unable to open object (object '{name}' doesn't exist)")
+        n = int(self.h5[name].shape[0]) if self.h5[name].shape else 1
+        return min(n, self._cut[name]) if name in self._cut else n
+
     def units(self, name: str) -> str:
         return str(self.h5[name].attrs.get("units", ""))
 

@@ -9,15 +9,33 @@ import numpy as np
 
 from labctl.plots.style import figure, save, title_note
 
+#: I-V traces drawn: more are a blur, and a 1024x1024 die's would need 6.5 GB to load
+SHOWN_TRACES = 64
+
+
+def _first_traces(reader, name: str, k: int,  # type: ignore[no-untyped-def]
+                  chunk: int = 8192) -> tuple[np.ndarray, int]:
+    """The first ``k`` complete traces (cells not ramped by this run have none) and how many
+    there are, read ``chunk`` rows at a time."""
+    shown: list[np.ndarray] = []
+    count, n = 0, reader.length(name)
+    for start in range(0, n, chunk):
+        rows = reader.rows(name, start, start + chunk)
+        rows = rows[np.isfinite(rows).all(axis=1)]
+        count += len(rows)
+        if sum(len(s) for s in shown) < k:
+            shown.append(rows[:k - sum(len(s) for s in shown)])
+    ramp_len = reader.length("forming/ramp_V")
+    return (np.concatenate(shown) if shown else np.zeros((0, ramp_len))), count
+
 
 def render(reader, out_dir: Path) -> list[Path]:  # type: ignore[no-untyped-def]
     paths = []
     ramp = reader.data("forming/ramp_V")
-    iv = reader.data("forming/iv_current_A")
-    iv = iv[np.isfinite(iv).all(axis=1)]   # cells not ramped by this run have no trace
+    iv, n_traces = _first_traces(reader, "forming/iv_current_A", SHOWN_TRACES)
     earlier = _count(reader, "forming/formed_by_interrupted_session")
     fig, ax = figure()
-    for trace in iv[: min(len(iv), 64)]:
+    for trace in iv:
         ax[0, 0].semilogy(ramp, np.maximum(np.abs(trace), 1e-12), lw=0.7, alpha=0.7)
     if not len(iv):
         why = ("the ramps were an interrupted session's (not recorded)" if earlier
@@ -25,7 +43,7 @@ def render(reader, out_dir: Path) -> list[Path]:  # type: ignore[no-untyped-def]
         ax[0, 0].text(0.5, 0.5, f"no ramp recorded:\n{why}",
                       ha="center", va="center", transform=ax[0, 0].transAxes)
     ax[0, 0].set(xlabel="V_1T1R (V)", ylabel="|I| (A)",
-                 title=f"Forming I-V ({len(iv)} cells)\n{title_note(reader)}")
+                 title=f"Forming I-V ({len(iv)} of {n_traces:,} cells)\n{title_note(reader)}")
     paths.append(save(fig, out_dir, "forming_iv"))
 
     v = reader.data("forming/v_form_V")

@@ -345,3 +345,15 @@ def test_a_run_that_ends_while_its_file_is_read_is_not_called_killed(tmp_path, m
     with RunReader(path) as r:                    # opened after: nobody writes a 'running' file
         assert r.shown_status == "killed"
 
+
+
+def test_a_reader_reads_a_slice_of_rows_without_the_rest(tmp_path):
+    """A figure of 64 traces out of a million cells reads only those rows."""
+    path = tmp_path / "r.h5"
+    with RunWriter(path, command="run x", config={}, backend={}) as w:
+        for k in range(10):
+            w.append("iv", np.full((1, 3), float(k)), "A")
+    with RunReader(path) as r:
+        assert r.length("iv") == 10
+        assert r.rows("iv", 3, 5).tolist() == [[3.0] * 3, [4.0] * 3]
+        assert r.rows("iv", 8, 100).shape == (2, 3) and r.rows("iv", 20, 30).shape == (0, 3)
