@@ -18,3 +18,10 @@ def quantity(x: Any, fmt: str = ".3g", *, scale: float = 1.0, unit: str = "") ->
         return "n/a"
     text = format(float(x) * scale, fmt)
     return f"{text} {unit}" if unit else text
+
+
+def percent_down(fraction: float, digits: int) -> str:
+    """``fraction`` in per cent, rounded down: 1,048,575 of 1,048,576 cells converged is
+    99.99 %, not a 100.00 % beside '1 not converged'."""
+    scale = 10 ** digits
+    return f"{math.floor(100 * fraction * scale + 1e-9) / scale:.{digits}f}"

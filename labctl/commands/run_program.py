@@ -130,7 +130,7 @@ def checked_factory(args: argparse.Namespace, check: Callable[[Any], None]
 
 
 def human(s: dict[str, Any]) -> str:
-    from labctl.commands.quantity import quantity
+    from labctl.commands.quantity import percent_down, quantity
 
     fit = s.get("sigma_fit_S") or {}
     ov = [x for x in s.get("adjacent_overlap", []) if x is not None]
@@ -155,7 +155,7 @@ def human(s: dict[str, Any]) -> str:
                  f"{'yes' if s['levels_separated'] else 'no'}{judged}")
     return (f"program: {s['cells_programmed']} cells, {len(s['levels'])} levels, tolerance "
             f"{100 * s['tolerance']:.3g} %\n"
-            f"  converged       {100 * s['converged_fraction']:.2f} % "
+            f"  converged       {percent_down(s['converged_fraction'], 2)} % "
             f"({s['not_converged']} not converged)\n"
             f"  pulses          mean {f(s['pulses_mean'], '.2f')}, median "
             f"{f(s['pulses_median'], '.1f')}, max {f(s['pulses_max'], 'g')}{among}{all_cells}\n"

@@ -40,7 +40,7 @@ def register(sub: Any) -> None:
 def human(s: dict[str, Any]) -> str:
     import numpy as np
 
-    from labctl.commands.quantity import quantity
+    from labctl.commands.quantity import percent_down, quantity
     from labctl.protocols.analysis.relaxation import ages_too_close
 
     def f(d: dict[str, Any], k: str, scale: float = 1e6, fmt: str = "+.3f",
@@ -48,7 +48,7 @@ def human(s: dict[str, Any]) -> str:
         return quantity(d.get(k), fmt, scale=scale, unit=unit)
 
     lines = [f"retention: {s['cells_programmed']} cells, {len(s['levels'])} levels "
-             f"(converged {100 * s['converged_fraction']:.1f} %, pulses mean "
+             f"(converged {percent_down(s['converged_fraction'], 1)} %, pulses mean "
              f"{s['pulses_mean'] if s['pulses_mean'] is None else round(s['pulses_mean'], 1)})"]
     rows = {k: _row_label(k, s.get("t_actual_s", {}).get(k),
                           s.get("latest_t_actual_s", {}).get(k)) for k in s["mean_shift_S"]}

@@ -26,3 +26,11 @@ def test_forming_summary_of_a_formed_die_says_n_a_without_units():
     assert "n/a uS" not in text and "n/a V" not in text and "n/a +/-" not in text
     text = human({**s, "v_form_mean_V": 2.1, "v_form_std_V": 0.1, "g_after_mean_S": 5e-5})
     assert "V_form (1T1R)   2.100 V +/- 0.100 V" in text and "G after         50.00 uS" in text
+
+
+def test_a_percentage_short_of_everything_never_prints_as_100():
+    from labctl.commands.quantity import percent_down
+
+    assert percent_down(1_048_575 / 1_048_576, 2) == "99.99"   # beside "1 not converged"
+    assert percent_down(1.0, 2) == "100.00" and percent_down(0.29, 2) == "29.00"
+    assert percent_down(0.12345, 1) == "12.3" and percent_down(0.0, 1) == "0.0"
