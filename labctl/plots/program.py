@@ -46,11 +46,20 @@ def render_group(reader: Any, out_dir: Path, group: str, prefix: str) -> list[Pa
     paths.append(save(fig, out_dir, f"{prefix}_cdf"))
 
     fig, ax = figure()
-    edges = np.arange(0, max(int(pulses.max(initial=0)), 1) + 2) - 0.5
+    # cells stopped at a far pulse cap (1,000) would squeeze the converged ones into one bar:
+    # then they are counted in the legend instead of drawn
+    hi_ok = int(pulses[ok].max(initial=0))
+    capped = pulses[~ok]
+    far = capped.size > 0 and ok.any() and capped.min() > 2 * max(hi_ok, 1)
+    hi = hi_ok if far else int(pulses.max(initial=0))
+    edges = np.arange(0, max(hi, 1) + 2) - 0.5
     bins: np.ndarray | int = 60 if edges.size > 80 else edges
     ax[0, 0].hist(pulses[ok], bins=bins, color="C0", label="converged")
-    if (~ok).any():
-        ax[0, 0].hist(pulses[~ok], bins=bins, color="C3", label="not converged (cap)")
+    if far:
+        ax[0, 0].plot([], [], " ", label=f"{capped.size} not converged, stopped at "
+                      f"{int(capped.min())}-{int(capped.max())} pulses (not drawn)")
+    elif capped.size:
+        ax[0, 0].hist(capped, bins=bins, color="C3", label="not converged (cap)")
     mean = np.mean(pulses[ok]) if ok.any() else np.nan
     ax[0, 0].set(xlabel="pulses to converge", ylabel="cells",
                  title=f"Pulses to converge: mean {mean:.1f}\n{note}")
