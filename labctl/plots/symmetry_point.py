@@ -60,7 +60,8 @@ def render(reader: Any, out_dir: Path) -> list[Path]:
         x = _arr(per.get(key, []))
         x = x[np.isfinite(x)]
         if x.size:
-            a.hist(x, bins=min(12, max(3, x.size // 3)), color="C0")
+            # ~sqrt(n) bins: 3 for a handful of devices, 40 for a large die
+            a.hist(x, bins=int(np.clip(np.sqrt(x.size), 3, 40)), color="C0")
             a.axvline(x.mean(), color="k", label=f"mean {x.mean():.3g}")
         a.axvline(SEED_MEANS[key], color="C3", ls="--", label=f"seed 004 {SEED_MEANS[key]:g}")
         a.set(xlabel=lab, ylabel="devices")
