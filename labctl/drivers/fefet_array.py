@@ -62,12 +62,7 @@ class FefetHardwareArray(HardwareArray):
 
     def _gate_pulses(self, cells: Cells, amplitude_V: float | npt.ArrayLike, width_s: float,
                      count: int | npt.ArrayLike, *, line: str) -> None:
-        r, c = cells.indices(self._info.shape)
-        amp = np.broadcast_to(np.asarray(amplitude_V, dtype=float), r.shape)
-        n = np.broadcast_to(np.asarray(count, dtype=np.int64), r.shape)
-        if np.any(n < 0):
-            raise ValueError("pulse count must be >= 0")
-        phys = amp * self._info.set_polarity
+        r, c, amp, phys, n = self._pulse_plan(cells, amplitude_V, count)
         lim = self._info.limits
         lim.check_voltage(phys, terminal="write gate")
         inhibit = phys * self.station.chip.inhibit_fraction

@@ -221,14 +221,20 @@ class HardwareArray:
                     self._smu_off()  # never switch relays with a high level on the line
         return SweepResult(voltage_V=v, current_A=out)
 
-    def pulse(self, cells: Cells, amplitude_V: float | npt.ArrayLike, width_s: float, *,
-              gate_V: float | None = None, count: int | npt.ArrayLike = 1) -> None:
+    def _pulse_plan(self, cells: Cells, amplitude_V: float | npt.ArrayLike,
+                    count: int | npt.ArrayLike) -> tuple[np.ndarray, np.ndarray, np.ndarray,
+                                                         np.ndarray, np.ndarray]:
+        """(rows, cols, semantic amplitudes, physical amplitudes, counts) per addressed cell."""
         r, c = cells.indices(self._info.shape)
         amp = np.broadcast_to(np.asarray(amplitude_V, dtype=float), r.shape)
         n = np.broadcast_to(np.asarray(count, dtype=np.int64), r.shape)
         if np.any(n < 0):
             raise ValueError("pulse count must be >= 0")
-        phys = amp * self._info.set_polarity
+        return r, c, amp, amp * self._info.set_polarity, n
+
+    def pulse(self, cells: Cells, amplitude_V: float | npt.ArrayLike, width_s: float, *,
+              gate_V: float | None = None, count: int | npt.ArrayLike = 1) -> None:
+        r, c, amp, phys, n = self._pulse_plan(cells, amplitude_V, count)
         self._info.limits.check_voltage(phys)
         self._info.limits.check_width(float(width_s))
         g = self._gate_value(gate_V)

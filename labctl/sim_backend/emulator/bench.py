@@ -293,29 +293,31 @@ class EmulatedBench:
             return
         self._sync_clock()
         self._check_overstress(abs(amplitude_V), 0.0, f"gate pulse {amplitude_V:+.3g} V")
-        pairs: list[tuple[int, int, float]] = []
-        for row in rows:
-            for col in range(self.station.chip.cols):
-                ch = self._line_potential(w.bit(col))
-                if ch is not None:
-                    pairs.append((row, col, amplitude_V - ch))
-        if pairs:
-            r, c, v = (np.asarray(x) for x in zip(*pairs, strict=True))
-            model.pulse(self.array.state, r.astype(np.int64), c.astype(np.int64),
-                        v * model.set_polarity, width_s, 0.0,
+        chip = self.station.chip
+        weight = self._gate_fields(amplitude_V, [(r, c, w.bit(c)) for r in rows
+                                                 for c in range(chip.cols)])
+        if weight is not None:
+            r, c, v = weight
+            model.pulse(self.array.state, r, c, v * model.set_polarity, width_s, 0.0,
                         np.full(r.size, count, dtype=np.int64), self.array.rng, self.array.now())
-        pairs = []
-        for col in cols:
-            for row in range(self.station.chip.rows):
-                ch = self._line_potential(w.source(row))
-                if ch is not None:
-                    pairs.append((row, col, amplitude_V - ch))
-        if pairs:
-            r, c, v = (np.asarray(x) for x in zip(*pairs, strict=True))
-            fefet = cast(Fefet2tModel, model)
-            fefet.mask_pulse(self.array.state, r.astype(np.int64), c.astype(np.int64),
-                             v * model.set_polarity, width_s, self.array.rng, self.array.now())
+        sparsity = self._gate_fields(amplitude_V, [(r, c, w.source(r)) for c in cols
+                                                   for r in range(chip.rows)])
+        if sparsity is not None:
+            r, c, v = sparsity
+            cast(Fefet2tModel, model).mask_pulse(self.array.state, r, c, v * model.set_polarity,
+                                                 width_s, self.array.rng, self.array.now())
         self.array.state_changed()
+
+    def _gate_fields(self, amplitude_V: float, cells: list[tuple[int, int, int]]
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """(rows, cols, pulse minus channel potential) of the cells (row, col, channel line)
+        whose channel line is driven; None when none is."""
+        kept = [(r, c, amplitude_V - ch) for r, c, port in cells
+                if (ch := self._line_potential(port)) is not None]
+        if not kept:
+            return None
+        r, c, v = (np.asarray(x) for x in zip(*kept, strict=True))
+        return r.astype(np.int64), c.astype(np.int64), v.astype(float)
 
     # --- routing -----------------------------------------------------------------------------
     def _lines_driven_by(self, role: str) -> set[int]:
