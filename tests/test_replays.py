@@ -142,3 +142,12 @@ def test_bench_recordings_replay_at_their_pace_and_older_ones_say_they_cannot(
     assert len(said) == 1 and "replayed with the simulator's clock moving only" in said[0]
     with RunReader(tmp_path / "old-rep.h5") as r:
         assert "pace_s" not in r.backend
+
+
+def test_a_replaced_option_given_with_equals_does_not_take_the_next_token():
+    """``--out=a`` is one token: stripping it keeps the option after it (``--seed 3``)."""
+    from labctl.commands.replay import strip_options
+
+    assert strip_options(["--out=a", "--seed", "3"], {"--out": True}) == ["--seed", "3"]
+    assert strip_options(["--out", "a", "--seed", "3"], {"--out": True}) == ["--seed", "3"]
+    assert strip_options(["--quiet", "--seed", "3"], {"--quiet": False}) == ["--seed", "3"]

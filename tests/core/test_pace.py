@@ -93,3 +93,23 @@ def test_a_paced_run_resumes_at_its_pace_and_refuses_another(
         assert a.backend["pace_s"]["read"] == 2e-3
         for name in ("forming/v_form_V", "forming/g_after_S"):
             assert (a.data(name) == b.data(name)).all(), name
+
+
+def test_negative_operation_seconds_add_no_time():
+    """A clock step backwards (a negative duration) adds operations but no seconds."""
+    from labctl.operation_time import OperationTimes
+
+    t = OperationTimes()
+    t.add("read", 1, -5)
+    assert t.totals["read"] == [1, 0.0]
+    t.add("read", 1, 2.0)
+    assert t.per_operation_s() == {"read": 1.0}
+
+
+def test_a_negative_pace_is_refused():
+    """A pace is a time per operation: below 0 s it is a ValueError, 0 s is allowed."""
+    from labctl.operation_time import check_pace
+
+    with pytest.raises(ValueError, match="read"):
+        check_pace({"read": -1})
+    assert check_pace({"read": 0}) == {"read": 0.0}

@@ -105,3 +105,11 @@ def test_the_resume_hint_names_the_station_again():
         == "labctl run program --resume r.h5 --backend st.toml"
     assert resume_command(parser, ["run", "forming"], "r.h5") == \
         "labctl run forming --resume r.h5"
+
+
+def test_an_ambiguous_abbreviation_leaves_the_line_as_typed(tmp_path):
+    """``--r`` could be --rows or --resume: nothing is guessed, the command reports it."""
+    f = str(_run_file(tmp_path, ["run", "forming", "--rows", "64", "--cols", "8",
+                                 "--seed=5"]))
+    typed = ["run", "forming", "--resume", f, "--r", "16"]
+    assert _line(typed) == typed

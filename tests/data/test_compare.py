@@ -168,3 +168,90 @@ def test_a_recording_is_judged_as_one_more_realisation():
     assert near["ops"].kind == "scalar" and near["ops"].passed and near["rule"].passed
     far = judged(0.70, ops=130, rule="sgd")
     assert not far["accuracy"].passed and not far["ops"].passed and not far["rule"].passed
+
+
+def _judged(name, p):
+    from labctl.data.compare import MetricComparison
+
+    return MetricComparison(name, "distribution", None, None, 0.0, p, p >= 0.01)
+
+
+def test_holm_adjusts_each_p_by_its_rank_and_keeps_them_in_order():
+    """Holm, not Bonferroni: the k-th smallest p is scaled by N - k, never below the
+    adjusted p before it, so a larger p never gets a smaller adjusted p."""
+    from labctl.data.compare import holm
+
+    ps = [0.3, 0.010, 0.001, 0.04, 0.011]
+    out = {m.name: m.p_holm for m in holm([_judged(f"m{i}", p) for i, p in enumerate(ps)],
+                                          0.01)}
+    order = sorted(range(len(ps)), key=lambda i: ps[i])
+    running, expected = 0.0, {}
+    for k, i in enumerate(order):
+        running = max(running, min(1.0, (len(ps) - k) * ps[i]))
+        expected[f"m{i}"] = running
+    assert out == pytest.approx(expected, rel=1e-12)
+    assert out["m1"] == pytest.approx(0.04) and out["m4"] == pytest.approx(0.04)  # the max
+    adjusted = [out[f"m{i}"] for i in order]
+    assert adjusted == sorted(adjusted)
+
+
+def test_a_recording_is_a_prediction_of_one_more_draw_with_n_minus_1_dof():
+    """The prediction interval's p: t = (x - mean) / (sd sqrt(1 + 1/n)) on n - 1 degrees of
+    freedom, not the standard error of the replays' mean."""
+    from scipy.stats import t as t_dist
+
+    from labctl.data.compare import compare_realisations
+
+    ys = [0.91, 0.905, 0.922, 0.899, 0.915]
+    x = 0.89
+    res = {m.name: m for m in compare_realisations(_Run({"accuracy": x}),
+                                                   [_Run({"accuracy": y}) for y in ys])}
+    m = res["accuracy"]
+    n, mean, sd = len(ys), np.mean(ys), np.std(ys, ddof=1)
+    t = (x - mean) / (sd * np.sqrt(1 + 1 / n))
+    assert m.kind == "realisations" and m.statistic == pytest.approx(t, rel=1e-12)
+    assert m.p_value == pytest.approx(2 * t_dist.sf(abs(t), n - 1), rel=1e-12)
+
+
+def test_a_resampled_value_is_judged_by_both_runs_spreads():
+    """z = |a - b| / hypot(sd of the recording's replicates, sd of the replay's): the
+    replay's bootstrap spread counts as much as the recording's."""
+    from scipy.stats import norm
+
+    from labctl.data.compare import judge_by_resampling
+
+    first = compare_summaries({"fit": {"asymmetry": -0.06}}, {"fit": {"asymmetry": -0.03}},
+                              0.1, 0.01)
+    assert not first[0].passed
+    ra = [flatten({"fit": {"asymmetry": x}}) for x in (-0.07, -0.06, -0.05, -0.06)]
+    rb = [flatten({"fit": {"asymmetry": x}}) for x in (-0.08, 0.0, -0.03, 0.02, -0.06)]
+    (m,) = judge_by_resampling(first, ra, rb, 0.01)
+    sd_a = np.std([-0.07, -0.06, -0.05, -0.06], ddof=1)
+    sd_b = np.std([-0.08, 0.0, -0.03, 0.02, -0.06], ddof=1)
+    z = 0.03 / np.hypot(sd_a, sd_b)
+    assert m.kind == "resampled devices" and m.statistic == pytest.approx(z, rel=1e-9)
+    assert m.p_value == pytest.approx(2 * norm.sf(z), rel=1e-9)
+
+
+def test_a_metric_the_replay_lost_is_a_failure():
+    """A value the recording has and the replay does not is an inconsistency, not a pass
+    (only a metric new in the replay is shown without judging)."""
+    res = {m.name: m for m in compare_summaries({"a": 1.0, "b": 2.0}, {"a": 1.0, "c": 3.0},
+                                                0.1, 0.01)}
+    assert res["b"].kind == "scalar" and not res["b"].passed
+    assert res["c"].kind == "new" and res["c"].passed
+
+
+def test_a_sample_median_is_judged_by_the_two_sample_ks_test():
+    """A median is no mean: its sample is compared by KS (scipy's ks_2samp p), not t."""
+    from scipy.stats import ks_2samp
+
+    from labctl.data.compare import judge_sample_statistics
+
+    a = np.array([1, 2, 2, 3, 3, 3, 4, 9, 15, 30], dtype=float)
+    b = np.array([1, 1, 2, 2, 2, 2, 3, 5, 40, 60], dtype=float)
+    rec, rep = {"pulses_median": float(np.median(a))}, {"pulses_median": float(np.median(b))}
+    (m,) = judge_sample_statistics(compare_summaries(rec, rep, 0.1, 0.01), {"p/pulses": a},
+                                   {"p/pulses": b}, 0.01)
+    assert m.kind == "sample median"
+    assert m.p_value == pytest.approx(ks_2samp(a, b).pvalue, rel=1e-12)

@@ -357,3 +357,34 @@ def test_a_reader_reads_a_slice_of_rows_without_the_rest(tmp_path):
         assert r.length("iv") == 10
         assert r.rows("iv", 3, 5).tolist() == [[3.0] * 3, [4.0] * 3]
         assert r.rows("iv", 8, 100).shape == (2, 3) and r.rows("iv", 20, 30).shape == (0, 3)
+
+
+def test_each_resume_is_counted_in_the_resumed_attribute(tmp_path):
+    """Two resumes of one run are two, not one: the count adds up over sessions."""
+    p = tmp_path / "r.h5"
+    RunWriter(p, command="c", config={}, backend={}).finish("aborted", error="x")
+    RunWriter(p, command="c", config={}, backend={}, resume=True).finish("aborted", error="y")
+    RunWriter(p, command="c", config={}, backend={}, resume=True).finish("complete")
+    with RunReader(p) as r:
+        assert int(r.attrs()["resumed"]) == 2
+
+
+def test_a_whole_dataset_written_keeps_its_units(tmp_path):
+    """write() stores the units as append() does (a reader shows them beside the values)."""
+    p = tmp_path / "r.h5"
+    w = RunWriter(p, command="c", config={}, backend={})
+    w.write("fit/g_S", np.arange(3.0), "S", note="n")
+    w.write("fit/g_S", np.arange(4.0), "uS")      # overwritten whole, with its new units
+    w.finish("complete")
+    with RunReader(p) as r:
+        assert r.units("fit/g_S") == "uS" and r.data("fit/g_S").size == 4
+
+
+def test_a_complete_finish_drops_an_error_set_earlier_in_the_session(tmp_path):
+    """A run that ends complete carries no error attribute, even one written before."""
+    p = tmp_path / "r.h5"
+    w = RunWriter(p, command="c", config={}, backend={})
+    w.set_attrs("/", error="stale")
+    w.finish("complete")
+    with RunReader(p) as r:
+        assert r.status == "complete" and "error" not in r.attrs()

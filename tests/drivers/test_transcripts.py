@@ -314,3 +314,32 @@ def test_transcripts_of_several_instruments_share_one_clock() -> None:
     first.query("A?")
     second.query("B?")
     assert first_log[-1][0] <= second_log[0][0]
+
+
+def test_keysight_33500b_refuses_a_pulse_whose_edges_do_not_fit_its_period() -> None:
+    """width + 1.6 x edge must fit the period: 1 us + 1.6 us > 2.5 us is refused unsent."""
+    gen = Keysight33500B(TranscriptTransport([]))
+    with pytest.raises(LimitError):
+        gen.configure_pulse(amplitude_V=1.0, width_s=1e-6, edge_s=1e-6, period_s=2.5e-6)
+
+
+def test_keithley_2450_sweep_with_an_extra_point_is_an_instrument_error() -> None:
+    """A sweep of 3 voltages answered with 4 currents is not silently accepted."""
+    t = replay(
+        (':TRAC:CLE "defbuffer1";:SOUR:LIST:VOLT 0,0.5,1;'
+         ':SOUR:SWE:VOLT:LIST 1,0,1,OFF,"defbuffer1";:INIT;*WAI;'
+         ':TRAC:DATA? 1,3,"defbuffer1",READ;:SOUR:VOLT 0;:SYST:ERR?',
+         f"0.000000E+00,5.000000E-06,1.000000E-05,2.000000E-05;{OK}"))
+    smu = Keithley2450(t)
+    smu.compliance_A, smu.output_on = 1e-4, True
+    with pytest.raises(InstrumentError, match="4 of 3"):
+        smu.sweep([0, 0.5, 1.0])
+
+
+def test_keithley_707b_reads_channels_relative_to_its_first_slot() -> None:
+    """With the cards from slot 2, ``2A01`` is output 1 and ``3B02`` output 14 (spec's
+    inverse), not counted from slot 1."""
+    mx = Keithley707B(TranscriptTransport([]), slots=2, first_slot=2)
+    assert mx.route("2A01") == (1, 1)
+    assert mx.route("3B02") == (2, 14)
+    assert mx.route(mx.spec((3, 20))) == (3, 20)
