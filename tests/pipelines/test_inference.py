@@ -7,10 +7,23 @@ import json
 import numpy as np
 import pytest
 
+from labctl.array import ArrayInfo, Limits
 from labctl.cli import main
 from labctl.data.runfile import RunReader
 from labctl.errors import ConfigError
-from labctl.pipelines.inference import adc, dac, parse_times, time_label
+from labctl.pipelines.inference import (
+    CAUSES,
+    ChipPlan,
+    Inference,
+    InferenceConfig,
+    adc,
+    dac,
+    parse_times,
+    rms,
+    time_label,
+)
+from labctl.pipelines.tiling import Placement, Tile
+from labctl.pipelines.weight_mapping import Mapping, default_window
 from labctl.sim_backend.ir_drop import _direct, mvm_with_ir_drop
 
 
@@ -337,3 +350,97 @@ def test_a_killed_transfer_is_called_killed(transfer, tmp_path, capsys):
                  "--out", str(tmp_path / "i.h5")]) == 2
     err = capsys.readouterr().err
     assert "the transfer is killed, not complete" in err and "--resume" in err, err
+
+
+def _two_tile_plan(rng: np.random.Generator) -> ChipPlan:
+    """An 8x6 reference-mapped matrix in two 4-row tiles side by side on a 4x12 array."""
+    w = rng.uniform(-1.0, 1.0, (8, 6))
+    w[4:] *= 0.3                                           # tiles of different scale
+    mapping = Mapping("reference", 10e-6, 90e-6, 1.0)
+    tiles = (Tile(0, (0, 4), (0, 6), (0, 0)), Tile(0, (4, 8), (0, 6), (0, 6)))
+    placement = Placement((8, 6), (4, 12), 1, tiles)
+    g_prog = mapping.conductances(w) + rng.normal(0, 0.5e-6, w.shape)
+    return ChipPlan(weights=w, mapping=mapping, placement=placement, g_programmed_S=g_prog,
+                    pulses=np.ones(48, dtype=np.int64), programmed_at_s=0.0)
+
+
+class _WireFreeArray:
+    """An ideal array holding a device matrix at the plan's tile positions."""
+
+    def __init__(self, plan: ChipPlan, device_g: np.ndarray) -> None:
+        self.info = ArrayInfo(rows=4, cols=12, technology="1t1r-reram",
+                              limits=Limits(1.0, 3.0, 1e-3), g_min_S=1e-6, g_max_S=1e-4)
+        self.g = np.zeros((4, 12))
+        for t in plan.placement.tiles:
+            n, m = t.shape
+            self.g[t.at[0]:t.at[0] + n, t.at[1]:t.at[1] + m] = \
+                device_g[t.rows[0]:t.rows[1], t.cols[0]:t.cols[1]]
+
+    def mvm(self, v: np.ndarray, *, transpose: bool = False) -> np.ndarray:
+        return v @ (self.g.T if transpose else self.g)
+
+
+def _measure(plan: ChipPlan, reads: list[np.ndarray], chip_g: np.ndarray,
+             n_inputs: int = 50) -> tuple[dict, np.ndarray, np.ndarray]:
+    cfg = InferenceConfig(transfer_file="-", calibration="none", read_repeats=len(reads),
+                          inputs=n_inputs)
+    inf = Inference(cfg, plan)
+    x = inf.inputs()
+    xq = dac(x, cfg.dac_bits)
+    w_prog = plan.mapping.weights(plan.g_programmed_S)
+    rec = inf._measure(_WireFreeArray(plan, chip_g), {"calibration": {}}, x, xq,
+                       x @ plan.weights, w_prog, reads, {"quantisation": 0.0,
+                                                         "programming": 0.0})
+    return dict(zip(CAUSES, rec["breakdown"][0], strict=True)) | {
+        k: rec[k][0] for k in ("g_spread_S", "g_mean_shift_S")}, x, xq
+
+
+def test_adc_full_scale_is_sigmas_times_the_output_sigma_of_each_tile():
+    """ADC full scale = adc_sigmas * sqrt(mean column sum of w^2 / 3), E[x^2] = 1/3 on U[-1,1]."""
+    plan = _two_tile_plan(np.random.default_rng(0))
+    inf = Inference(InferenceConfig(transfer_file="-", adc_sigmas=2.5), plan)
+    w = plan.weights
+    want = [2.5 * np.sqrt(np.mean(np.sum(w[r] ** 2, axis=0)) / 3) for r in (slice(0, 4),
+                                                                       slice(4, 8))]
+    assert np.allclose(inf.full_scale, want, rtol=1e-12)
+    assert inf.full_scale[1] < 0.5 * inf.full_scale[0]
+
+
+def test_reads_equal_to_the_programmed_values_have_no_spread_or_shift():
+    """The conductance spread and shift are of the reads about the programmed values."""
+    plan = _two_tile_plan(np.random.default_rng(1))
+    g = plan.g_programmed_S
+    b, _, _ = _measure(plan, [g.copy(), g.copy()], g)
+    assert b["g_spread_S"] == pytest.approx(0.0, abs=1e-15)
+    assert b["g_mean_shift_S"] == pytest.approx(0.0, abs=1e-15)
+    assert b["relaxation"] == pytest.approx(0.0, abs=1e-12)
+    assert b["read_noise"] == pytest.approx(0.0, abs=1e-12)
+    assert b["ir_drop"] == pytest.approx(0.0, abs=1e-12)     # a wire-free chip
+
+
+def test_relaxation_read_noise_and_ir_terms_recomputed_from_the_reads():
+    """Relaxation uses the unquantised inputs, read noise the n/(n-1) spread of the reads,
+    and the IR term takes off the expected read-noise share rn^2 (1 + 1/n)."""
+    rng = np.random.default_rng(2)
+    plan = _two_tile_plan(rng)
+    mp, g0 = plan.mapping, plan.g_programmed_S
+    drift = rng.normal(0, 2e-6, g0.shape)
+    reads = [g0 + drift + rng.normal(0, 1e-6, g0.shape) for _ in range(3)]
+    chip = g0 + drift + rng.normal(0, 3e-6, g0.shape)     # the MVM sees a noisier chip
+    b, x, xq = _measure(plan, reads, chip)
+    w_t = mp.weights(np.mean(reads, axis=0))
+    w_prog = mp.weights(g0)
+    assert b["relaxation"] == pytest.approx(rms(x @ (w_t - w_prog)), rel=1e-9)
+    assert b["relaxation"] != pytest.approx(rms(xq @ (w_t - w_prog)), rel=1e-6)
+    rn = np.sqrt(sum(rms(x @ (mp.weights(g) - w_t)) ** 2 for g in reads) / 2)
+    assert b["read_noise"] == pytest.approx(rn, rel=1e-9)
+    y_lin = xq @ mp.weights(chip)
+    ir = np.sqrt(np.mean((y_lin - xq @ w_t) ** 2) - rn ** 2 * (1 + 1 / 3))
+    assert b["ir_drop"] == pytest.approx(ir, rel=1e-9)
+    assert b["g_spread_S"] == pytest.approx(np.std(np.mean(reads, axis=0) - g0), rel=1e-9)
+
+
+def test_default_window_insets_both_ends_by_the_same_fraction():
+    """The programming window keeps 1.25 % of the span off each end of the chip's window."""
+    assert default_window(0.0, 1.0) == pytest.approx((0.0125, 0.9875))
+    assert default_window(10e-6, 90e-6, 0.1) == pytest.approx((18e-6, 82e-6))

@@ -524,3 +524,71 @@ def test_text_summary_without_baselines_and_sloppy_hidden_sizes(tmp_path, capsys
                  "--out", str(out)])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "--hidden" in err[0] and not out.exists(), err
+
+
+def _simple_costs(**over: float) -> cm.CostParams:
+    """Every cost 0 except the few a test sets (divisors 1, so that nothing divides by 0)."""
+    values = {f: 0.0 for f in cm.CostParams.__dataclass_fields__}
+    values.update(columns_per_adc=1, index_bits_per_cycle=1, gather_columns=1, macs_per_s=1e12,
+                  adc_max_bits=16, pulse_ref_V=2.0, pulse_ref_width_s=1e-4)
+    values.update(over)
+    return cm.CostParams(**values)
+
+
+def _close(value: object) -> object:
+    """pytest.approx without its absolute 1e-12 floor (these costs are ~1e-13 J, 1e-8 s)."""
+    return pytest.approx(value, rel=1e-9, abs=0.0)
+
+
+_LAYER = cm.LayerLoad(rows=4, cols=3, nnz=6, max_col_nnz=2, input_ms=0.25, g_on_S=1e-5,
+                      g_off_S=1e-7)
+
+
+def test_adc_resolves_zero_to_n_active_rows():
+    """An ADC for n active rows needs ceil(log2(n + 1)) bits: n + 1 levels 0..n."""
+    p = _simple_costs(adc_base_bits=0)
+    assert [cm.adc_bits(n, p) for n in (0, 1, 2, 3, 4, 7, 8)] == [1, 1, 2, 2, 3, 3, 4]
+    assert cm.adc_bits(4, _simple_costs(adc_base_bits=2)) == 5
+    assert cm.adc_bits(4, _simple_costs(adc_base_bits=2, adc_max_bits=4)) == 4
+
+
+def test_one_layer_inference_costs_by_hand():
+    """Dense and index-free inference of one layer: two arrays of cells, one conversion per
+    column at log2(n+1) bits, one DAC per driven row."""
+    p = _simple_costs(read_time_s=1e-8, adc_time_per_bit_s=1e-9, adc_fom_J=1e-15,
+                      dac_row_J=1e-14)
+    w = cm.Workload(layers=(_LAYER,), read_voltage_V=0.5, batch=1, steps=1, topology_period=1)
+    cell = 0.25 * 0.5 ** 2 * 1e-8          # input_ms V^2 t_read, per siemens, per array
+    t, e = cm.inference("dense", w, p)      # 4 active rows per column -> 3 bits
+    assert t == _close(1e-8 + 3 * 3 * 1e-9)
+    assert e == _close(2 * cell * 12 * 1e-5 + 3 * 1e-15 * 2 ** 3 + 4 * 1e-14)
+    t, e = cm.inference("index_free", w, p)  # at most 2 active rows -> 2 bits
+    assert t == _close(1e-8 + 3 * 2 * 1e-9)
+    assert e == _close(2 * cell * (6 * 1e-5 + 6 * 1e-7) + 3 * 1e-15 * 2 ** 2
+                              + 4 * 1e-14)
+
+
+def test_training_step_counts_backward_mvms_and_writes_the_mask_in_two_slots_per_row():
+    """A step: forward MVMs of every layer, backward MVMs of all but the first, per sample;
+    a topology update rewrites each row's binary mask in an enable and a disable slot."""
+    p = _simple_costs(read_time_s=1e-8, adc_time_per_bit_s=1e-9, adc_fom_J=1e-15,
+                      dac_row_J=1e-14, mask_write_time_s=1e-6)
+    second = cm.LayerLoad(rows=3, cols=2, nnz=3, max_col_nnz=2, input_ms=0.5, g_on_S=2e-5,
+                          g_off_S=1e-7)
+    w = cm.Workload(layers=(_LAYER, second), read_voltage_V=0.5, batch=2, steps=1,
+                    topology_period=1)
+    # second layer backward: 2 driven rows -> 3 outputs, ceil(3/3) = 1 active row -> 1 bit
+    t_bwd = 1e-8 + 3 * 1 * 1e-9
+    e_bwd = (2 * 0.5 * 0.25 * 1e-8 * (3 * 2e-5 + 3 * 1e-7) + 3 * 1e-15 * 2 + 2 * 1e-14)
+    assert cm.layer_inference("index_free", second, 0.5, p, backward=True) == _close(
+        (t_bwd, e_bwd))
+    fwd = [cm.layer_inference("index_free", lay, 0.5, p) for lay in w.layers]
+    quiet = cm.UpdateLoad(mode="cell", pulses=0, slots=0, mask_writes=0, moved=0)
+    t, e = cm.training_step("index_free", quiet, w, p)
+    macs = 2 * (12 + 6)                     # the per-cell gradient matrix of each sample
+    assert t == _close(2 * (fwd[0][0] + fwd[1][0] + t_bwd) + macs / 1e12)
+    assert e == _close(2 * (fwd[0][1] + fwd[1][1] + e_bwd))
+    topo = cm.UpdateLoad(mode="cell", pulses=0, slots=0, mask_writes=0, moved=0,
+                         topology_updates=1.0)
+    t_topo, _ = cm.training_step("index_free", topo, w, p)
+    assert t_topo - t == _close(2 * (4 + 3) * 1e-6 + 2 * 18 / 1e12)

@@ -14,6 +14,7 @@ import pytest
 from scipy.optimize import brentq
 from scipy.stats import norm
 
+from labctl.array import ArrayInfo, Limits
 from labctl.cli import main
 from labctl.commands.backend import open_sim
 from labctl.pipelines.train import calibrate as cal
@@ -555,3 +556,67 @@ def test_a_missing_station_file_is_named_as_missing(tmp_path: Path,
                  "--backend", stations]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "station file" in err[0] and "does not exist" in err[0], err
+
+
+class _IdealWeights:
+    """Noise-free array holding the weights W as G = G_mid + W g_unit (no OuterProduct)."""
+
+    def __init__(self, w: np.ndarray) -> None:
+        self.info = ArrayInfo(rows=w.shape[0], cols=w.shape[1], technology="1t1r-reram",
+                              limits=Limits(1.0, 3.0, 1e-3), g_min_S=0.0, g_max_S=2e-4)
+        self.g = 1e-4 + np.asarray(w, dtype=float) * 1e-4
+
+    def mvm(self, v: np.ndarray, *, transpose: bool = False) -> np.ndarray:
+        return v @ (self.g.T if transpose else self.g)
+
+
+def test_tile_dac_has_two_to_the_bits_minus_one_minus_one_levels_per_side() -> None:
+    """A b-bit input DAC rounds |x|/max to multiples of 1/(2^(b-1)-1) (signed grid)."""
+    tile = AnalogTile(_IdealWeights(np.eye(2)), TileConfig(dac_bits=3, adc_bits=0,
+                                                          out_noise=0.0),
+                      np.random.default_rng(0))
+    assert np.allclose(tile.mvm(np.array([[1.0, 0.4]])), [[1.0, 1 / 3]])
+    assert np.allclose(tile.mvm(np.array([[-1.0, -0.9]])), [[-1.0, -1.0]])
+
+
+def test_tile_adc_has_two_to_the_bits_minus_one_levels_over_the_bound() -> None:
+    """A b-bit ADC spans [-out_bound, out_bound] with 2^b-1 levels (step 2 bound/(2^b-2))."""
+    tile = AnalogTile(_IdealWeights(np.array([[20.0]])),
+                      TileConfig(dac_bits=0, adc_bits=3, out_noise=0.0, out_bound=12.0),
+                      np.random.default_rng(0))
+    y = tile.mvm(np.linspace(-1.0, 1.0, 401)[:, None], manage=False)
+    assert np.allclose(np.unique(y), np.arange(-12.0, 12.1, 4.0))
+    assert tile.mvm(np.array([[2.9 / 20]]), manage=False)[0, 0] == pytest.approx(4.0)
+
+
+def test_bound_management_undoes_the_input_halving() -> None:
+    """A saturating sample is re-read with halved inputs and the output scaled back: ~ x @ W."""
+    w = np.array([[20.0, 5.0]])
+    tile = AnalogTile(_IdealWeights(w), TileConfig(dac_bits=0, adc_bits=0, out_noise=0.0,
+                                                   out_bound=12.0),
+                      np.random.default_rng(0))
+    x = np.array([[0.5], [1.0]])
+    assert np.allclose(tile.mvm(x), x @ w)
+    assert np.allclose(tile.mvm(x, manage=False), np.clip(x @ w, -12, 12))
+
+
+def test_cttv2_chopper_is_undone_on_read() -> None:
+    """H += c_j lr v: a flipped chopper subtracts the read, so a constant A offset cancels."""
+    rng = np.random.default_rng(0)
+    tile = AnalogTile(open_sim("cmo-hfox-1t1r", 2, 3, 0), IDEAL_IO, rng)
+    cls = RULES["cttv2"]
+    rows = np.array([0, 1])
+
+    rule = cls(make_config(cls.Config, {"in_chop_prob": 1.0}), {"A": tile, "C": tile}, rng)
+    v = np.array([[0.3, -0.2, 0.1], [0.2, 0.1, -0.3]]) / rule.lr_scale()
+    assert not rule.transfer(rows, v).any()
+    assert np.allclose(rule.H[rows], v * rule.lr_scale())
+    assert np.all(rule.chop == -1.0)          # every read flips with in_chop_prob 1
+    assert not rule.transfer(rows, v).any()
+    assert np.allclose(rule.H[rows], 0.0)     # the offset read twice cancels
+    assert not rule.transfer(rows, v).any()
+    assert np.allclose(rule.H[rows], v * rule.lr_scale())
+    rule.chop[:] = -1.0
+    rule.H[:] = 0.0
+    rule.transfer(rows, v)
+    assert np.allclose(rule.H[rows], -v * rule.lr_scale())

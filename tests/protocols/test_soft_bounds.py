@@ -16,6 +16,7 @@ from labctl.protocols.analysis.soft_bounds import (
     anchored_step,
     fit_shapes,
     mean_step,
+    population,
 )
 
 FORMS = (ModelForm(), ModelForm(g_exponent=0.5, g_ref_S=50e-6))
@@ -172,3 +173,37 @@ def test_the_array_exponents_and_asymmetry_are_recovered_at_the_seed_chips_noise
     assert abs(pop["gamma_down"] - 1.0) < 0.08 and abs(pop["gamma_up"] - 1.0) < 0.08
     assert abs(pop["asymmetry"] - (-0.14)) < 0.04
     assert abs(pop["dw_min"] / 0.088 - 1) < 0.1
+
+
+
+def _noisy_fits(rng, n, spread, noise):
+    """Per-device fits: a true spread plus estimation noise of known variance (in units of
+    each parameter's scale)."""
+    def est(mean, scale):
+        return mean + scale * (spread * rng.standard_normal(n) + noise * rng.standard_normal(n))
+
+    fits = {"g_min_S": est(10e-6, 1e-6), "g_max_S": est(90e-6, 1e-6),
+            "dw_min": np.exp(est(np.log(1e-6), 1.0)), "asymmetry": est(-0.1, 1.0),
+            "gamma_up": np.ones(n), "gamma_down": np.ones(n), "sigma_c2c": est(5.0, 1.0)}
+    var = noise ** 2
+    return fits | {"var_g_min_S": np.full(n, var * 1e-12), "var_g_max_S": np.full(n, var * 1e-12),
+                   "var_ln_dw": np.full(n, var), "var_asymmetry": np.full(n, var),
+                   "var_sigma_c2c": np.full(n, var)}
+
+
+D2D = {"g_min_d2d_S": 1e-6, "g_max_d2d_S": 1e-6, "dw_min_d2d_ln": 1.0, "asymmetry_d2d": 1.0,
+       "sigma_c2c_d2d": 1.0}
+
+
+def test_identical_devices_measured_with_noise_have_no_device_to_device_spread():
+    """The estimates' own variance is taken off: identical devices give a spread near 0."""
+    pop = population(_noisy_fits(np.random.default_rng(0), 4000, 0.0, 0.3))
+    for key, scale in D2D.items():
+        assert pop[key] < 0.1 * scale, (key, pop[key])
+
+
+def test_device_to_device_spread_is_recovered_under_estimation_noise():
+    """A true spread s measured with noise of variance v: sqrt(var - v) ~ s, not sqrt(s^2+v)."""
+    pop = population(_noisy_fits(np.random.default_rng(1), 4000, 0.2, 0.3))
+    for key, scale in D2D.items():
+        assert pop[key] == pytest.approx(0.2 * scale, rel=0.15), key

@@ -335,3 +335,25 @@ def run_sequence(seed: int) -> np.ndarray:
 def test_same_seed_same_result() -> None:
     np.testing.assert_array_equal(run_sequence(21), run_sequence(21))
     assert not np.array_equal(run_sequence(21), run_sequence(22))
+
+
+def test_a_reset_with_the_transistor_off_does_not_switch() -> None:
+    """Below the gate threshold no current flows: reset pulses leave G unchanged."""
+    a = formed_array(seed=7)
+    g0 = a.state["g_S"].copy()
+    a.pulse(ALL, -1.3, WIDTH_S, count=5, gate_V=0.5)
+    np.testing.assert_array_equal(a.state["g_S"], g0)
+    a.pulse(ALL, -1.3, WIDTH_S, count=5, gate_V=1.2)
+    assert np.all(a.state["g_S"] < g0)
+
+
+def test_step_grows_as_a_power_of_pulse_width() -> None:
+    """One set pulse 10x wider steps 10^width_exponent (0.25) times further."""
+    a, b = formed_array(16, 16, seed=6), formed_array(16, 16, seed=6)
+    for arr in (a, b):
+        arr.pulse(ALL, -1.3, WIDTH_S, count=200)
+    g0 = a.state["g_S"].copy()
+    a.pulse(ALL, 1.35, WIDTH_S)
+    b.pulse(ALL, 1.35, 10 * WIDTH_S)
+    ratio = (b.state["g_S"] - g0).mean() / (a.state["g_S"] - g0).mean()
+    assert ratio == pytest.approx(10 ** 0.25, rel=0.01)

@@ -214,3 +214,18 @@ def test_same_seed_same_result(model: RramRandomModel) -> None:
 
     assert np.array_equal(run(11), run(11))
     assert not np.array_equal(run(11), run(12))
+
+
+def test_reset_spread_of_a_pulse_train_shrinks_as_one_over_root_count(
+        model: RramRandomModel) -> None:
+    """n reset pulses act as one of n widths whose exponent spreads by sigma / sqrt(n)."""
+    spreads = []
+    for count, width_s in ((1, 8e-6), (4, 2e-6), (16, 0.5e-6)):
+        a, _ = lognormal_formed(model)
+        g0, g_res = a.state["g_S"].copy(), a.state["g_res_S"].copy()
+        a.pulse(Cells.all(), -1.5, width_s, count=count)
+        x = -np.log((a.state["g_S"] - g_res) / (g0 - g_res))
+        assert np.all(x > 0)
+        spreads.append(x.std() / x.mean())
+    sigma = model.switching.reset_sigma
+    assert spreads == pytest.approx([sigma, sigma / 2, sigma / 4], rel=0.1)
