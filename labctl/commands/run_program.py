@@ -26,6 +26,12 @@ def add_verify_options(p: argparse.ArgumentParser, *, tolerance: float) -> None:
                    help="set/reset pulse width (default 2.5e-6 s)")
     p.add_argument("--reset", choices=("sweep", "pulses"), default="sweep",
                    help="reset to HRS by a quasi-static sweep (default, seed 004) or pulses")
+    p.add_argument("--set-V", type=finite_float, default=None, metavar="V",
+                   help="one set amplitude for every target, with --reset-V, instead of seed "
+                   "004's table for the CMO/HfOx die (1.35-1.5 V set, -1.3 to -1.5 V reset); "
+                   "e.g. --set-V 2.3 --reset-V -2.3 --width-s 1e-4 for mos2-fefet-2t")
+    p.add_argument("--reset-V", type=finite_float, default=None, metavar="V",
+                   help="the reset amplitude that goes with --set-V (negative)")
 
 
 def add_level_options(p: argparse.ArgumentParser, *, levels: int | None,
@@ -60,8 +66,19 @@ def register(sub: Any) -> None:
 def verify_config(args: argparse.Namespace) -> Any:
     from labctl.protocols.program_verify import VerifyConfig
 
+    amplitudes: dict[str, Any] = {}
+    set_V, reset_V = getattr(args, "set_V", None), getattr(args, "reset_V", None)
+    if (set_V is None) != (reset_V is None):
+        raise ConfigError("--set-V and --reset-V go together (one amplitude pair replaces "
+                          "the amplitude table)", key="set_V")
+    if set_V is not None and reset_V is not None:
+        if not set_V > 0 > reset_V:
+            raise ConfigError(f"--set-V must be > 0 and --reset-V < 0, got {set_V:g} and "
+                              f"{reset_V:g} V", key="set_V")
+        # one row up to 1 S: above every window (finite, so the config stays plain JSON)
+        amplitudes["amplitudes"] = ((1.0, float(set_V), float(reset_V)),)
     cfg = VerifyConfig(tolerance=args.tolerance, max_pulses=args.max_pulses,
-                       width_s=args.width_s, reset=args.reset)
+                       width_s=args.width_s, reset=args.reset, **amplitudes)
     cfg.validate()
     return cfg
 

@@ -398,3 +398,26 @@ def test_figures_of_an_unfinished_run_are_drawn_from_its_records(tmp_path, monke
     hist = [k for k in kept if k.startswith("symmetry") and "hist" in k]
     filled = [ax for ax in kept[hist[0]].axes if any(p.get_height() > 0 for p in ax.patches)]
     assert len(filled) >= 3, [ax.get_title() for ax in kept[hist[0]].axes]
+
+
+def test_a_two_fefet_die_programs_with_its_own_amplitudes(tmp_path, capsys):
+    """Seed 004's amplitude table (1.3-1.5 V) is below a FeFET's coercive voltage: with
+    --set-V/--reset-V (and a FeFET's 100 us width) program-verify converges on
+    mos2-fefet-2t; without them it stops at the pulse cap."""
+    import json
+
+    common = ["run", "program", "--preset", "mos2-fefet-2t", "--rows", "4", "--cols", "4",
+              "--levels", "4", "--repeats", "4", "--g-min-S", "2e-6", "--g-max-S", "8e-6",
+              "--width-s", "1e-4", "--max-pulses", "200", "--json", "--quiet"]
+    assert main([*common, "--set-V", "2.3", "--reset-V", "-2.3",
+                 "--out", str(tmp_path / "fefet.h5")]) == 0
+    s = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert s["converged_fraction"] == 1.0 and s["levels_separated"]
+    assert main([*common, "--out", str(tmp_path / "table.h5")]) == 0
+    s = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert s["converged_fraction"] < 0.5
+    for bad, words in ((["--set-V", "2.3"], "go together"),
+                       (["--set-V", "2.3", "--reset-V", "1"], "--reset-V < 0")):
+        assert main([*common, *bad, "--out", str(tmp_path / "x.h5")]) == 2
+        assert words in capsys.readouterr().err
+    assert not (tmp_path / "x.h5").exists()
