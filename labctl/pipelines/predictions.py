@@ -47,3 +47,14 @@ def recomputed(data: Any, name: str, index: int = -1) -> float | None:
     if row.ndim == 2:
         return float(np.mean([accuracy(p, labels) for p in row]))
     return accuracy(row, labels)
+
+
+def last_accuracy(data: Any, predicted: str, stored: str) -> float | None:
+    """The last evaluation's accuracy: recomputed from the predictions ``predicted`` where
+    the file has them, else the stored fraction ``stored`` (older files); None if neither."""
+    value = recomputed(data, predicted)
+    if value is not None:
+        return value
+    if stored not in data or not len(data.data(stored)):
+        return None
+    return float(data.data(stored)[-1])

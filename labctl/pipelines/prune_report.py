@@ -30,7 +30,7 @@ def analyse_prune(data: RunData) -> dict[str, Any]:
     """Accuracies, kept fraction, set/reset operations and energy per approach."""
     cfg = data.config
     model = energy_model(cfg)
-    acc = {a: _accuracy(data, f"prune/result/test_predictions_{a}",
+    acc = {a: predictions.last_accuracy(data, f"prune/result/test_predictions_{a}",
                         f"prune/result/accuracy_{a}") for a in APPROACHES}
     ops = {a: _group(data, f"prune/ops/{a}", OPS) for a in APPROACHES}
     counts = {a: _group(data, f"prune/energy/{a}", COUNTERS) for a in APPROACHES}
@@ -46,7 +46,7 @@ def analyse_prune(data: RunData) -> dict[str, Any]:
         "stand_in": bool(cfg.get("stand_in")),
         "network": cfg.get("network"),
         **{f"accuracy_{a}": acc[a] for a in APPROACHES},
-        "accuracy_pruned_software": _accuracy(data, "prune/train/test_predictions",
+        "accuracy_pruned_software": predictions.last_accuracy(data, "prune/train/test_predictions",
                                               "prune/train/test_accuracy"),
         "kept_fraction": (n_k / n_w) if n_w and n_k is not None else None,
         "set_reset_ops": sr,
@@ -59,13 +59,3 @@ def analyse_prune(data: RunData) -> dict[str, Any]:
         "energy_inference_J": e_inf,
         "test_samples": int(counts["pruned"].get("samples", 0)),
     }
-
-
-def _last(data: RunData, name: str) -> float | None:
-    return float(data.data(name)[-1]) if name in data and len(data.data(name)) else None
-
-
-def _accuracy(data: RunData, predicted: str, stored: str) -> float | None:
-    """An accuracy recomputed from its stored predictions (the last row), else as stored."""
-    value = predictions.recomputed(data, predicted)
-    return value if value is not None else _last(data, stored)

@@ -44,10 +44,9 @@ def _last(data: RunData, name: str) -> float | None:
 
 
 def _accuracy(data: RunData, network: str) -> float | None:
-    """The last epoch's test accuracy of one network: recomputed from its stored predictions
-    (the mean over the evaluation passes), else as stored."""
-    value = predictions.recomputed(data, f"{network}/test_predictions")
-    return value if value is not None else _last(data, f"{network}/test_accuracy")
+    """The last epoch's test accuracy of one network (the mean over its evaluation passes)."""
+    return predictions.last_accuracy(data, f"{network}/test_predictions",
+                                     f"{network}/test_accuracy")
 
 
 def analyse_sparse(data: RunData) -> dict[str, Any]:

@@ -348,7 +348,7 @@ def analyse_training(data: RunData) -> dict[str, Any]:
     def get(name: str) -> np.ndarray:
         return data.data(name) if name in data else np.array([])
 
-    acc, fp = get("train/test_accuracy"), get("fp/test_accuracy")
+    acc = get("train/test_accuracy")
     samples, wall = get("train/samples"), get("train/wall_s")
     pulses = get("train/pulses")
     names = [n.decode() if isinstance(n, bytes) else str(n) for n in get("arrays/names")]
@@ -359,9 +359,9 @@ def analyse_training(data: RunData) -> dict[str, Any]:
         "network": "-".join(str(s) for s in cfg.get("sizes", [])),
         "rule_options": dict(cfg.get("rule", {})),
         # from the stored predictions where the file has them (predictions.py)
-        "accuracy": _accuracy(data, "train", acc),
+        "accuracy": pred.last_accuracy(data, "train/test_predictions", "train/test_accuracy"),
         "best_accuracy": float(acc.max()) if acc.size else None,
-        "fp_accuracy": _accuracy(data, "fp", fp),
+        "fp_accuracy": pred.last_accuracy(data, "fp/test_predictions", "fp/test_accuracy"),
         "epochs": int(acc.size),
         "train_loss": float(get("train/train_loss")[-1]) if acc.size else None,
         "samples_per_s": float(samples.sum() / wall.sum()) if wall.size and wall.sum() > 0
@@ -373,11 +373,3 @@ def analyse_training(data: RunData) -> dict[str, Any]:
         "calibration_pulses_total": (int(np.sum(get("arrays/calibration_pulses")))
                                      if "arrays/calibration_pulses" in data else None),
     }
-
-
-def _accuracy(data: RunData, group: str, stored: np.ndarray) -> float | None:
-    """The last evaluation's accuracy: recomputed from its predictions, else as stored."""
-    value = pred.recomputed(data, f"{group}/test_predictions")
-    if value is not None:
-        return value
-    return float(stored[-1]) if stored.size else None
