@@ -16,7 +16,7 @@ Readout.  The DAC drives ``x_q * V_read`` (``V_read`` the chip's read voltage); 
 turned into outputs by the mapping (reference current ``G_ref * sum(V)`` subtracted, or
 ``I+ - I-``), the ADC quantises them over +/- ``adc_sigmas`` standard deviations of the
 output expected for uniform inputs (known from the weights alone), and partial sums of
-tiles are added digitally.  With ``calibration="columns"`` (default) every column gets a
+tiles are added digitally.  With ``calibration="columns"`` every column gets a
 gain and a reference-current correction once, at the first time point: a least-squares
 fit of ADC outputs to the intended ``W x`` over separate random calibration inputs.  It
 takes out the static part of the IR drop (the row-wire attenuation, which scales a
@@ -246,6 +246,7 @@ class Inference(BaseProtocol):
         g = plan.mapping.devices_per_weight
         self.full_scale = [self._full_scale(t, g) for t in self.tiles]
         self._check_calibration_inputs()
+        self._check_calibration_identifiable()
 
     def calibration_count(self) -> int:
         """The calibration inputs the readout fit uses (--calibration-inputs, or automatic)."""
@@ -263,6 +264,36 @@ class Inference(BaseProtocol):
                               f"{cfg.calibration} on a {rows}-row tile: at least {need} (0: "
                               f"automatic, {auto_calibration_inputs(rows)})",
                               key="calibration_inputs")
+
+    def _check_calibration_identifiable(self) -> None:
+        """Refuse a tile whose weights the calibration's digital terms reproduce alone.
+
+        The offsets (``b_j * sum(x)``) and, with ``rows``, the row references
+        (``x @ u``) fit any ``W = 1 b^T`` (constant columns), or ``W = u 1^T + 1 b^T``
+        (rows plus columns): a one-row tile, say.  The fit then sets the gains to ~0
+        and the RMSE measures a digital product, not the chip.
+        """
+        cfg = self.config
+        if cfg.calibration == "none":
+            return
+        for t in self.tiles:
+            w = self._w(t, self.plan.weights)
+            tiny = 1e-6 * max(float(np.linalg.norm(w)), 1e-300)
+            left = w - w.mean(axis=0, keepdims=True)           # what column constants miss
+            columns_ok = float(np.linalg.norm(left)) > tiny
+            if cfg.calibration == "rows":                       # ... and row references
+                left = left - left.mean(axis=1, keepdims=True)
+            if np.linalg.norm(left) <= tiny:
+                what = ("a per-row plus a per-column constant" if columns_ok
+                        or cfg.calibration == "rows" else "constant down each column")
+                c = self._wcols(t)
+                raise ConfigError(
+                    f"--calibration {cfg.calibration}: the tile of weight rows {t.rows[0]}.."
+                    f"{t.rows[1] - 1} and columns {c.start}..{c.stop - 1} is {what}, which "
+                    "the calibration's offsets fit without the chip (the result would not "
+                    "measure it); use --calibration "
+                    + ("columns or none" if columns_ok and cfg.calibration == "rows"
+                       else "none"), key="calibration")
 
     def config_dict(self) -> dict[str, Any]:
         return asdict(self.config)

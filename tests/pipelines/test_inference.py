@@ -225,6 +225,32 @@ def test_inference_refuses_what_is_not_a_transfer(tmp_path, capsys):
 
 
 
+@pytest.mark.parametrize("w, refused, allowed", [
+    ([[0.3, -0.5, 0.9, -0.1]], ("rows", "columns"), "none"),        # one row
+    ([[0.0, 1 / 3], [2 / 3, 1.0]], ("rows",), "columns"),          # rows plus columns
+])
+def test_inference_refuses_weights_its_calibration_fits_without_the_chip(w, refused, allowed,
+                                                                        tmp_path, capsys):
+    """A 1x4 matrix's rows-calibrated RMSE was the same at 1 s and 1000 y (gains ~1e-11:
+    the offsets alone reproduce W x); such a tile is refused, naming what would work."""
+    wf, tf = tmp_path / "w.npy", tmp_path / "t.h5"
+    np.save(wf, np.array(w))
+    assert main(["program", str(wf), "--out", str(tf), "--quiet"]) == 0
+    capsys.readouterr()
+    for calibration in refused:
+        out = tmp_path / f"{calibration}.h5"
+        code = main(["pipeline", "inference", str(tf), "--calibration", calibration,
+                     "--quiet", "--out", str(out)])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert code == 2 and len(err) == 1 and "without the chip" in err[0], err
+        assert allowed in err[0].split("use --calibration")[-1] and not out.exists()
+    out = tmp_path / "ok.h5"
+    assert main(["pipeline", "inference", str(tf), "--calibration", allowed, "--times",
+                 "1s,1000y", "--quiet", "--json", "--out", str(out)]) == 0
+    rmse = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["rmse"]
+    assert rmse["1000y"] > 1.2 * rmse["1s"], rmse           # the chip's relaxation shows
+
+
 def test_inference_refuses_chip_options_it_would_ignore(transfer, tmp_path, capsys):
     """The chip is the transfer's: --preset/--rows/--cols/--backend are refused, not ignored."""
     tf, _ = transfer
