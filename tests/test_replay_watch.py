@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from labctl.cli import main
@@ -323,6 +324,37 @@ def test_a_preset_file_changed_since_the_run_is_named(tmp_path, capsys):
     preset.unlink()
     assert main(["replay", str(run_file), "--out", str(tmp_path / "re2.h5")]) == 2
     assert "which is gone" in capsys.readouterr().err
+
+
+def test_a_run_whose_preset_and_weights_files_moved_resumes(tmp_path, capsys):
+    """Files are identified by their SHA-256, not their path: a project directory moved
+    between sessions resumes; a matrix file that changed is named, with what to give."""
+    import h5py
+
+    from labctl.sim_backend.presets import PRESET_DIR
+
+    a = tmp_path / "a"
+    a.mkdir()
+    (a / "mine.toml").write_text((PRESET_DIR / "cmo-hfox-1t1r.toml").read_text())
+    np.save(a / "w.npy", np.clip(np.random.default_rng(2).normal(size=(4, 2)), -1, 1))
+
+    def argv(d):
+        return ["program", str(d / "w.npy"), "--preset", str(d / "mine.toml"), "--quiet"]
+
+    assert main([*argv(a), "--out", str(a / "p.h5")]) == 0
+    with h5py.File(a / "p.h5", "r+") as f:      # as an interrupted run leaves it
+        f.attrs["status"] = "aborted"
+    b = a.rename(tmp_path / "b")
+    capsys.readouterr()
+    assert main([*argv(b), "--resume", str(b / "p.h5")]) == 0, capsys.readouterr().err
+    with h5py.File(b / "p.h5", "r+") as f:
+        f.attrs["status"] = "aborted"
+    np.save(b / "w.npy", np.full((4, 2), 0.5))
+    capsys.readouterr()
+    assert main([*argv(b), "--resume", str(b / "p.h5")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "is not the one the run programmed" in err[0], err
+    assert f"recorded from {a / 'w.npy'}" in err[0] and "drop the options" not in err[0]
 
 
 def test_a_run_recorded_without_the_preset_digest_still_resumes(tmp_path):

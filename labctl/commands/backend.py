@@ -223,9 +223,11 @@ def check_opened_backend(args: argparse.Namespace, desc: dict[str, Any],
     if recorded is None:
         return
     now = json.loads(json.dumps(jsonable(backend_identity(desc))))
+    then = json.loads(json.dumps(jsonable(backend_identity(recorded))))
     if "preset_sha256" not in json.dumps(recorded):   # recorded before labctl kept the digest
         now = _without(now, "preset_sha256")
-    then = json.loads(json.dumps(jsonable(backend_identity(recorded))))
+    else:   # a preset file is identified by its contents: it may have moved with the project
+        now, then = _without(now, "preset_source"), _without(then, "preset_source")
     diff = _differences(then, now)
     if diff:
         shown = describe_differences(then, now)

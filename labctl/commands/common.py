@@ -158,15 +158,19 @@ def execute_protocol(args: argparse.Namespace, command: str, protocol: Any, *,
                                   key="resume")
             then = jsonable(rr.config)
             now = jsonable(json.loads(json.dumps(jsonable(config))))
+            if "weights_sha256" in then and then.get("weights_sha256") == now.get(
+                    "weights_sha256"):     # the same matrix, wherever its file is now
+                now = {**now, "weights_source": then.get("weights_source")}
             if then != now:
                 if then.get("weights_sha256") != now.get("weights_sha256"):
-                    shown = (f"the matrix in {config.get('weights_source')} is not the one the "
-                             f"run programmed")
-                else:
-                    shown = describe_differences(then, now)
+                    raise ConfigError(
+                        f"--resume {args.resume}: the matrix in {config.get('weights_source')} "
+                        f"is not the one the run programmed (recorded from "
+                        f"{then.get('weights_source')}); give the file it programmed",
+                        key="resume")
                 raise ConfigError(f"--resume {args.resume}: this command differs from the run "
-                                  f"it resumes ({shown}); drop the options that changed",
-                                  key="resume")
+                                  f"it resumes ({describe_differences(then, now)}); drop the "
+                                  f"options that changed", key="resume")
             check_resume_backend(args, rr.backend, args.resume)
             resume_ckpt = rr.checkpoint()
             recorded = rr.backend

@@ -119,7 +119,7 @@ def test_inference_of_a_station_transfer_counts_ages_across_processes(
     capsys.readouterr()
     inf = tmp_path / "inf.h5"
     assert main(["pipeline", "inference", str(pw), "--times", "1s", "--inputs", "8",
-                 "--quiet", "--out", str(inf)]) == 0
+                 "--calibration", "columns", "--quiet", "--out", str(inf)]) == 0
     out, err = capsys.readouterr()
     assert "reads asked for earlier are taken now" in err
     with RunReader(inf) as r:
