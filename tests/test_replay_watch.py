@@ -191,6 +191,7 @@ def test_watch_refuses_a_file_that_is_no_hdf5_at_once(tmp_path, capsys):
     assert main(["watch", str(junk), "--interval-s", "0.05"]) == 2
     assert time.monotonic() - t < 5          # not after the 10 s grace for a new run file
     assert "not a readable labctl run file" in capsys.readouterr().err
+    assert not (tmp_path / "junk-live").exists()          # nor an empty folder left behind
 
 
 def test_report_tells_a_killed_run_from_a_running_one(tmp_path, capsys):

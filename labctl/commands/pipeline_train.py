@@ -165,8 +165,12 @@ def parse_network(text: str | None, n_in: int, n_classes: int) -> tuple[int, ...
     except ValueError as exc:
         raise ConfigError(f"--network {text!r}: expected sizes like 784-256-128-10",
                           key="network") from exc
-    if len(sizes) < 2 or min(sizes) < 1:
-        raise ConfigError(f"--network {text!r}: at least two positive sizes", key="network")
+    if len(sizes) < 2:
+        raise ConfigError(f"--network {text!r}: at least two sizes (inputs-...-outputs)",
+                          key="network")
+    if min(sizes) < 1:
+        raise ConfigError(f"--network {text!r}: every layer size must be >= 1, got "
+                          f"{min(sizes)}", key="network")
     return sizes
 
 

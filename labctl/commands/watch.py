@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -121,10 +122,24 @@ def handle(args: argparse.Namespace) -> int:
             if waited > args.wait_s:
                 raise DataFormatError(f"{run_file} did not appear within {args.wait_s:g} s")
             time.sleep(min(args.interval_s, 0.1))
+    created = not out.exists()
     try:   # only now: a watch that found no run leaves no empty folder behind
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise ConfigError(f"--out {out}: {e.strerror}", key="out") from None
+    try:
+        return _follow(args, run_file, out, t0, say, done)
+    except DataFormatError:   # not a run file after all: nor does it leave an empty folder
+        if created and out.is_dir() and not any(out.iterdir()):
+            out.rmdir()
+        raise
+
+
+def _follow(args: argparse.Namespace, run_file: Path, out: Path, t0: float,
+            say: Callable[[str], None], done: Callable[[str, int], int]) -> int:
+    """Redraw the figures while the run is written; return ``done``'s exit code."""
+    from labctl.errors import DataFormatError
+
     t_file = time.monotonic()
     size, drawn, redraws, status, seen, orphan = -1, -1, 0, "running", False, 0
     while True:

@@ -411,6 +411,9 @@ def test_resumed_run_equals_uninterrupted(tmp_path: Path) -> None:
     (["--rule-option", "bl_max=2.5"], "whole number"),
     (["--batch", "0"], "batch must be >= 1"),
     (["--fp-epochs", "-1"], "--fp-epochs must be >= 0"),
+    (["--network", "64-0-10"], "every layer size must be >= 1, got 0"),
+    (["--network", "64"], "at least two sizes"),
+    (["--network", "64-x-10"], "expected sizes like"),
 ])
 def test_bad_input_exits_2(args: list[str], words: str, tmp_path: Path,
                            capsys: pytest.CaptureFixture[str]) -> None:
