@@ -132,6 +132,11 @@ def load_model(name_or_toml_path: str) -> DeviceModel:
     """Build the device model a preset name or preset file describes."""
     preset = load_preset(name_or_toml_path)
     cls = model_class(preset["model"])
+    if "technology" in preset and preset["technology"] != cls.technology:
+        # informational in the file, but a reader believes it: it must say what is simulated
+        raise ConfigError(f"preset {name_or_toml_path}: technology {preset['technology']!r} is "
+                          f"not what model {preset['model']!r} simulates ({cls.technology!r})",
+                          key="technology")
     try:
         return cls.from_preset(preset, str(preset["name"]))  # type: ignore[no-any-return]
     except ConfigError as exc:
@@ -153,9 +158,9 @@ def default_shape(name_or_toml_path: str) -> tuple[int, int]:
     try:
         rows, cols = int(table["rows"]), int(table["cols"])
     except (KeyError, TypeError, ValueError) as exc:
-        raise ConfigError(f"preset {preset['name']}: [array] needs integer rows and cols",
+        raise ConfigError(f"preset {name_or_toml_path}: [array] needs integer rows and cols",
                           key="array") from exc
     if rows <= 0 or cols <= 0:
-        raise ConfigError(f"preset {preset['name']}: [array] rows and cols must be positive",
+        raise ConfigError(f"preset {name_or_toml_path}: [array] rows and cols must be positive",
                           key="array")
     return rows, cols

@@ -156,6 +156,11 @@ def test_non_finite_values_in_any_table_are_refused(tmp_path: Path, table: str,
                                                     "number > 0, got -4.0"),
     ("\ndw_min = 0.088", "\n", "[pulse] is missing dw_min"),
     ("\ndw_min = ", "\ndw_mni = 0.1\ndw_min = ", "unknown key pulse.dw_mni"),
+    ('technology = "1t1r-reram"', 'technology = "fefet-2t"', "technology 'fefet-2t' is not "
+                                                             "what model 'cmo-hfox' simulates "
+                                                             "('1t1r-reram')"),
+    ('technology = "1t1r-reram"', "technology = 5", "technology 5 is not what model "
+                                                     "'cmo-hfox' simulates ('1t1r-reram')"),
 ])
 def test_a_bad_preset_file_is_named_with_the_key_in_words(tmp_path: Path, old: str, new: str,
                                                           words: str) -> None:
@@ -168,3 +173,12 @@ def test_a_bad_preset_file_is_named_with_the_key_in_words(tmp_path: Path, old: s
     with pytest.raises(ConfigError) as err:
         load_model(str(path))
     assert str(err.value) == f"preset {path}: {words}"
+
+
+def test_a_bad_array_size_names_the_preset_file(tmp_path: Path) -> None:
+    text = (presets.PRESET_DIR / "cmo-hfox-1t1r.toml").read_text()
+    path = tmp_path / "mine.toml"
+    path.write_text(text.replace("cols = 4 ", "cols = 0 ", 1))
+    with pytest.raises(ConfigError) as err:
+        presets.default_shape(str(path))
+    assert str(err.value) == f"preset {path}: [array] rows and cols must be positive"
