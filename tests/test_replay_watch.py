@@ -48,6 +48,19 @@ def test_replay_on_another_preset_is_inconsistent_and_names_what_moved(forming_r
     moved = {k for k, v in res["metrics"].items() if not v["pass"]}
     assert "v_form_mean_V" in moved and "i_form_mean_A" in moved
     assert "INCONSISTENT" in out and "v_form_mean_V" in out
+    row = next(line.split() for line in out.splitlines() if line.startswith("v_form_mean_V "))
+    assert row[1] == "V"                                  # the table's unit column
+
+
+@pytest.mark.parametrize("name, unit", [
+    ("v_form_mean_V", "V"), ("sigma_fit_S.intercept_S", "S"), ("data:program/g_S", "S"),
+    ("i_form_std_A", "A"), ("wall_s", "s"), ("cells_programmed", ""), ("levels", ""),
+    ("_S", ""), ("fit.slope", ""),
+])
+def test_replay_table_unit_is_the_names_suffix(name, unit):
+    from labctl.commands.replay import unit_of
+
+    assert unit_of(name) == unit
 
 
 def test_replay_on_another_preset_keeps_the_recorded_die_size(tmp_path, capsys):

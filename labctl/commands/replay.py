@@ -519,15 +519,27 @@ def _fmt(v: Any) -> str:
     return str(v)[:28]
 
 
+#: unit suffixes of metric and dataset names (SI, as the names are written: ``g_S``)
+_UNIT_SUFFIXES = ("S", "V", "A", "s", "ohm", "J", "W", "Hz", "F", "m")
+
+
+def unit_of(name: str) -> str:
+    """The unit a metric's name carries (``sigma_fit_S.intercept_S`` -> ``S``), else ''."""
+    last = name.replace(":", "/").replace(".", "/").rsplit("/", 1)[-1]
+    stem, sep, suffix = last.rpartition("_")
+    return suffix if sep and stem and suffix in _UNIT_SUFFIXES else ""
+
+
 def _print_table(results: list[Any], consistent: bool, outs: list[Path]) -> None:
     from labctl.data.compare import NOT_JUDGED
 
-    print(f"{'metric':<40} {'recorded':>28} {'replayed':>28} {'stat':>9} {'p':>8}  pass")
+    print(f"{'metric':<40} {'unit':<4} {'recorded':>24} {'replayed':>24} {'stat':>9} "
+          f"{'p':>8}  pass")
     for r in results:
         verdict = "-" if r.kind in NOT_JUDGED else "yes" if r.passed else "NO"
         p = "" if r.p_holm is None else f"{r.p_holm:8.2g}"
-        print(f"{r.name[:40]:<40} {_fmt(r.recorded):>28} {_fmt(r.replayed):>28} "
-              f"{r.statistic:9.3g} {p:>8}  {verdict}")
+        print(f"{r.name[:40]:<40} {unit_of(r.name):<4} {_fmt(r.recorded):>24} "
+              f"{_fmt(r.replayed):>24} {r.statistic:9.3g} {p:>8}  {verdict}")
     moved = [r.name for r in results if not r.passed]
     shown = sum(r.kind in NOT_JUDGED for r in results)
     where = (f"run in {outs[0]}" if len(outs) == 1
