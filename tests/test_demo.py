@@ -24,6 +24,8 @@ def test_demo_runs_every_protocol_and_leaves_no_earlier_demo_behind(
     assert set(s["runs"]) == {"forming", "program", "symmetry-point", "retention"}
     assert all(r["status"] == "complete" for r in s["runs"].values())
     assert s["runs"]["forming"]["summary"]["yield"] == 1.0
+    sp = s["runs"]["symmetry-point"]["summary"]      # per-device lists stay in the run file
+    assert sp["per_device"] == "in the run file's summary" and "n_states_mean" in sp
     figures = sorted(p.name for p in (out / "report").glob("*.png"))
     assert "stale.png" not in figures and len(figures) >= 10
     assert s["runs"]["retention"]["run_file"] == str(out / "retention.h5")
@@ -62,3 +64,20 @@ def test_a_failed_demo_step_ends_with_one_line_and_the_json_status(
     end = json.loads(captured.out.strip().splitlines()[-1])
     assert end == {"status": "failed", "exit_code": 2,
                    "error": "demo step 'forming' failed with exit code 2"}
+
+
+def test_an_interrupted_demo_step_is_called_interrupted(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from labctl import cli
+    from labctl.commands import demo
+
+    monkeypatch.setattr(demo, "STEPS", [("forming", "run_forming", ["run", "forming"],
+                                          "forming.h5")])
+    real = cli.main
+    monkeypatch.setattr(cli, "main", lambda argv=None: 130 if argv and argv[0] == "run"
+                        else real(argv))
+    assert main(["demo", "--out", str(tmp_path / "d"), "--quiet", "--json"]) == 130
+    end = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert end == {"status": "interrupted", "exit_code": 130,
+                   "error": "demo step 'forming' was interrupted"}

@@ -49,6 +49,7 @@ def register(sub: Any) -> None:
 def handle(args: argparse.Namespace) -> int:
     from labctl.cli import main
     from labctl.commands.report import render_report
+    from labctl.commands.run_symmetry_point import without_per_device
     from labctl.data.runfile import RunReader
     from labctl.errors import ConfigError
 
@@ -83,12 +84,14 @@ def handle(args: argparse.Namespace) -> int:
         code = main([*argv, "--seed", str(args.seed), "--out", str(path),
                      *(["--quiet"] if args.quiet else [])])
         if code != 0:   # the step said why in its one line; --json: how the demo ended
-            from labctl.cli import _fail
+            from labctl.cli import EXIT_INTERRUPTED, _fail
 
-            return _fail(args, code, f"demo step '{label}' failed with exit code {code}",
-                         stderr=False)
+            how = ("was interrupted" if code == EXIT_INTERRUPTED
+                   else f"failed with exit code {code}")
+            return _fail(args, code, f"demo step '{label}' {how}", stderr=False)
         with RunReader(path) as r:
-            runs[argv[1]] = {"run_file": str(path), "status": r.status, "summary": r.summary}
+            summary = r.summary if argv[1] != "symmetry-point" else without_per_device(r.summary)
+            runs[argv[1]] = {"run_file": str(path), "status": r.status, "summary": summary}
         figures = render_report(path, out / "report")
         print(f"   {len(figures)} figures in {out / 'report'}", flush=True)
     print(f"demo complete in {time.monotonic() - t0:.1f} s: {len(runs)} runs in {out}/, "

@@ -40,6 +40,8 @@ def _render(run_file: Path, out_dir: Path) -> tuple[list[Path], str, str]:
         module = RENDERERS.get(reader.command)
         if module is None:
             raise DataFormatError(f"{run_file}: no report for runs of kind '{reader.command}'")
+        if out_dir.exists() and not out_dir.is_dir():
+            raise ConfigError(f"--out {out_dir} is a file, not a directory", key="out")
         try:
             out_dir.mkdir(parents=True, exist_ok=True)
         except OSError as e:

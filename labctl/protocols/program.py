@@ -94,8 +94,12 @@ def check_targets(targets_S: np.ndarray, g_lo_S: float, g_hi_S: float) -> None:
         raise ConfigError(f"targets are conductances >= {g_lo_S * 1e6:.4g} uS; the smallest "
                           f"is {lo * 1e6:.4g} uS", key="targets")
     if lo < g_lo_S - eps or hi > g_hi_S + eps:
+        # values of order 1..1000 are conductances written in uS, not the siemens asked for
+        hint = ("; targets are in siemens (50 uS is 50e-6)" if hi >= 1e-3 and lo >= 1e-2
+                else "")
         raise ConfigError(f"targets {lo * 1e6:.4g}..{hi * 1e6:.4g} uS are outside the chip's "
-                          f"window {g_lo_S * 1e6:.4g}..{g_hi_S * 1e6:.4g} uS", key="targets")
+                          f"window {g_lo_S * 1e6:.4g}..{g_hi_S * 1e6:.4g} uS{hint}",
+                          key="targets")
 
 
 class Program(BaseProtocol):

@@ -272,6 +272,16 @@ def test_a_path_of_the_wrong_kind_is_named_as_such(tmp_path, capsys, argv, words
     assert len(err) == 1 and words in err[0], err
 
 
+def test_report_into_a_file_is_named_as_such(tmp_path, capsys):
+    run = tmp_path / "f.h5"
+    assert main(["run", "forming", "--rows", "1", "--cols", "2", "--out", str(run),
+                 "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["report", str(run), "--out", str(run)]) == 2     # was "File exists"
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"labctl: --out {run} is a file, not a directory"]
+
+
 @pytest.mark.parametrize("argv, words", [
     (["run", "forming", "--backend="], "--backend: empty"),   # "$STATION" unset in a script
     (["run", "forming", "--out="], "--out: empty"),

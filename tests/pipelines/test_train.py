@@ -412,6 +412,8 @@ def test_resumed_run_equals_uninterrupted(tmp_path: Path) -> None:
     (["--batch", "0"], "batch must be >= 1"),
     (["--fp-epochs", "-1"], "--fp-epochs must be >= 0"),
     (["--network", "64-0-10"], "every layer size must be >= 1, got 0"),
+    (["--adc-bits", "99"], "0 (ideal) or 2..24, got 99"),
+    (["--dac-bits", "1"], "0 (ideal) or 2..24, got 1"),
     (["--network", "64"], "at least two sizes"),
     (["--network", "64-x-10"], "expected sizes like"),
 ])

@@ -421,3 +421,13 @@ def test_a_two_fefet_die_programs_with_its_own_amplitudes(tmp_path, capsys):
         assert main([*common, *bad, "--out", str(tmp_path / "x.h5")]) == 2
         assert words in capsys.readouterr().err
     assert not (tmp_path / "x.h5").exists()
+
+
+@pytest.mark.parametrize("targets, hinted", [(np.full(4, 50.0), True), (np.full(4, 200e-6), False),
+                                             (np.array([0.02, 0.05]), True)])
+def test_targets_written_in_microsiemens_get_a_hint(targets, hinted):
+    from labctl.protocols.program import check_targets
+
+    with pytest.raises(ConfigError) as err:
+        check_targets(targets, 8e-6, 90e-6)
+    assert ("targets are in siemens" in str(err.value)) == hinted

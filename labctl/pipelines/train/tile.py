@@ -51,8 +51,10 @@ class TileConfig:
     width_s: float = 2.5e-6      # seed 004 pulse width (setup limit) [A]
 
     def validate(self) -> None:
-        if self.dac_bits < 0 or self.adc_bits < 0 or self.dac_bits == 1 or self.adc_bits == 1:
-            raise ConfigError("dac_bits/adc_bits must be 0 (ideal) or >= 2", key="dac_bits")
+        for bits in (self.dac_bits, self.adc_bits):   # 24: as inference (finer is ideal: 0)
+            if bits != 0 and not 2 <= bits <= 24:
+                raise ConfigError(f"--dac-bits/--adc-bits must be 0 (ideal) or 2..24, got "
+                                  f"{bits}", key="dac_bits")
         if self.out_noise < 0 or self.out_bound <= 0:
             raise ConfigError("--out-noise must be >= 0 and --out-bound > 0", key="out_noise")
         if self.set_V <= 0 or self.reset_V <= 0 or self.width_s <= 0:
