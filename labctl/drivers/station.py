@@ -531,4 +531,11 @@ def load_station(path: str | Path) -> Station:
         doc = tomllib.loads(text)
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise ConfigError(f"station file {p}: not valid TOML ({e})", key="station") from None
-    return parse_station(doc, p.resolve(), text=text)
+    try:
+        return parse_station(doc, p.resolve(), text=text)
+    except ConfigError as e:   # the field checks say "station file: ..."; name which one
+        msg = str(e)
+        if msg.startswith("station file: "):
+            raise ConfigError(f"station file {p}: {msg.removeprefix('station file: ')}",
+                              key=e.key) from None
+        raise

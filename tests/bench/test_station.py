@@ -138,3 +138,9 @@ def test_missing_and_malformed_files(tmp_path: Path) -> None:
     bad.write_text("[chip\nrows = 1")
     with pytest.raises(ConfigError, match="not valid TOML"):
         load_station(bad)
+    incomplete = tmp_path / "incomplete.toml"
+    incomplete.write_text("[instruments]\n")
+    with pytest.raises(ConfigError) as err:      # the file is named, as for a TOML error
+        load_station(incomplete)
+    assert str(err.value) == f"station file {incomplete}: missing [chip]"
+    assert err.value.key == "chip"
