@@ -216,7 +216,7 @@ def test_report_tells_a_killed_run_from_a_running_one(tmp_path, capsys):
 
     killed = tmp_path / "killed.h5"
     proc = subprocess.Popen([sys.executable, "-m", "labctl.cli", "run", "program", "--levels",
-                             "8", "--repeats", "64", "--quiet", "--out", str(killed)])
+                             "8", "--repeats", "256", "--quiet", "--out", str(killed)])
     deadline = time.monotonic() + 180
     try:
         # until the first verify rounds are kept by a checkpoint (what report draws of a

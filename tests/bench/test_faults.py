@@ -73,9 +73,12 @@ def test_sigterm_mid_run_leaves_the_bench_safe(serve_station: Any, tmp_path: Pat
     proc = subprocess.Popen([sys.executable, "-m", "labctl.cli", "run", "forming", "--backend",
                              str(station), "--quiet", "--out", str(out)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 60
-    while running.bench.exposure.max_line_V < 3.0 and time.monotonic() < deadline:
-        time.sleep(0.05)  # wait until forming ramps are running
+    deadline = time.monotonic() + 300
+    while running.bench.exposure.max_line_V < 3.0:   # wait until forming ramps are running
+        if time.monotonic() > deadline or proc.poll() is not None:
+            proc.kill()
+            raise AssertionError(f"no forming ramp within the deadline: {proc.communicate()}")
+        time.sleep(0.05)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 130, err

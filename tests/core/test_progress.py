@@ -12,18 +12,23 @@ from labctl.commands.progress import ProgressBar
 
 
 def test_short_work_draws_nothing(capsys):
-    bar = ProgressBar("run x", delay_s=0.2)
+    # a delay no loaded machine reaches (0.2 s was reached on a starved one); close()
+    # cancels the pending first draw: its timer thread ends at once, without drawing
+    bar = ProgressBar("run x", delay_s=30.0)
     bar(1, 2, "a")
     bar(2, 2, "analysing")
     bar.close()
-    time.sleep(0.3)
+    assert bar._timer is not None
+    bar._timer.join(10)
+    assert not bar._timer.is_alive()
     assert capsys.readouterr().err == ""
 
 
 def test_work_that_goes_on_after_the_last_call_is_drawn_with_its_label(capsys):
     bar = ProgressBar("run x", delay_s=0.05)
     bar(2, 2, "analysing")
-    time.sleep(0.3)                         # the analysis, after the last call
+    assert bar._timer is not None
+    bar._timer.join(10)                     # the analysis, after the last call, outlasts it
     bar.close()
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "run x: 100% (2/2" in err and "analysing" in err
@@ -66,7 +71,11 @@ def test_a_long_silence_is_still_reported_in_a_log(capsys):
     """No call for a while (a long analysis): a log still gets a line now and then."""
     bar = ProgressBar("run x", delay_s=0.0, log_every_s=0.1)
     bar(2, 2, "analysing")
-    time.sleep(0.45)
+    lines: list[str] = []
+    deadline = time.monotonic() + 10       # polled: a starved machine draws late, not never
+    while len(lines) < 3 and time.monotonic() < deadline:
+        time.sleep(0.05)
+        lines += capsys.readouterr().err.splitlines()
     bar.close()
-    lines = capsys.readouterr().err.splitlines()
+    lines += capsys.readouterr().err.splitlines()
     assert len(lines) >= 3 and all("analysing" in ln for ln in lines)

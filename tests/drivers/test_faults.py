@@ -48,13 +48,14 @@ def test_dropped_connection(smu) -> None:
 
 def test_stall_past_the_timeout(smu) -> None:
     driver, server = smu
-    server.inject_fault("stall", seconds=1.5)
+    server.inject_fault("stall", seconds=4.0)
     t0 = time.monotonic()
     with pytest.raises(InstrumentTimeout):
         driver.measure_current(0.2)
-    assert time.monotonic() - t0 < 1.5  # the driver gave up, it did not wait it out
+    # the driver gave up, it did not wait it out (0.6 s here, ~1.1 s on a starved machine)
+    assert time.monotonic() - t0 < 2.5
     driver.safe()
-    assert _eventually(server.emulator.is_safe)
+    assert _eventually(server.emulator.is_safe, timeout_s=10.0)
 
 
 def test_garbage_answer(smu) -> None:
@@ -84,7 +85,7 @@ def test_dead_instrument_safe_returns_without_raising(smu) -> None:
     t0 = time.monotonic()
     assert driver.shutdown_error is None
     driver.safe()
-    assert time.monotonic() - t0 < 2.0
+    assert time.monotonic() - t0 < 3.0   # a reconnect and ~2 short timeouts, not a hang
     assert not server.emulator.is_safe()  # nobody could reach it: the bench must report this
     assert driver.shutdown_error and "not confirmed" in driver.shutdown_error
 
