@@ -87,7 +87,8 @@ def handle(args: argparse.Namespace) -> int:
         for role, res in running.resources.items():
             print(f"  {role:<12} {station.instruments[role].driver:<16} {res}")
         if args.json:
-            print(json.dumps({"station": str(station.path), "resources": running.resources,
+            print(json.dumps({"status": "serving", "station": str(station.path),
+                              "resources": running.resources,
                               "station_out": args.station_out}))
         print("serving; Ctrl-C to stop", file=sys.stderr)
         sys.stdout.flush()
@@ -96,4 +97,6 @@ def handle(args: argparse.Namespace) -> int:
         print("stopping the emulated bench", file=sys.stderr)
     finally:
         running.stop()
+    if args.json:   # the last line says how it ended, as every command's does
+        print(json.dumps({"status": "stopped", "station": str(station.path)}), flush=True)
     return 0

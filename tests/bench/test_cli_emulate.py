@@ -28,6 +28,7 @@ def test_emulate_serves_until_sigterm(tmp_path: Path, capsys: pytest.CaptureFixt
             if line.startswith("{"):
                 break
         info = json.loads(lines[-1])
+        assert info["status"] == "serving"
         assert set(info["resources"]) == {"smu", "gate", "pulse", "pulse_reset", "matrix"}
         assert any("TCPIP0::127.0.0.1::" in ln and "keithley-707b" in ln for ln in lines)
         assert main(["instruments", "check", str(station), "--json"]) == 0
@@ -36,12 +37,9 @@ def test_emulate_serves_until_sigterm(tmp_path: Path, capsys: pytest.CaptureFixt
         assert report["status"] == "complete"
     finally:
         proc.send_signal(signal.SIGTERM)
-        rc = proc.wait(timeout=10)
-        if proc.stdout is not None:
-            proc.stdout.close()
-        if proc.stderr is not None:
-            proc.stderr.close()
-    assert rc == 0
+        rest, _ = proc.communicate(timeout=10)
+    assert proc.returncode == 0
+    assert json.loads(rest.strip().splitlines()[-1])["status"] == "stopped"   # how it ended
 
 
 def test_emulate_refuses_a_station_without_emulation(tmp_path: Path,
