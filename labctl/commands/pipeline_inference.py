@@ -282,5 +282,13 @@ def handle(args: argparse.Namespace) -> int:
                                wire_resistance_ohm=cfg.wire_resistance_ohm or 0.0,
                                provenance={"transfer_file": str(Path(args.transfer).resolve())},
                                array_factory=_chip_factory(args, backend, ckpt))
-    emit(summary, as_json=args.json, human=human)
+    emit(summary, as_json=args.json, human=human, json_view=with_below_noise)
     return 0
+
+
+def with_below_noise(s: dict[str, Any]) -> dict[str, Any]:
+    """The --json line names the terms the text table prints as '< noise' (estimated by
+    subtracting noise in quadrature, at or below zero): their 0.0 is no measured zero."""
+    below = {lab: [c for c, x in b.items() if x <= 0 and c in _BY_SUBTRACTION]
+             for lab, b in s.get("rmse_breakdown", {}).items()}
+    return {**s, "below_noise": {lab: cs for lab, cs in below.items() if cs}}

@@ -167,6 +167,18 @@ def test_inference_summary_breakdown_and_growth(transfer, tmp_path, capsys):
     # the quantisation entry is the digital DAC + ADC model, recomputed here independently
     yq = adc(dac(x, 6) @ w, 8, fs)
     assert np.isclose(b1["quantisation"], np.sqrt(np.mean((yq - y_fp) ** 2)))
+    # the terms the table prints as "< noise" are named in the JSON line, and only those
+    assert s["below_noise"] == {lab: [c for c in ("ir_drop",) if b[c] <= 0]
+                                for lab, b in s["rmse_breakdown"].items() if b["ir_drop"] <= 0}
+
+
+def test_below_noise_names_only_terms_estimated_by_subtraction():
+    from labctl.commands.pipeline_inference import with_below_noise
+
+    s = {"rmse_breakdown": {"1s": {"quantisation": 0.0, "ir_drop": 0.0},
+                            "1h": {"quantisation": 0.01, "mvm_vs_reads": -0.001},
+                            "1d": {"quantisation": 0.01, "ir_drop": 0.002}}}
+    assert with_below_noise(s)["below_noise"] == {"1s": ["ir_drop"], "1h": ["mvm_vs_reads"]}
 
 
 def test_finer_converters_and_no_wires_remove_their_causes(transfer, tmp_path, capsys):
