@@ -57,4 +57,8 @@ def load_dataset(name: str, *, data_dir: str | None = None, seed: int = 0,
         data = load(data_dir=data_dir, seed=seed, limit=limit)
     else:
         data = load(data_dir=data_dir, seed=seed)
+    if limit is not None and limit < data.n_classes:
+        # fewer samples than classes: a test accuracy over a handful of inputs says nothing
+        raise ConfigError(f"--limit {limit} keeps fewer samples than the {data.n_classes} "
+                          f"classes of {name}: give at least {data.n_classes}", key="limit")
     return data if limit is None else subsample(data, limit, seed)

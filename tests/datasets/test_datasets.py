@@ -61,6 +61,14 @@ def test_limit_keeps_a_subset_per_split() -> None:
         load_dataset("digits", limit=0)
 
 
+def test_a_limit_below_the_class_count_is_refused() -> None:
+    """--limit 1 trained on one sample and printed a test accuracy of 0 from one input."""
+    with pytest.raises(ConfigError, match="--limit 9 keeps fewer samples than the 10 classes"):
+        load_dataset("digits", limit=9)
+    data = load_dataset("digits", limit=10)
+    assert len(data.y_train) == len(data.y_test) == 10
+
+
 def test_unknown_name_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="choose one of"):
         load_dataset("emnist")
