@@ -63,8 +63,8 @@ def register(sub: Any) -> None:
     p.add_argument("--topology-end", type=finite_float, default=0.75,
                    help="stop topology updates after this fraction of training (default 0.75)")
     p.add_argument("--map-epochs", default=None,
-                   help="epochs whose weight and mask maps are stored, comma separated "
-                   "(default: first, middle, last)")
+                   help="epochs after which the weight and mask maps are stored, comma "
+                   "separated, 0 = before training (default: 0, the middle and the last)")
     p.add_argument("--vau-runs", type=int, default=50,
                    help="random runs per sparsity of the VAU error curve (default 50)")
     p.add_argument("--eval-passes", type=int, default=3,
