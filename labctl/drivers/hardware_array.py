@@ -434,7 +434,13 @@ class HardwareArray:
         self._open_routes()
         self._ops_since_check += 1
         if self._ops_since_check >= self.station.timing.error_check_every:
-            self.check_errors()
+            try:
+                self.check_errors()
+            except BaseException:   # an instrument that reports an error: nothing stays on
+                with interrupts_deferred():
+                    self._recover_links()
+                    self.safe()
+                raise
 
     def _read_compliance(self) -> float:
         return self._info.limits.max_current_A

@@ -126,6 +126,26 @@ def test_simulator_options_are_refused_on_a_station(serve_station: Any, tmp_path
         assert extra[0] in err[0] and not out.exists()
 
 
+def test_an_error_found_after_an_operation_leaves_the_bench_safe(serve_station: Any) -> None:
+    """An instrument error read at the end of an operation that otherwise went through (the
+    error-queue check every ``error_check_every`` operations) used to be raised with the
+    sources still on: a script catching it held the outputs on until close()."""
+    from labctl.array import Cells
+    from labctl.drivers.hardware_array import HardwareArray
+    from labctl.errors import InstrumentError
+
+    doc = small_doc()
+    doc["timing"]["error_check_every"] = 1
+    running, station = serve_station(doc)
+    with HardwareArray.from_station(station) as hw:
+        hw.read(Cells.all())
+        assert not running.all_safe()              # the read left the SMU on, as it may
+        hw.instruments["smu"].errors = lambda: [(-222, "Data out of range")]
+        with pytest.raises(InstrumentError, match="-222"):
+            hw.read(Cells.all())
+        assert running.all_safe()                  # before close()
+
+
 def test_a_failed_operation_leaves_the_bench_safe_before_the_array_closes(
         serve_station: Any) -> None:
     """The operation itself makes the bench safe on a fault, not only the CLI's exit: a
