@@ -215,10 +215,12 @@ def _instruments(doc: dict[str, Any]) -> dict[str, InstrumentSpec]:
             raise ConfigError(f"station file: unknown key {where}.{sorted(unknown)[0]}",
                               key=f"{where}.{sorted(unknown)[0]}")
         out[role] = InstrumentSpec(role, driver, resource, dict(options))
-        _check_driver_options(out[role])
     shared: dict[tuple[str, str], str] = {}
     for role, spec in out.items():
-        other = shared.setdefault((spec.resource, str(spec.options.get("channel", ""))), role)
+        # the channel the driver resolves ("A" and an omitted channel are both smua on a
+        # 2636B): two roles on one channel would send one role's voltages down the other's lines
+        channel = _check_driver_options(spec)
+        other = shared.setdefault((spec.resource, channel), role)
         if other != role:
             raise ConfigError(f"station file: instruments.{role} and instruments.{other} use the "
                               f"same resource and channel {spec.resource}",
@@ -226,18 +228,20 @@ def _instruments(doc: dict[str, Any]) -> dict[str, InstrumentSpec]:
     return out
 
 
-def _check_driver_options(spec: InstrumentSpec) -> None:
+def _check_driver_options(spec: InstrumentSpec) -> str:
     """The driver's own checks of its options (channel, load, sizes ...), run on a link that
-    was never opened, so a bad option is refused before any instrument is touched."""
+    was never opened, so a bad option is refused before any instrument is touched; returns
+    the channel the driver resolved ('' for a single-channel instrument)."""
     from labctl.drivers.registry import build_driver
     from labctl.drivers.transcript import TranscriptTransport
     from labctl.errors import LimitError
 
     try:
-        build_driver(spec.driver, TranscriptTransport([]), spec.options)
+        driver = build_driver(spec.driver, TranscriptTransport([]), spec.options)
     except (ConfigError, LimitError, TypeError) as e:
         raise ConfigError(f"station file: instruments.{spec.role}.options ({spec.driver}): {e}",
                           key=f"instruments.{spec.role}.options") from None
+    return str(getattr(driver, "channel", "")).lower()
 
 
 def _wiring(doc: dict[str, Any], chip: ChipSpec, instruments: dict[str, InstrumentSpec]) -> Wiring:

@@ -95,6 +95,9 @@ CASES = [
     ("timing.bogus", 1, "timing.bogus"),
     ("emulation.clock", "sundial", "emulation.clock"),
     ("instruments.smu.options", {"channel": "c"}, "instruments.smu.options"),
+    # the gate's channel b written as the smu's a, in capitals or left to the default
+    ("instruments.gate.options", {"channel": "A"}, "instruments.gate.resource"),
+    ("instruments.gate.options", {}, "instruments.gate.resource"),
     ("instruments.pulse.options", {"channel": 1, "load": "75"}, "instruments.pulse.options"),
     ("instruments.matrix.options", {"slots": "two"}, "instruments.matrix.options"),
     ("wiring.triggers.set_line", 99, "wiring.triggers.set_line"),   # the 2636B has 1 to 14
