@@ -20,7 +20,13 @@ your die that half the pulse disturbs no cell (`labctl run ...` on a test patter
 emulator with your preset), and set ``chip.inhibit_fraction`` to what your die needs.
 Every level is checked against the station limits before anything is sent: pulses and
 inhibit levels against ``limits.max_voltage_V`` (as the simulator checks a FeFET's write
-gate), read gates against ``limits.max_gate_voltage_V``.
+gate), read gates against ``limits.max_gate_voltage_V``, and what the unselected cells of a
+pulse see (``max(f, 1 - f) |V|``) against ``chip.max_disturb_V``, below the coercive voltage.
+
+Not done here: the inhibit level is held on the channel lines for the whole burst (between
+its pulses too, the other cells of the pulsed gate line see ``-f V`` as DC), and the lines
+of the scheme that are not driven float; a V/3 scheme with a second generator channel
+would bias every line only during the pulse.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ import numpy.typing as npt
 
 from labctl.array import Cells
 from labctl.drivers.hardware_array import HardwareArray, Route
+from labctl.errors import LimitError
 
 
 class FefetHardwareArray(HardwareArray):
@@ -63,11 +70,19 @@ class FefetHardwareArray(HardwareArray):
     def _gate_pulses(self, cells: Cells, amplitude_V: float | npt.ArrayLike, width_s: float,
                      count: int | npt.ArrayLike, *, line: str) -> None:
         r, c, amp, phys, n = self._pulse_plan(cells, amplitude_V, count)
-        lim = self._info.limits
+        lim, chip = self._info.limits, self.station.chip
         lim.check_voltage(phys, terminal="write gate")
-        inhibit = phys * self.station.chip.inhibit_fraction
+        inhibit = phys * chip.inhibit_fraction
         lim.check_voltage(inhibit)          # on the bit or source lines
         lim.check_width(float(width_s))
+        seen = chip.disturb_V(phys)
+        if chip.max_disturb_V is not None and np.any(seen > chip.max_disturb_V):
+            k = int(np.argmax(seen))
+            raise LimitError(f"a {phys[k]:g} V gate pulse puts {seen[k]:g} V on the unselected "
+                             f"cells (inhibit_fraction {chip.inhibit_fraction:g}), more than "
+                             f"chip.max_disturb_V = {chip.max_disturb_V:g} V: they would "
+                             "switch too", quantity="disturb voltage", value=float(seen[k]),
+                             limit=chip.max_disturb_V)
         active = np.flatnonzero((n > 0) & (amp != 0))
         if active.size == 0:
             return

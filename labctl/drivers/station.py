@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from labctl.array import TECHNOLOGIES, Limits
 from labctl.drivers.capabilities import CAPABILITIES, Capability, matrix_size
 from labctl.drivers.station_fields import (
@@ -142,6 +144,15 @@ class ChipSpec:
     #: two-FeFET die: a gate pulse's unselected cells see this fraction of it on their
     #: channel lines (the V/2 inhibit scheme), so only the addressed cell switches
     inhibit_fraction: float = 0.5
+    #: two-FeFET die: the most any unselected cell may see during a gate pulse (and a read
+    #: gate may be), below the die's coercive voltage; required for fefet-2t
+    max_disturb_V: float | None = None
+
+    def disturb_V(self, pulse_V: float | np.ndarray) -> np.ndarray:
+        """What the unselected cells of a gate pulse see at most: the other cells on its
+        gate line ``(1 - f) |V|``, the cells on the held channel lines ``f |V|``."""
+        f = self.inhibit_fraction
+        return np.asarray(np.abs(pulse_V), dtype=float) * max(f, 1.0 - f)
 
 
 @dataclass(frozen=True)
@@ -377,7 +388,7 @@ def _chip(doc: dict[str, Any]) -> ChipSpec:
     w, dflt = "chip", ChipSpec(1, 1)
     check_unknown(d, {"rows", "cols", "technology", "window_S", "set_polarity", "read_voltage_V",
                  "gate_voltage_V", "selector_resistance_ohm", "mask_reset_V", "mask_set_V",
-                 "mask_width_s", "mask_pulses", "inhibit_fraction"}, w)
+                 "mask_width_s", "mask_pulses", "inhibit_fraction", "max_disturb_V"}, w)
     tech = get_str(d, "technology", w, dflt.technology)
     if tech not in TECHNOLOGIES:
         raise ConfigError(f"station file: chip.technology {tech!r} is not one of "
@@ -405,7 +416,22 @@ def _chip(doc: dict[str, Any]) -> ChipSpec:
                     mask_set_V=get_number(d, "mask_set_V", w, dflt.mask_set_V, positive=True),
                     mask_width_s=get_number(d, "mask_width_s", w, dflt.mask_width_s, positive=True),
                     mask_pulses=get_int(d, "mask_pulses", w, dflt.mask_pulses, minimum=1),
-                    inhibit_fraction=_inhibit_fraction(d, tech))
+                    inhibit_fraction=_inhibit_fraction(d, tech),
+                    max_disturb_V=_max_disturb(d, tech))
+
+
+def _max_disturb(d: dict[str, Any], technology: str) -> float | None:
+    if technology != "fefet-2t":
+        if "max_disturb_V" in d:
+            raise ConfigError("station file: chip.max_disturb_V is for fefet-2t dies (gate "
+                              "pulses on shared lines); a 1t1r-reram cell is selected by its "
+                              "transistor", key="chip.max_disturb_V")
+        return None
+    if "max_disturb_V" not in d:
+        raise ConfigError("station file: missing chip.max_disturb_V (fefet-2t: the most an "
+                          "unselected cell may see during a gate pulse, below the die's "
+                          "coercive voltage)", key="chip.max_disturb_V")
+    return get_number(d, "max_disturb_V", "chip", positive=True)
 
 
 def _inhibit_fraction(d: dict[str, Any], technology: str) -> float:
@@ -500,6 +526,18 @@ def _check_consistency(st: Station) -> None:
         if getattr(chip, k) > lim.max_voltage_V:
             raise ConfigError(f"station file: chip.{k} exceeds limits.max_voltage_V",
                               key=f"chip.{k}")
+    if chip.max_disturb_V is not None:     # fefet-2t: what the unselected cells see
+        for k in ("mask_set_V", "mask_reset_V"):
+            seen = float(chip.disturb_V(getattr(chip, k)))
+            if seen > chip.max_disturb_V:
+                raise ConfigError(f"station file: chip.{k} = {getattr(chip, k):g} V puts "
+                                  f"{seen:g} V on unselected cells (inhibit_fraction "
+                                  f"{chip.inhibit_fraction:g}), more than chip.max_disturb_V "
+                                  f"= {chip.max_disturb_V:g} V", key=f"chip.{k}")
+        if chip.gate_voltage_V > chip.max_disturb_V:
+            raise ConfigError(f"station file: chip.gate_voltage_V = {chip.gate_voltage_V:g} V, "
+                              f"a read gate above chip.max_disturb_V = {chip.max_disturb_V:g} V, "
+                              "would write the cells it reads", key="chip.gate_voltage_V")
     if not lim.min_pulse_width_s <= chip.mask_width_s <= lim.max_pulse_width_s:
         raise ConfigError("station file: chip.mask_width_s is outside the pulse-width limits",
                           key="chip.mask_width_s")

@@ -98,14 +98,42 @@ def test_levels_beyond_the_limits_are_refused_before_anything_is_sent(serve_fefe
     assert running.all_safe()
 
 
+@pytest.mark.parametrize("fraction, amp", [(0.5, 3.2), (0.5, -4.0), (0.25, 2.1)])
+def test_a_pulse_that_would_switch_unselected_cells_is_refused_before_anything_is_sent(
+        serve_fefet: Any, fraction: float, amp: float) -> None:
+    """Within limits.max_voltage_V, but max(f, 1 - f) |V| above chip.max_disturb_V: the
+    other cells of the row (or column) would switch too; an audit saw a +3.2 V pulse
+    rewrite all 8 cells of its row on the emulated die, without a word."""
+    doc = fefet_doc()
+    doc["chip"].update(inhibit_fraction=fraction, mask_set_V=2.0, mask_reset_V=2.0)
+    running, station = serve_fefet(doc)
+    die = running.bench.array
+    with HardwareArray.from_station(station) as hw:
+        x0, sent = die.state["x"].copy(), running.bench.exposure.pulses
+        with pytest.raises(LimitError, match="more than chip.max_disturb_V = 1.5 V"):
+            hw.pulse(Cells.at([2], [3]), amp, 100e-6)
+        assert running.bench.exposure.pulses == sent and np.array_equal(die.state["x"], x0)
+        hw.pulse(Cells.at([2], [3]), 1.5 / max(fraction, 1 - fraction), 100e-6)   # the edge
+        moved = np.argwhere(np.abs(die.state["x"] - x0) > 0).tolist()
+        assert moved in ([], [[2, 3]])                     # nothing but the addressed cell
+    assert running.all_safe()
+
+
 @pytest.mark.parametrize("edit, words", [
     (lambda d: d["wiring"]["mapping"].pop("sparsity"), "missing wiring.mapping.sparsity"),
     (lambda d: d["wiring"]["mapping"].update(sparsity=[25, 26]), "2 ports for 8 columns"),
     (lambda d: d["wiring"]["mapping"].update(sources=[17]), "one source line per row"),
     (lambda d: d["chip"].update(inhibit_fraction=1.0), "between 0 and 1"),
     (lambda d: d["chip"].update(technology="1t1r-reram"), "inhibit_fraction is for fefet-2t"),
+    (lambda d: (d["chip"].update(technology="1t1r-reram"), d["chip"].pop("inhibit_fraction"),
+                d["chip"].pop("max_disturb_V")), "sparsity is for fefet-2t"),
     (lambda d: (d["chip"].update(technology="1t1r-reram"), d["chip"].pop("inhibit_fraction")),
-     "sparsity is for fefet-2t"),
+     "max_disturb_V is for fefet-2t"),
+    (lambda d: d["chip"].pop("max_disturb_V"), "missing chip.max_disturb_V"),
+    # a mask level whose inhibit would switch the unselected cells, at V/2 and off it
+    (lambda d: d["chip"].update(mask_set_V=3.2), "chip.mask_set_V = 3.2 V puts 1.6 V"),
+    (lambda d: d["chip"].update(inhibit_fraction=0.2), "chip.mask_set_V = 3 V puts 2.4 V"),
+    (lambda d: d["chip"].update(gate_voltage_V=1.6), "would write the cells it reads"),
     (lambda d: d["wiring"].update(triggers={"set_line": 1, "reset_line": 2}),
      "[instruments.pulse_reset]"),
 ])

@@ -96,8 +96,9 @@ def test_no_voltage_beyond_the_station_limit_reaches_a_fefet_die(
     text = dump_toml(doc)
     try:
         station = parse_station(tomllib.loads(text), Path("prop.toml"), text=text)
-    except Exception as e:   # a mask level beyond the limits is refused at load
-        assert "mask" in str(e) and mask_V > v_max
+    except Exception as e:   # a mask level beyond the limits, or disturbing, refused at load
+        disturbs = mask_V * max(fraction, 1 - fraction) > doc["chip"]["max_disturb_V"]
+        assert "mask" in str(e) and (mask_V > v_max or disturbs), str(e)
         return
     with tempfile.TemporaryDirectory() as tmp, start_bench(station, ephemeral=True) as bench:
         path = Path(tmp) / "station.toml"
