@@ -90,10 +90,13 @@ class FefetHardwareArray(HardwareArray):
         order = active[np.lexsort((n[active], phys[active]))]
         with self._operation("pulse", active.size):
             for k in order.tolist():
-                self._gate_to(float(inhibit[k]))
                 self._pulser_to(float(phys[k]), float(width_s), int(n[k]))
+                # relays switch with the hold source at 0 V, never at the inhibit level
+                self._gate_to(0.0)
                 self._close(self._pulse_routes(line, int(r[k]), int(c[k])))
+                self._gate_to(float(inhibit[k]))
                 self.pulser.fire()
+            self._gate_to(0.0)                # before the routes open at the operation's end
 
     def _pulse_routes(self, line: str, row: int, col: int) -> tuple[Route, ...]:
         """The generator on the cell's gate line, the cell's channel line grounded, the other

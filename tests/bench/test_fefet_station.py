@@ -245,3 +245,20 @@ def test_a_fefet_station_run_replays_from_its_transcript(
     assert code == 0, [k for k, v in replay["metrics"].items() if not v["pass"]]
     with RunReader(tmp_path / "p-replay.h5") as r:
         assert r.summary["pulses_mean_all"] == recorded["pulses_mean_all"]
+
+
+def test_relays_switch_with_the_hold_source_at_zero(serve_fefet: Any) -> None:
+    """The inhibit level goes on after the routes close and off before they change or open:
+    the relays never switch the gate source-meter's 1.5 V hot (as reads never switch a
+    level above the read voltage)."""
+    running, station = serve_fefet()
+    with HardwareArray.from_station(station) as hw:
+        seen: list[float | None] = []
+        close, open_routes = hw._close, hw._open_routes
+        hw._close = lambda routes: (seen.append(hw._gate_level), close(routes))[1]
+        hw._open_routes = lambda: (seen.append(hw._gate_level), open_routes())[1]
+        hw.pulse(Cells.at([1, 2, 5], [3, 3, 0]), [3.0, 2.0, -3.0], 100e-6)
+        hw.mask(Cells.at([4, 4], [5, 6]), [False, True])
+        assert len(seen) >= 7 and set(seen) <= {None, 0.0}, seen
+        assert running.bench.exposure.max_line_V == pytest.approx(1.5)   # the inhibit held
+    assert running.all_safe()
