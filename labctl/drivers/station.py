@@ -494,6 +494,9 @@ def _check_consistency(st: Station) -> None:
         if lim.max_gate_voltage_V > g.max_voltage_V:
             _beyond("limits.max_gate_voltage_V", lim.max_gate_voltage_V, "V", "gate",
                     g.max_voltage_V)
+        if lim.max_gate_voltage_V > mx.max_voltage_V:     # the gate goes through the matrix too
+            _beyond("limits.max_gate_voltage_V", lim.max_gate_voltage_V, "V", "matrix",
+                    mx.max_voltage_V)
     first, last = smu.trigger_lines
     for k in ("set_line", "reset_line"):
         line = getattr(st.wiring, k)

@@ -147,3 +147,14 @@ def test_missing_and_malformed_files(tmp_path: Path) -> None:
         load_station(incomplete)
     assert str(err.value) == f"station file {incomplete}: missing [chip]"
     assert err.value.key == "chip"
+
+
+def test_a_gate_limit_beyond_the_matrix_rating_is_refused() -> None:
+    """The gate source-meter reaches the word lines through the matrix: its limit is held to
+    the matrix's rating as the bit lines' is (a relay matrix of 50 V behind a 210 V SMU)."""
+    with (EXAMPLES / "station-b2902a-33500b-relay.toml").open("rb") as f:
+        doc = tomllib.load(f)
+    doc["limits"]["max_gate_voltage_V"] = 100.0
+    with pytest.raises(ConfigError) as e:
+        _parse(doc)
+    assert e.value.key == "limits.max_gate_voltage_V" and "matrix" in str(e.value)
