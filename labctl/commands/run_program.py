@@ -25,13 +25,16 @@ def add_verify_options(p: argparse.ArgumentParser, *, tolerance: float) -> None:
     p.add_argument("--width-s", type=finite_float, default=2.5e-6,
                    help="set/reset pulse width (default 2.5e-6 s)")
     p.add_argument("--reset", choices=("sweep", "pulses"), default="sweep",
-                   help="reset to HRS by a quasi-static sweep (default, seed 004) or pulses")
+                   help="reset to HRS by a quasi-static sweep (default, seed 004; 1T1R only) "
+                   "or 20 pulses (at --reset-V when given, else -1.5 V)")
     p.add_argument("--set-V", type=finite_float, default=None, metavar="V",
                    help="one set amplitude for every target, with --reset-V, instead of seed "
                    "004's table for the CMO/HfOx die (1.35-1.5 V set, -1.3 to -1.5 V reset); "
-                   "e.g. --set-V 2.3 --reset-V -2.3 --width-s 1e-4 for mos2-fefet-2t")
+                   "e.g. --set-V 2.3 --reset-V -2.3 --width-s 1e-4 --reset pulses for "
+                   "mos2-fefet-2t")
     p.add_argument("--reset-V", type=finite_float, default=None, metavar="V",
-                   help="the reset amplitude that goes with --set-V (negative)")
+                   help="the reset amplitude that goes with --set-V (negative; also the "
+                   "amplitude of --reset pulses)")
 
 
 def add_level_options(p: argparse.ArgumentParser, *, levels: int | None,
@@ -77,6 +80,7 @@ def verify_config(args: argparse.Namespace) -> Any:
                               f"{reset_V:g} V", key="set_V")
         # one row up to 1 S: above every window (finite, so the config stays plain JSON)
         amplitudes["amplitudes"] = ((1.0, float(set_V), float(reset_V)),)
+        amplitudes["reset_pulse_V"] = float(reset_V)    # --reset pulses: the same amplitude
     cfg = VerifyConfig(tolerance=args.tolerance, max_pulses=args.max_pulses,
                        width_s=args.width_s, reset=args.reset, **amplitudes)
     cfg.validate()

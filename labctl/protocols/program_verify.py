@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from labctl.array import Array, Cells, Limits, ProgramVerifyCapable
+from labctl.array import Array, ArrayInfo, Cells, Limits, ProgramVerifyCapable
 from labctl.errors import ConfigError
 from labctl.protocols.base import Step
 
@@ -95,6 +95,15 @@ class VerifyConfig:
         if self.reset_pulses < 0 or self.reset_pulse_V >= 0:
             raise ConfigError("reset pulses: count >= 0 and a negative amplitude",
                               key="reset_pulse_V")
+
+    def check_array(self, info: ArrayInfo) -> None:
+        """Preflight on the opened chip: the limits, and a reset its cells respond to."""
+        self.check_limits(info.limits)
+        if info.technology == "fefet-2t" and self.reset == "sweep":
+            # a drain sweep at the read gate leaves a FeFET's polarisation as it was (the
+            # simulator's FeFET sweep is read-only): the "reset" cells would not be reset
+            raise ConfigError("--reset sweep is a 1T1R reset; a two-FeFET cell is reset by "
+                              "gate pulses: give --reset pulses (at --reset-V)", key="reset")
 
     def check_limits(self, limits: Limits) -> None:
         """Every pulse width and voltage of the loop against the chip's limits (preflight)."""

@@ -104,7 +104,7 @@ class Retention(BaseProtocol):
         return job_targets(np.linspace(cfg.g_min_S, cfg.g_max_S, cfg.levels), cfg.repeats)
 
     def preflight(self, array: Array) -> None:
-        self.config.verify.check_limits(array.info.limits)
+        self.config.verify.check_array(array.info)
         if self.config.form and array.info.technology == "1t1r-reram":
             # cells that read as unformed get the forming ramp
             FormingConfig().check_limits(array.info.limits, before="run retention")

@@ -93,7 +93,7 @@ class Transfer(BaseProtocol):
         return asdict(self.config)
 
     def preflight(self, array: Array) -> None:
-        self.config.verify.check_limits(array.info.limits)
+        self.config.verify.check_array(array.info)
         if self.config.form and array.info.technology == "1t1r-reram":
             # cells that read as unformed get the forming ramp
             self.config.forming.check_limits(array.info.limits, before="labctl program")

@@ -235,8 +235,9 @@ def test_a_fefet_station_run_replays_from_its_transcript(
     running, station = serve_fefet()
     out = tmp_path / "p.h5"
     assert main(["run", "program", "--backend", str(station), "--levels", "2", "--g-min-S",
-                 "3e-6", "--g-max-S", "6e-6", "--max-pulses", "20", "--quiet", "--json",
-                 "--out", str(out)]) == 0
+                 "3e-6", "--g-max-S", "6e-6", "--max-pulses", "20", "--reset", "pulses",
+                 "--set-V", "2.3", "--reset-V", "-2.3", "--width-s", "1e-4", "--quiet",
+                 "--json", "--out", str(out)]) == 0
     recorded = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert recorded["pulses_mean_all"] > 0 and running.bench.exposure.pulses > 0
     running.stop()     # no instrument from here on

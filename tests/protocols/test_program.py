@@ -408,16 +408,25 @@ def test_a_two_fefet_die_programs_with_its_own_amplitudes(tmp_path, capsys):
 
     common = ["run", "program", "--preset", "mos2-fefet-2t", "--rows", "4", "--cols", "4",
               "--levels", "4", "--repeats", "4", "--g-min-S", "2e-6", "--g-max-S", "8e-6",
-              "--width-s", "1e-4", "--max-pulses", "200", "--json", "--quiet"]
+              "--width-s", "1e-4", "--max-pulses", "200", "--reset", "pulses", "--json",
+              "--quiet"]
     assert main([*common, "--set-V", "2.3", "--reset-V", "-2.3",
                  "--out", str(tmp_path / "fefet.h5")]) == 0
     s = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert s["converged_fraction"] == 1.0 and s["levels_separated"]
+    with RunReader(tmp_path / "fefet.h5") as r:   # the reset pulses act (at --reset-V)
+        assert r.config["verify"]["reset_pulse_V"] == -2.3
+        # a fresh mos2-fefet-2t cell reads ~5 uS; 20 pulses at -1.5 V (below the coercive
+        # voltage, the old default amplitude) or a drain sweep would leave it there
+        assert np.mean(r.data("program/g_reset_S")) < 4.2e-6
     assert main([*common, "--out", str(tmp_path / "table.h5")]) == 0
     s = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert s["converged_fraction"] < 0.5
     for bad, words in ((["--set-V", "2.3"], "go together"),
-                       (["--set-V", "2.3", "--reset-V", "1"], "--reset-V < 0")):
+                       (["--set-V", "2.3", "--reset-V", "1"], "--reset-V < 0"),
+                       # a drain sweep does not reset a FeFET: refused, not a silent no-op
+                       (["--set-V", "2.3", "--reset-V", "-2.3", "--reset", "sweep"],
+                        "give --reset pulses")):
         assert main([*common, *bad, "--out", str(tmp_path / "x.h5")]) == 2
         assert words in capsys.readouterr().err
     assert not (tmp_path / "x.h5").exists()
