@@ -284,8 +284,8 @@ class Inference(BaseProtocol):
             if cfg.calibration == "rows":                       # ... and row references
                 left = left - left.mean(axis=1, keepdims=True)
             if np.linalg.norm(left) <= tiny:
-                what = ("a per-row plus a per-column constant" if columns_ok
-                        or cfg.calibration == "rows" else "constant down each column")
+                what = ("constant down each column" if cfg.calibration == "columns"
+                        else "a per-row plus a per-column constant")
                 c = self._wcols(t)
                 raise ConfigError(
                     f"--calibration {cfg.calibration}: the tile of weight rows {t.rows[0]}.."
